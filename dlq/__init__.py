@@ -1,0 +1,1 @@
+"""Failure routing: dead-letter envelopes, inspection and replay."""

@@ -1,0 +1,110 @@
+"""The dead-letter envelope: the original record plus error headers.
+
+A dead-letter record keeps the original key, value, headers and timestamp
+byte for byte (the Kafka Connect and confluent-kafka habit) and adds headers
+whose names all start with :data:`PREFIX`:
+
+=============================  ==============================================
+header                         value (UTF-8)
+=============================  ==============================================
+conveyor.dlq.origin.topic      topic the failed record was read from
+conveyor.dlq.origin.partition  its partition (decimal)
+conveyor.dlq.origin.offset     its offset (decimal)
+conveyor.dlq.origin.timestamp  its timestamp, epoch ms (decimal)
+conveyor.dlq.group             consumer group of the failing processor
+conveyor.dlq.processor         processor name
+conveyor.dlq.processor.version processor version
+conveyor.dlq.error.class       ``permanent`` or ``transient``
+conveyor.dlq.exception.class   exception class name (module-qualified)
+conveyor.dlq.exception.message exception message (truncated to 4 KiB)
+conveyor.dlq.stacktrace        formatted traceback (truncated to 16 KiB)
+conveyor.dlq.failed.at         time of the failure, epoch ms
+conveyor.dlq.attempt           delivery attempt count (1 for a first failure)
+=============================  ==============================================
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Optional
+
+PREFIX = "conveyor.dlq."
+ORIGIN_TOPIC = PREFIX + "origin.topic"
+ORIGIN_PARTITION = PREFIX + "origin.partition"
+ORIGIN_OFFSET = PREFIX + "origin.offset"
+ORIGIN_TIMESTAMP = PREFIX + "origin.timestamp"
+GROUP = PREFIX + "group"
+PROCESSOR = PREFIX + "processor"
+PROCESSOR_VERSION = PREFIX + "processor.version"
+ERROR_CLASS = PREFIX + "error.class"
+EXCEPTION_CLASS = PREFIX + "exception.class"
+EXCEPTION_MESSAGE = PREFIX + "exception.message"
+STACKTRACE = PREFIX + "stacktrace"
+FAILED_AT = PREFIX + "failed.at"
+ATTEMPT = PREFIX + "attempt"
+
+MAX_MESSAGE_CHARS = 4096
+MAX_STACKTRACE_CHARS = 16384
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a failed record was read: topic, partition, offset, timestamp (epoch ms)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+def error_class(exc: BaseException) -> str:
+    """``permanent`` unless the exception says it is transient (``permanent = False``)."""
+    return "permanent" if getattr(exc, "permanent", True) else "transient"
+
+
+def exception_name(exc: BaseException) -> str:
+    """Module-qualified class name, e.g. ``processors.errors.CorruptDocumentError``."""
+    cls = type(exc)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def error_headers(exc: BaseException, origin: Origin, *, processor: str, version: str,
+                  group: str, attempt: int = 1, failed_at: Optional[int] = None) -> list[tuple[str, bytes]]:
+    """The ``conveyor.dlq.*`` headers describing ``exc`` for a record read at ``origin``."""
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    values = {
+        ORIGIN_TOPIC: origin.topic,
+        ORIGIN_PARTITION: str(origin.partition),
+        ORIGIN_OFFSET: str(origin.offset),
+        ORIGIN_TIMESTAMP: str(origin.timestamp),
+        GROUP: group,
+        PROCESSOR: processor,
+        PROCESSOR_VERSION: version,
+        ERROR_CLASS: error_class(exc),
+        EXCEPTION_CLASS: exception_name(exc),
+        EXCEPTION_MESSAGE: (str(exc) or type(exc).__name__)[:MAX_MESSAGE_CHARS],
+        STACKTRACE: stack[-MAX_STACKTRACE_CHARS:],
+        FAILED_AT: str(failed_at if failed_at is not None else int(time.time() * 1000)),
+        ATTEMPT: str(attempt),
+    }
+    return [(k, v.encode("utf-8")) for k, v in values.items()]
+
+
+def dead_letter_headers(original: Optional[list[tuple[str, bytes]]], exc: BaseException,
+                        origin: Origin, **kw) -> list[tuple[str, bytes]]:
+    """Original headers unchanged, followed by :func:`error_headers`.
+
+    Earlier ``conveyor.dlq.*`` headers (from a replayed record) are dropped so
+    each dead letter describes its latest failure once.
+    """
+    kept = [(k, v) for k, v in (original or []) if not k.startswith(PREFIX)]
+    return kept + error_headers(exc, origin, **kw)
+
+
+def decode_headers(headers: Optional[list[tuple[str, Optional[bytes]]]]) -> dict[str, str]:
+    """Headers as ``{name: text}`` (last value wins; bytes decoded as UTF-8 with replacement)."""
+    out: dict[str, str] = {}
+    for k, v in headers or []:
+        out[k] = v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else (v or "")
+    return out

@@ -1,0 +1,174 @@
+"""The ``classify`` stage: Embedded records → Prediction records.
+
+Texts (``kind == "text"``) are classified by the intent model, documents by the
+document-type model (both shipped in ``processors/models``; see
+:mod:`processors.classify.models`). The routing rules of
+:mod:`processors.classify.routing` decide ``auto`` or ``review``; for documents
+an optional duplicate finder (e.g. a Milvus similarity search) is consulted.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from processors.base import Outcome, Processor, Record
+from processors.classify.models import OnnxClassifier
+from processors.classify.routing import (
+    DEFAULT_DUPLICATE_THRESHOLD,
+    auto_threshold_from,
+    decide,
+    select_duplicates,
+)
+from processors.errors import ModelInputError
+
+__all__ = ["ClassifyProcessor", "OnnxClassifier", "DEFAULT_MODELS", "DuplicateFinder"]
+
+#: Record kind → model folder name under ``models_dir``.
+DEFAULT_MODELS: dict[str, str] = {"text": "intent-banking77", "document": "doctype"}
+
+#: ``(doc_id, vector) -> [(other_doc_id, cosine_similarity), ...]``
+DuplicateFinder = Callable[[str, list[float]], list[tuple[str, float]]]
+
+TOP_K = 3
+
+
+def _default_models_dir() -> Path:
+    from processors.models import MODELS_DIR
+
+    return MODELS_DIR
+
+
+class ClassifyProcessor(Processor):
+    """Classify embedded texts and documents and route them.
+
+    Args:
+        models_dir: folder holding the model folders (default: the shipped
+            ``processors/models``).
+        find_duplicates: called for documents with ``(doc_id, doc_vector)``;
+            returns candidate ``(doc_id, similarity)`` pairs. None: no check.
+        duplicate_threshold: similarity at or above which a candidate counts as
+            a possible duplicate.
+        auto_threshold: confidence below which a prediction goes to review;
+            overrides every manifest's ``auto_threshold`` (default: manifest
+            value, else 0.7).
+        model_names: kind → model folder (default :data:`DEFAULT_MODELS`).
+        check_embedding_model: refuse records whose embedding model sha256
+            differs from the one the classifier was trained on.
+
+    Raises:
+        FileNotFoundError: a model folder is missing.
+        ModelIntegrityError: a model file does not match its manifest.
+    """
+
+    name = "classify"
+    version = "0.1.0"
+
+    def __init__(
+        self,
+        models_dir: str | Path | None = None,
+        find_duplicates: DuplicateFinder | None = None,
+        duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD,
+        auto_threshold: float | None = None,
+        *,
+        model_names: Mapping[str, str] | None = None,
+        check_embedding_model: bool = True,
+    ) -> None:
+        base = Path(models_dir) if models_dir is not None else _default_models_dir()
+        self.classifiers: dict[str, OnnxClassifier] = {
+            kind: OnnxClassifier.load(base / folder) for kind, folder in (model_names or DEFAULT_MODELS).items()
+        }
+        self.thresholds = {k: auto_threshold_from(c.manifest, auto_threshold) for k, c in self.classifiers.items()}
+        self.find_duplicates = find_duplicates
+        self.duplicate_threshold = float(duplicate_threshold)
+        self.check_embedding_model = check_embedding_model
+
+    # ---------------------------------------------------------------- checks
+    def _vector(self, record: Record) -> tuple[OnnxClassifier, np.ndarray]:
+        kind = record.get("kind")
+        clf = self.classifiers.get(kind)  # type: ignore[arg-type]
+        if clf is None:
+            raise ModelInputError(f"no classifier for kind {kind!r}")
+        vec = record.get("doc_vector")
+        if vec is None:
+            raise ModelInputError("record has no doc_vector")
+        arr = np.asarray(vec, dtype=np.float32)
+        if arr.ndim != 1 or arr.shape[0] != clf.input_dim:
+            raise ModelInputError(f"doc_vector has size {arr.size}, {clf.name} expects {clf.input_dim}")
+        if not np.all(np.isfinite(arr)):
+            raise ModelInputError("doc_vector contains NaN or infinity")
+        if self.check_embedding_model:
+            expected = (clf.manifest.get("embedding_model") or {}).get("sha256")
+            got = record.get("model_sha256")
+            if expected and got and expected != got:
+                raise ModelInputError(
+                    f"embedding model {record.get('model_name')} ({got[:12]}…) differs from the one "
+                    f"{clf.name} was trained on ({expected[:12]}…)"
+                )
+        return clf, arr
+
+    # ----------------------------------------------------------------- batch
+    def process_batch(self, records: Sequence[Record]) -> list[Outcome]:
+        """One Prediction per input; a bad input yields its exception only."""
+        outcomes: list[Outcome | None] = [None] * len(records)
+        by_kind: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for i, record in enumerate(records):
+            try:
+                clf, vec = self._vector(record)
+            except Exception as exc:  # noqa: BLE001 - this record's dead letter
+                outcomes[i] = exc
+                continue
+            by_kind.setdefault(record["kind"], []).append((i, vec))
+
+        for kind, items in by_kind.items():
+            clf = self.classifiers[kind]
+            try:
+                proba = clf.predict_proba(np.stack([v for _, v in items]))
+            except Exception as exc:  # noqa: BLE001 - model failure: every record of this kind
+                for i, _ in items:
+                    outcomes[i] = exc
+                continue
+            for (i, vec), p in zip(items, proba):
+                try:
+                    outcomes[i] = [self._prediction(records[i], clf, kind, vec, p)]
+                except Exception as exc:  # noqa: BLE001
+                    outcomes[i] = exc
+        return outcomes  # type: ignore[return-value]
+
+    def _prediction(self, record: Record, clf: OnnxClassifier, kind: str, vec: np.ndarray, p: np.ndarray) -> Record:
+        order = np.argsort(-p, kind="stable")
+        label = clf.labels[int(order[0])]
+        confidence = float(p[order[0]])
+        if not math.isfinite(confidence):
+            raise ModelInputError("model returned a non-finite probability")
+        top = [{"label": clf.labels[int(j)], "score": float(p[j])} for j in order[:TOP_K]]
+        duplicates: list[tuple[str, float]] = []
+        if kind == "document" and self.find_duplicates is not None:
+            matches = self.find_duplicates(record["doc_id"], [float(x) for x in vec])
+            duplicates = select_duplicates(matches, doc_id=record["doc_id"], threshold=self.duplicate_threshold)
+        fields = record.get("fields")
+        routing, reasons = decide(
+            kind=kind,
+            label=label,
+            confidence=confidence,
+            threshold=self.thresholds[kind],
+            fields=fields,
+            duplicates=duplicates,
+        )
+        return {
+            **self.meta(record),
+            "kind": kind,
+            "filename": record.get("filename"),
+            "label": label,
+            "confidence": confidence,
+            "top_labels": top,
+            "model_name": clf.name,
+            "model_version": clf.version,
+            "model_sha256": clf.sha256,
+            "routing": routing,
+            "reasons": reasons,
+            "duplicates": [{"doc_id": d, "score": s} for d, s in duplicates],
+            "fields": fields,
+        }

@@ -1,0 +1,194 @@
+"""The extract processor: document bytes -> text, pages and baseline key fields.
+
+Modules, one job each:
+
+* :mod:`.detect` — file type from magic bytes (never from the file name);
+* :mod:`.images` — raster images -> upright RGB pages (limits, damage checks);
+* :mod:`.pdf` — PDF pages -> text layer, or render + OCR;
+* :mod:`.ocr` — RapidOCR (PP-OCRv4 ONNX, bundled models) per process;
+* :mod:`.fields` — rule-based dates/total/currency/number/vendor.
+
+:func:`extract_bytes` is the pure function (also used offline, e.g. to build
+training data); :class:`ExtractProcessor` wraps it for ``documents`` ->
+``extracted`` records (``schemas/document.avsc`` -> ``schemas/extracted.avsc``).
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+from processors.base import Processor, Record
+from processors.errors import (
+    ConveyorError,
+    CorruptDocumentError,
+    EmptyDocumentError,
+    TransientError,
+)
+from processors.extract import ocr as _ocr
+from processors.extract.detect import detect_type
+from processors.extract.fields import extract_fields
+from processors.extract.images import load_pages
+from processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
+
+__all__ = ["ExtractProcessor", "extract_bytes"]
+
+#: Separator between the texts of consecutive pages in ``text``.
+PAGE_SEPARATOR = "\n\n"
+
+
+def extract_bytes(
+    data: bytes,
+    filename: str,
+    content_type: str | None = None,
+    *,
+    max_pages: int = 50,
+    max_pixels: int = 60_000_000,
+) -> dict[str, Any]:
+    """Extract text, per-page text and key fields from one document.
+
+    The type is detected from the bytes (``filename`` and ``content_type`` only
+    appear in error messages). PDFs use their text layer per page and OCR for
+    pages without one; images (JPEG, PNG, TIFF — one page per frame —, WebP,
+    BMP, GIF) are OCR-ed.
+
+    Args:
+        data: The document's bytes.
+        filename: Original file name (for messages only).
+        content_type: Declared MIME type (for messages only).
+        max_pages: Most pages (PDF pages or TIFF frames) accepted.
+        max_pixels: Most pixels per image page / rendered PDF page.
+
+    Returns:
+        ``{"text": str, "pages": [{"page_number": int (1-based), "text": str,
+        "method": "text_layer" | "ocr", "ocr_confidence": float in [0, 1] | None}],
+        "page_count": int, "fields": KeyFields dict}`` — see
+        :func:`processors.extract.fields.extract_fields` for ``fields``.
+        ``text`` is the page texts joined with a blank line.
+
+    Raises:
+        EmptyDocumentError: no bytes, or no text found on any page.
+        UnsupportedDocumentError: not a supported type (e.g. HEIC without a plugin).
+        CorruptDocumentError: damaged/truncated file.
+        EncryptedDocumentError: password-protected PDF.
+        DocumentLimitError: too many pages or pixels.
+    """
+    doc_type = detect_type(data, filename, content_type)
+    pages: list[dict[str, Any]] = []
+    if doc_type.kind == "pdf":
+        for page in extract_pdf(data, ocr=_ocr.ocr_image, max_pages=max_pages, max_pixels=max_pixels):
+            pages.append({
+                "page_number": page.page_number,
+                "text": page.text,
+                "method": page.method,
+                "ocr_confidence": page.ocr_confidence,
+            })
+    else:
+        images = load_pages(
+            data, formats=[doc_type.format], max_pages=max_pages, max_pixels=max_pixels,
+            max_side=_ocr.DEFAULT_MAX_SIDE,
+        )
+        for number, rgb in enumerate(images, start=1):
+            result = _ocr.ocr_image(rgb)
+            pages.append({
+                "page_number": number,
+                "text": normalise_text(result.text),
+                "method": "ocr",
+                "ocr_confidence": result.confidence,
+            })
+
+    text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
+    if meaningful_chars(text) == 0:
+        raise EmptyDocumentError(
+            f"no text found in {filename!r} ({doc_type.format}, {len(pages)} page(s)): "
+            "blank pages, a picture without text, or a contentless/XFA-only PDF"
+        )
+    return {
+        "text": text,
+        "pages": pages,
+        "page_count": len(pages),
+        "fields": extract_fields(text, first_page_text=pages[0]["text"]),
+    }
+
+
+class ExtractProcessor(Processor):
+    """``documents`` -> ``extracted``: one ``Extracted`` record per ``Document``.
+
+    Args:
+        blob_reader: Resolves a record's ``blob_uri`` to bytes, for documents
+            too large to travel inline. ``None``: only inline ``content`` works.
+        max_pages: Page limit passed to :func:`extract_bytes`.
+        max_pixels: Pixel limit passed to :func:`extract_bytes`.
+    """
+
+    name = "extract"
+    version = "0.1.0"
+
+    def __init__(
+        self,
+        blob_reader: Callable[[str], bytes] | None = None,
+        *,
+        max_pages: int = 50,
+        max_pixels: int = 60_000_000,
+    ) -> None:
+        self._blob_reader = blob_reader
+        self._max_pages = max_pages
+        self._max_pixels = max_pixels
+
+    def process_one(self, record: Record) -> list[Record]:
+        """Extract one ``Document`` record.
+
+        Returns:
+            ``[extracted_record]`` with exactly the fields of ``extracted.avsc``;
+            ``content_type`` is the MIME type detected from the bytes (the
+            produce-time guess comes from the file name and may be wrong).
+
+        Raises:
+            EmptyDocumentError: neither ``content`` nor a readable ``blob_uri``,
+                the blob does not exist, or no text was found.
+            CorruptDocumentError: the bytes' sha256 differs from ``sha256``, or
+                the document is damaged.
+            TransientError: the blob store failed with an I/O error (retryable).
+            DocumentError: any other error of :func:`extract_bytes`.
+        """
+        data = self._document_bytes(record)
+        digest = hashlib.sha256(data).hexdigest()
+        expected = str(record.get("sha256") or "").strip().lower()
+        if digest != expected:
+            raise CorruptDocumentError(
+                f"sha256 mismatch for {record.get('filename')!r}: record says {expected or 'nothing'}, "
+                f"the {len(data)} bytes hash to {digest}"
+            )
+        result = extract_bytes(
+            data,
+            record.get("filename") or "",
+            record.get("content_type"),
+            max_pages=self._max_pages,
+            max_pixels=self._max_pixels,
+        )
+        return [{
+            **self.meta(record),
+            "filename": record["filename"],
+            "content_type": detect_type(data).mime,
+            "sha256": digest,
+            **result,
+        }]
+
+    def _document_bytes(self, record: Record) -> bytes:
+        content = record.get("content")
+        if content is not None:
+            return bytes(content)
+        uri = record.get("blob_uri")
+        if not uri:
+            raise EmptyDocumentError(f"document {record.get('doc_id')!r} has neither content nor blob_uri")
+        if self._blob_reader is None:
+            raise EmptyDocumentError(
+                f"document {record.get('doc_id')!r} is stored at {uri} but this extract processor has no blob_reader"
+            )
+        try:
+            return bytes(self._blob_reader(uri))
+        except ConveyorError:
+            raise
+        except FileNotFoundError as exc:
+            raise EmptyDocumentError(f"blob {uri} not found: {exc}") from None
+        except OSError as exc:
+            raise TransientError(f"reading blob {uri} failed: {exc}") from exc

@@ -1,0 +1,250 @@
+"""Text of PDF pages: the text layer where there is one, OCR where there is not.
+
+Per page: PDFium's text layer is used when it holds at least
+``min_text_chars`` printable non-space characters; otherwise the page is
+rendered (``dpi``, long side capped at ``max_side`` pixels) and OCR-ed, and
+the OCR text replaces the text layer when it is longer.
+
+Dynamic XFA forms (whose pages only carry Adobe's "Please wait..." placeholder)
+contribute the text of their XFA template and data packets instead.
+
+PDFium is not thread-safe, so every PDFium call here runs under one
+process-wide lock; OCR runs outside it.
+"""
+from __future__ import annotations
+
+import ctypes
+import html
+import re
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from processors.errors import (
+    CorruptDocumentError,
+    DocumentLimitError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+)
+from processors.extract.ocr import OcrResult
+
+_pdfium_lock = threading.RLock()
+
+#: Pages with fewer printable non-space characters than this are OCR-ed.
+DEFAULT_MIN_TEXT_CHARS = 20
+DEFAULT_DPI = 200
+#: Long-side cap (pixels) of a rendered page; bounds memory and OCR time.
+DEFAULT_MAX_SIDE = 2500
+#: Largest XFA packet read (bytes).
+_MAX_XFA_PACKET = 20_000_000
+
+_XFA_PLACEHOLDER = re.compile(
+    r"please\s+wait\.*\s*if\s+this\s+message\s+is\s+not\s+eventually\s+replaced\s+by\s+the\s+proper\s+contents"
+    r"\s+of\s+the\s+document,?\s+your\s+pdf\s+viewer\s+may\s+not\s+be\s+able\s+to\s+display\s+this\s+type\s+of\s+document\.?",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[^\S\n\t ]|[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]")
+
+
+@dataclass(frozen=True)
+class PdfPageText:
+    """Text of one PDF page.
+
+    Attributes:
+        page_number: 1-based.
+        text: Normalised text (``"\\n"`` line ends, no control characters).
+        method: ``"text_layer"`` or ``"ocr"``.
+        ocr_confidence: Mean OCR line score in ``[0, 1]`` for OCR pages, else ``None``.
+    """
+
+    page_number: int
+    text: str
+    method: str
+    ocr_confidence: float | None
+
+
+def meaningful_chars(text: str) -> int:
+    """Number of printable, non-whitespace characters in ``text``."""
+    return sum(1 for ch in text if ch.isprintable() and not ch.isspace())
+
+
+def normalise_text(text: str) -> str:
+    """``\\r\\n``/``\\r`` -> ``\\n``, control characters dropped, lines right-stripped,
+    surrounding blank lines removed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub(lambda m: " " if m.group(0) in "\u00a0\u2009\u202f\u3000" else "", text)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def extract_pdf(
+    data: bytes,
+    *,
+    ocr: Callable[[np.ndarray], OcrResult],
+    max_pages: int = 50,
+    max_pixels: int = 60_000_000,
+    min_text_chars: int = DEFAULT_MIN_TEXT_CHARS,
+    dpi: int = DEFAULT_DPI,
+    max_side: int = DEFAULT_MAX_SIDE,
+    password: str | None = None,
+) -> list[PdfPageText]:
+    """Extract the text of every page of a PDF.
+
+    Args:
+        data: The PDF bytes.
+        ocr: Function OCR-ing an RGB ``uint8`` ``(h, w, 3)`` array
+            (normally :func:`processors.extract.ocr.ocr_image`).
+        max_pages: Most pages accepted.
+        max_pixels: Most pixels of one rendered page (the render scale is
+            lowered to stay under it).
+        min_text_chars: Text-layer pages below this many meaningful characters are OCR-ed.
+        dpi: Render resolution for OCR (pixels per inch).
+        max_side: Long-side cap of a rendered page, in pixels.
+        password: Password to open an encrypted PDF.
+
+    Returns:
+        One :class:`PdfPageText` per page, in order. Pages may have empty text;
+        the caller decides whether a document without any text is an error.
+
+    Raises:
+        EncryptedDocumentError: the PDF needs a password (or uses an
+            unsupported security handler).
+        CorruptDocumentError: PDFium cannot parse the file or one of its pages.
+        DocumentLimitError: more than ``max_pages`` pages.
+        EmptyDocumentError: the PDF has no pages.
+    """
+    with _pdfium_lock:
+        pdf = _open(data, password)
+    try:
+        with _pdfium_lock:
+            n_pages = len(pdf)
+            if n_pages == 0:
+                raise EmptyDocumentError("PDF has no pages")
+            if n_pages > max_pages:
+                raise DocumentLimitError(f"PDF has {n_pages} pages, more than the limit of {max_pages}")
+            form_type = pdf.get_formtype()
+            xfa_text = _xfa_text(pdf) if form_type in (
+                pdfium_c.FORMTYPE_XFA_FULL, pdfium_c.FORMTYPE_XFA_FOREGROUND) else ""
+            if form_type == pdfium_c.FORMTYPE_ACRO_FORM:
+                try:
+                    pdf.init_forms()  # so filled AcroForm fields are drawn when rendering
+                except Exception:  # noqa: BLE001 - forms are optional; render without them
+                    pass
+
+        results = []
+        for index in range(n_pages):
+            with _pdfium_lock:
+                text, image = _page_text_or_image(pdf, index, min_text_chars, dpi, max_side, max_pixels)
+            if image is None and _XFA_PLACEHOLDER.search(" ".join(text.split())):
+                text = normalise_text(_XFA_PLACEHOLDER.sub("", " ".join(text.split()))) or ""
+                if index == 0 and xfa_text:
+                    text = xfa_text
+                results.append(PdfPageText(index + 1, text, "text_layer", None))
+                continue
+            if image is None:
+                results.append(PdfPageText(index + 1, text, "text_layer", None))
+                continue
+            result = ocr(image)
+            ocr_text = normalise_text(result.text)
+            if meaningful_chars(ocr_text) > meaningful_chars(text):
+                results.append(PdfPageText(index + 1, ocr_text, "ocr", result.confidence))
+            else:
+                results.append(PdfPageText(index + 1, text, "text_layer", None))
+        return results
+    finally:
+        with _pdfium_lock:
+            pdf.close()
+
+
+def _open(data: bytes, password: str | None) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError as exc:
+        code = getattr(exc, "err_code", None)
+        if code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+            raise EncryptedDocumentError(
+                "PDF is password-protected" if code == pdfium_c.FPDF_ERR_PASSWORD
+                else f"PDF uses an unsupported security handler: {exc}"
+            ) from None
+        raise CorruptDocumentError(f"damaged or invalid PDF: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - anything else from the parser is damage too
+        raise CorruptDocumentError(f"damaged or invalid PDF: {exc}") from None
+
+
+def _page_text_or_image(
+    pdf: pdfium.PdfDocument, index: int, min_text_chars: int, dpi: int, max_side: int, max_pixels: int
+) -> tuple[str, np.ndarray | None]:
+    """``(text_layer_text, None)`` or, for a page needing OCR, ``(text, rgb)``."""
+    page = textpage = bitmap = None
+    try:
+        page = pdf[index]
+        textpage = page.get_textpage()
+        text = normalise_text(textpage.get_text_range())
+        if meaningful_chars(text) >= min_text_chars or _XFA_PLACEHOLDER.search(" ".join(text.split())):
+            return text, None
+        width, height = page.get_size()
+        if not (width > 0 and height > 0):
+            raise CorruptDocumentError(f"PDF page {index + 1} has an invalid size {width}x{height} pt")
+        scale = min(dpi / 72.0, max_side / max(width, height))
+        scale = min(scale, (max_pixels / (width * height)) ** 0.5)
+        bitmap = page.render(scale=scale, rev_byteorder=True, may_draw_forms=True)
+        rgb = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
+        return text, rgb
+    except CorruptDocumentError:
+        raise
+    except MemoryError:
+        raise DocumentLimitError(f"PDF page {index + 1} is too large to render in memory") from None
+    except Exception as exc:  # noqa: BLE001 - PdfiumError or anything else from a damaged page
+        raise CorruptDocumentError(f"damaged PDF page {index + 1}: {exc}") from None
+    finally:
+        for obj in (bitmap, textpage, page):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - closing must not mask the real error
+                    pass
+
+
+def _xfa_text(pdf: pdfium.PdfDocument) -> str:
+    """Static texts of an XFA form's ``template`` packet and values of its
+    ``datasets`` packet, one per line; ``""`` when there are none."""
+    parts: list[str] = []
+    try:
+        count = pdfium_c.FPDF_GetXFAPacketCount(pdf)
+        for index in range(max(count, 0)):
+            name = _xfa_packet_name(pdf, index)
+            if name not in ("template", "datasets"):
+                continue
+            xml = _xfa_packet_content(pdf, index)
+            if name == "template":
+                chunks = re.findall(r"<(?:text|exData)\b[^>]*>(.*?)</(?:text|exData)>", xml, re.DOTALL)
+            else:
+                chunks = re.findall(r">([^<]+)<", xml)
+            for chunk in chunks:
+                value = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", chunk)).split())
+                if value:
+                    parts.append(value)
+    except Exception:  # noqa: BLE001 - XFA is a bonus; a broken packet yields no text
+        return ""
+    return "\n".join(parts)
+
+
+def _xfa_packet_name(pdf: pdfium.PdfDocument, index: int) -> str:
+    size = pdfium_c.FPDF_GetXFAPacketName(pdf, index, None, 0)
+    if size <= 0:
+        return ""
+    buf = ctypes.create_string_buffer(size)
+    pdfium_c.FPDF_GetXFAPacketName(pdf, index, buf, size)
+    return buf.value.decode("latin-1")
+
+
+def _xfa_packet_content(pdf: pdfium.PdfDocument, index: int) -> str:
+    size = ctypes.c_ulong(0)
+    if not pdfium_c.FPDF_GetXFAPacketContent(pdf, index, None, 0, ctypes.byref(size)) or not 0 < size.value <= _MAX_XFA_PACKET:
+        return ""
+    buf = ctypes.create_string_buffer(size.value)
+    pdfium_c.FPDF_GetXFAPacketContent(pdf, index, buf, size.value, ctypes.byref(size))
+    return buf.raw[: size.value].decode("utf-8", errors="replace")

@@ -1,0 +1,1 @@
+"""Sinks: destinations outside Kafka, behind one small contract (``write``/``flush``)."""

@@ -1,0 +1,111 @@
+"""Accounting: which inputs ended as a prediction or a dead letter, and how often.
+
+Used by ``conveyor demo`` and the end-to-end tests to prove that every input
+is accounted for exactly once.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from confluent_kafka import KafkaError
+
+from dlq import envelope
+from streams.kafka import make_consumer
+from streams.serde import AvroSerde
+from streams.settings import Settings
+from streams.topics import dlq_topics, topic
+
+
+@dataclass
+class Ledger:
+    """Results per input id: ``predictions[doc_id]`` and ``dead_letters[doc_id]`` are lists,
+    so duplicates are visible; ``first_seen[doc_id]`` is the arrival time (monotonic s)."""
+
+    expected: set[str]
+    predictions: dict[str, list[dict]] = field(default_factory=dict)
+    dead_letters: dict[str, list[dict]] = field(default_factory=dict)
+    first_seen: dict[str, float] = field(default_factory=dict)
+    unexpected: int = 0
+
+    @property
+    def accounted(self) -> set[str]:
+        """Expected ids with at least one prediction or dead letter."""
+        return self.expected & (set(self.predictions) | set(self.dead_letters))
+
+    @property
+    def missing(self) -> set[str]:
+        """Expected ids with no result yet."""
+        return self.expected - self.accounted
+
+    @property
+    def duplicated(self) -> set[str]:
+        """Ids with more than one result (predictions and dead letters together)."""
+        return {i for i in self.accounted
+                if len(self.predictions.get(i, [])) + len(self.dead_letters.get(i, [])) > 1}
+
+    def add_prediction(self, doc_id: str, record: dict) -> None:
+        """Record a prediction for ``doc_id``."""
+        self._add(self.predictions, doc_id, record)
+
+    def add_dead_letter(self, doc_id: str, info: dict) -> None:
+        """Record a dead letter for ``doc_id``."""
+        self._add(self.dead_letters, doc_id, info)
+
+    def _add(self, book: dict, doc_id: str, item: dict) -> None:
+        if doc_id not in self.expected:
+            self.unexpected += 1
+            return
+        book.setdefault(doc_id, []).append(item)
+        self.first_seen.setdefault(doc_id, time.monotonic())
+
+
+def collect(settings: Settings, expected: Iterable[str], *, timeout: float = 600.0, settle: float = 3.0,
+            on_progress: Optional[Callable[[int], None]] = None, serde: Optional[AvroSerde] = None) -> Ledger:
+    """Read the predictions topic and every dead-letter topic (read_committed, from the
+    beginning) until each expected id has a result, then ``settle`` more seconds to
+    catch duplicates, or until ``timeout`` seconds pass.
+
+    ``on_progress(n)`` is called with the number of newly accounted ids.
+    """
+    ledger = Ledger(set(expected))
+    serde = serde or AvroSerde(settings)
+    pred_topic = topic(settings, "predictions")
+    dlqs = set(dlq_topics(settings))
+    consumer = make_consumer(settings, f"conveyor-ledger-{uuid.uuid4().hex[:12]}",
+                             **{"statistics.interval.ms": 0, "auto.offset.reset": "earliest"})
+    consumer.subscribe([pred_topic, *dlqs])
+    deadline = time.monotonic() + timeout
+    done_at: Optional[float] = None
+    try:
+        while time.monotonic() < deadline:
+            if done_at is not None and time.monotonic() - done_at > settle:
+                break
+            msg = consumer.poll(0.5)
+            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+                continue
+            if msg.error():
+                raise RuntimeError(f"ledger consumer: {msg.error()}")
+            doc_id = msg.key().decode("utf-8", "replace") if msg.key() else ""
+            before = len(ledger.accounted)
+            if msg.topic() == pred_topic:
+                ledger.add_prediction(doc_id, serde.decode(pred_topic, msg.value()))
+            else:
+                headers = envelope.decode_headers(msg.headers())
+                ledger.add_dead_letter(doc_id, {
+                    "dlq_topic": msg.topic(),
+                    "processor": headers.get(envelope.PROCESSOR, "?"),
+                    "exception": headers.get(envelope.EXCEPTION_CLASS, "?"),
+                    "reason": headers.get(envelope.EXCEPTION_MESSAGE, ""),
+                    "origin_topic": headers.get(envelope.ORIGIN_TOPIC, "?"),
+                })
+            gained = len(ledger.accounted) - before
+            if gained and on_progress:
+                on_progress(gained)
+            if not ledger.missing and done_at is None:
+                done_at = time.monotonic()
+    finally:
+        consumer.close()
+    return ledger

@@ -1,0 +1,80 @@
+"""Topic administration: create the catalogue's topics and list them."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import NewTopic
+
+from streams.kafka import make_admin
+from streams.serde import AvroSerde
+from streams.settings import Settings
+from streams.topics import TopicSpec, catalogue
+
+log = logging.getLogger(__name__)
+
+
+def create_topics(settings: Settings, *, timeout: float = 30.0,
+                  serde: Optional[AvroSerde] = None) -> dict[str, str]:
+    """Create every catalogue topic that does not exist yet; register the value
+    schemas and set BACKWARD compatibility on their subjects.
+
+    Topics get ``max.message.bytes`` = ``settings.max_message_bytes``.
+    Returns ``{topic: "created" | "exists"}``.
+
+    Raises:
+        KafkaException: the broker rejected a topic for another reason.
+    """
+    admin = make_admin(settings)
+    specs = list(catalogue(settings).values())
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [s for s in specs if s.name not in existing]
+    result = {s.name: "exists" for s in specs if s.name in existing}
+    if wanted:
+        futures = admin.create_topics([
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1,
+                     config={"max.message.bytes": str(settings.max_message_bytes)})
+            for s in wanted
+        ], operation_timeout=timeout)
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                    result[name] = "exists"
+                else:
+                    raise
+    serde = serde or AvroSerde(settings)
+    for s in specs:
+        if s.schema:
+            serde.register(s.name)
+            serde.set_compatibility(s.name)
+    return result
+
+
+def list_topics(settings: Settings, *, timeout: float = 10.0) -> list[dict]:
+    """The catalogue's topics with whether each exists on the cluster and its partitions."""
+    meta = make_admin(settings).list_topics(timeout=timeout)
+    rows = []
+    for s in catalogue(settings).values():
+        t = meta.topics.get(s.name)
+        rows.append({"role": s.role, "topic": s.name, "schema": s.schema, "exists": t is not None,
+                     "partitions": len(t.partitions) if t is not None else s.partitions,
+                     "description": s.description})
+    return rows
+
+
+def delete_topics(settings: Settings, specs: Optional[list[TopicSpec]] = None, timeout: float = 30.0) -> None:
+    """Delete the namespace's topics (tests use this to clean up)."""
+    names = [s.name for s in (specs or catalogue(settings).values())]
+    admin = make_admin(settings)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    names = [n for n in names if n in existing]
+    if names:
+        for fut in admin.delete_topics(names, operation_timeout=timeout).values():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                log.warning("delete topic: %s", exc)

@@ -1,0 +1,217 @@
+"""Producing user inputs (documents, texts) and consuming topics as JSON.
+
+These are the functions behind ``conveyor produce`` and ``conveyor consume``.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import mimetypes
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from confluent_kafka import KafkaError
+
+from processors.base import now_millis
+from streams import __version__
+from streams.blobstore import BlobStore
+from streams.kafka import DeliveryTracker, make_consumer, make_producer, produce
+from streams.serde import AvroSerde, key_bytes
+from streams.settings import Settings
+from streams.topics import catalogue, role_of
+
+PRODUCER_NAME = "cli"
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id like ``doc-3f2a…`` (uuid4, 20 hex chars)."""
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Optional[str]]]:
+    """Expand files and directories (recursively, sorted) into ``(path, error)`` pairs.
+
+    ``error`` is a message for a path that does not exist or cannot be read;
+    such paths are reported, never skipped silently.
+    """
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for child in sorted(p.rglob("*")):
+                if child.is_file() and not child.name.startswith("."):
+                    yield child, None
+        elif p.is_file():
+            yield p, None
+        elif p.exists():
+            yield p, f"not a regular file: {p}"
+        else:
+            yield p, f"no such file or directory: {p}"
+
+
+def document_record(data: bytes, filename: str, settings: Settings, *, doc_id: Optional[str] = None,
+                    blobs: Optional[BlobStore] = None, attributes: Optional[dict[str, str]] = None) -> dict:
+    """A ``Document`` record for ``data``: inline up to ``settings.inline_max_bytes``,
+    otherwise stored in the blob store and referenced by ``blob_uri``."""
+    digest = hashlib.sha256(data).hexdigest()
+    doc_id = doc_id or new_id("doc")
+    inline = len(data) <= settings.inline_max_bytes
+    blob_uri = None
+    if not inline:
+        blob_uri = (blobs or BlobStore(settings.blob_dir)).put(data, digest)
+    return {
+        "doc_id": doc_id, "trace_id": uuid.uuid4().hex, "event_time": now_millis(),
+        "producer": PRODUCER_NAME, "producer_version": __version__,
+        "filename": filename, "content_type": mimetypes.guess_type(filename)[0],
+        "size_bytes": len(data), "sha256": digest,
+        "content": data if inline else None, "blob_uri": blob_uri,
+        "attributes": attributes or {},
+    }
+
+
+def text_record(text: str, *, doc_id: Optional[str] = None, source: Optional[str] = None,
+                attributes: Optional[dict[str, str]] = None) -> dict:
+    """A ``Text`` record."""
+    return {
+        "doc_id": doc_id or new_id("txt"), "trace_id": uuid.uuid4().hex, "event_time": now_millis(),
+        "producer": PRODUCER_NAME, "producer_version": __version__,
+        "text": text, "source": source, "attributes": attributes or {},
+    }
+
+
+class InputProducer:
+    """Produces documents and texts to the namespace's input topics; use as a context
+    manager so every record is acknowledged (``flush``) before it exits."""
+
+    def __init__(self, settings: Settings, serde: Optional[AvroSerde] = None):
+        self.settings = settings
+        self.serde = serde or AvroSerde(settings)
+        self.producer = make_producer(settings)
+        self.delivery = DeliveryTracker()
+        self.blobs = BlobStore(settings.blob_dir)
+        specs = catalogue(settings)
+        self.documents_topic = specs["documents"].name
+        self.texts_topic = specs["texts"].name
+
+    def __enter__(self) -> "InputProducer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+    def send(self, topic: str, record: dict) -> None:
+        """Encode and produce ``record`` keyed by its ``doc_id``."""
+        produce(self.producer, topic, key=key_bytes(record["doc_id"]), value=self.serde.encode(topic, record),
+                on_delivery=self.delivery.callback)
+
+    def document(self, path: Path, *, doc_id: Optional[str] = None, attributes: Optional[dict] = None) -> dict:
+        """Produce the file at ``path``; return its JSON report line.
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        data = path.read_bytes()
+        rec = document_record(data, path.name, self.settings, doc_id=doc_id, blobs=self.blobs,
+                              attributes={"path": str(path), **(attributes or {})})
+        self.send(self.documents_topic, rec)
+        return {"path": str(path), "doc_id": rec["doc_id"], "topic": self.documents_topic,
+                "size_bytes": rec["size_bytes"], "sha256": rec["sha256"],
+                "transport": "inline" if rec["content"] is not None else "blob"}
+
+    def text(self, text: str, *, doc_id: Optional[str] = None, source: Optional[str] = None) -> dict:
+        """Produce one text; return its JSON report line."""
+        rec = text_record(text, doc_id=doc_id, source=source)
+        self.send(self.texts_topic, rec)
+        return {"doc_id": rec["doc_id"], "topic": self.texts_topic, "chars": len(text)}
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every produced record is acknowledged.
+
+        Raises:
+            confluent_kafka.KafkaException: a record was not acknowledged.
+        """
+        self.delivery.wait(self.producer, timeout)
+
+
+def read_texts_csv(path: Path, text_column: str, id_column: Optional[str] = None,
+                   limit: Optional[int] = None) -> Iterator[tuple[Optional[str], str]]:
+    """``(id, text)`` rows of a CSV file with a header.
+
+    Raises:
+        KeyError: a named column is missing from the header.
+    """
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        for col in filter(None, (text_column, id_column)):
+            if col not in cols:
+                raise KeyError(f"column {col!r} not in {path} (columns: {', '.join(cols)})")
+        for i, row in enumerate(reader):
+            if limit is not None and i >= limit:
+                break
+            yield (row[id_column] if id_column else None), row[text_column]
+
+
+def abbreviate(value: Any, keep: int = 4) -> Any:
+    """JSON-friendly copy of a decoded record: float vectors cut to ``keep`` items
+    plus a count, bytes as base64 (first 64 bytes) with their length."""
+    if isinstance(value, dict):
+        return {k: abbreviate(v, keep) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > 2 * keep and all(isinstance(v, float) for v in value[:keep]):
+            return [round(v, 5) for v in value[:keep]] + [f"... {len(value)} floats"]
+        return [abbreviate(v, keep) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return {"bytes": len(value), "base64_head": base64.b64encode(bytes(value[:64])).decode()}
+    return value
+
+
+def consume(settings: Settings, topic: str, *, from_beginning: bool = False, max_messages: Optional[int] = None,
+            timeout: float = 10.0, serde: Optional[AvroSerde] = None, decode: bool = True,
+            group_id: Optional[str] = None) -> Iterator[dict]:
+    """Read ``topic`` (committed records only) and yield one dict per record.
+
+    Stops after ``max_messages`` records or when no record arrived for
+    ``timeout`` seconds. Avro topics are decoded; other topics (dead letters)
+    show their headers and raw value. Uses a throw-away consumer group and
+    commits nothing.
+    """
+    serde = serde or AvroSerde(settings)
+    avro = role_of(settings, topic) is not None and catalogue(settings)[role_of(settings, topic)].schema
+    consumer = make_consumer(settings, group_id or f"conveyor-cli-{uuid.uuid4().hex[:12]}",
+                             **{"auto.offset.reset": "earliest" if from_beginning else "latest",
+                                "statistics.interval.ms": 0})
+    consumer.subscribe([topic])
+    seen = 0
+    last = time.monotonic()
+    try:
+        while max_messages is None or seen < max_messages:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if time.monotonic() - last > timeout:
+                    break
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"consume {topic}: {msg.error()}")
+                continue
+            last = time.monotonic()
+            seen += 1
+            out = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+                   "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
+                   "timestamp": msg.timestamp()[1]}
+            if msg.headers():
+                out["headers"] = {k: (v.decode("utf-8", "replace") if v else "") for k, v in msg.headers()}
+            if avro and decode:
+                try:
+                    out["value"] = serde.decode(topic, msg.value())
+                except Exception as exc:  # noqa: BLE001 - show, don't crash, on a bad record
+                    out["decode_error"] = str(exc)
+                    out["value"] = msg.value()
+            else:
+                out["value"] = msg.value()
+            yield out
+    finally:
+        consumer.close()

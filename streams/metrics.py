@@ -1,0 +1,53 @@
+"""Prometheus metrics of the stream processors (``prometheus-client``).
+
+All metrics carry a ``processor`` label. Each processor process serves them over
+HTTP when ``CONVEYOR_METRICS_PORT`` is set (``run all`` gives each child its own
+port, counting up from that value).
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+RECORDS_IN = Counter("conveyor_records_in_total", "Records consumed", ["processor", "topic"])
+RECORDS_OUT = Counter("conveyor_records_out_total", "Records produced", ["processor", "topic"])
+ERRORS = Counter("conveyor_errors_total", "Records that failed, by exception class", ["processor", "exception"])
+DEAD_LETTERED = Counter("conveyor_dead_lettered_total", "Records sent to a dead-letter topic", ["processor"])
+SINK_ROWS = Counter("conveyor_sink_rows_total", "Rows flushed to a sink", ["processor"])
+BACKPRESSURE = Counter("conveyor_backpressure_total", "Sink backpressure events (partitions paused)", ["processor"])
+PAUSED = Gauge("conveyor_paused", "1 while the processor's partitions are paused", ["processor"])
+IN_FLIGHT = Gauge("conveyor_in_flight_records", "Records consumed but not yet committed", ["processor"])
+CONSUMER_LAG = Gauge("conveyor_consumer_lag", "Consumer lag (records) per partition",
+                     ["processor", "topic", "partition"])
+BATCH_LATENCY = Histogram("conveyor_batch_seconds", "Time to process, flush and commit one batch",
+                          ["processor"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+
+
+def serve(port: int) -> None:
+    """Start the metrics HTTP endpoint on ``port`` (0 = don't serve)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+
+
+def stats_callback(processor: str):
+    """A librdkafka ``stats_cb`` that publishes per-partition consumer lag."""
+
+    def _cb(stats_json: str) -> None:
+        try:
+            stats = json.loads(stats_json)
+        except ValueError:
+            return
+        for topic, tdata in stats.get("topics", {}).items():
+            for part, pdata in tdata.get("partitions", {}).items():
+                if part == "-1":
+                    continue
+                lag = pdata.get("consumer_lag_stored", pdata.get("consumer_lag", -1))
+                if lag is not None and lag >= 0:
+                    CONSUMER_LAG.labels(processor, topic, part).set(lag)
+
+    return _cb

@@ -1,0 +1,173 @@
+"""One frozen settings object, fed by environment variables (names in :mod:`streams.env`).
+
+Secrets are :class:`pydantic.SecretStr`, so ``repr``/logging never shows them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+from pydantic import SecretStr
+
+from streams import env
+
+DEFAULT_INLINE_MAX_BYTES = 4 * 1024 * 1024
+"""Documents up to 4 MiB travel inline in the record; larger ones go to the blob store."""
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Broker/topic/producer message size limit (16 MiB) — inline docs plus Avro overhead."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _secret(environ: Mapping[str, str], name: str) -> Optional[SecretStr]:
+    raw = environ.get(name)
+    return SecretStr(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Connection and tuning settings of every Conveyor component.
+
+    Build with :meth:`from_env`; derive variants with :func:`dataclasses.replace`.
+    Ports are TCP ports on 127.0.0.1; sizes are bytes; times are seconds.
+    """
+
+    namespace: str = "conveyor"
+    home: Path = Path.home() / ".cache" / "conveyor"
+    kafka_port: int = 19092
+    controller_port: int = 19093
+    registry_port: int = 18081
+    bootstrap_servers: str = "127.0.0.1:19092"
+    schema_registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
+    schema_registry_user: Optional[str] = None
+    schema_registry_password: Optional[SecretStr] = None
+    milvus_uri: str = ""
+    milvus_token: Optional[SecretStr] = None
+    kafka_security_protocol: Optional[str] = None
+    kafka_sasl_mechanism: Optional[str] = None
+    kafka_sasl_username: Optional[str] = None
+    kafka_sasl_password: Optional[SecretStr] = None
+    kafka_ssl_ca_location: Optional[str] = None
+    kafka_extra: tuple[tuple[str, str], ...] = ()
+    blob_dir: Path = Path.home() / ".cache" / "conveyor" / "blobs"
+    inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    metrics_port: int = 0
+    batch_size: int = 32
+    log_level: str = "INFO"
+    duplicate_threshold: float = 0.95
+    auto_threshold: Optional[float] = None
+    drift_window_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Read settings from ``environ`` (default ``os.environ``).
+
+        Raises:
+            ValueError: a numeric variable does not parse.
+        """
+        e = os.environ if environ is None else environ
+        home = Path(e.get(env.HOME) or Path.home() / ".cache" / "conveyor").expanduser()
+        kafka_port = _int(e, env.KAFKA_PORT, 19092)
+        registry_port = _int(e, env.REGISTRY_PORT, 18081)
+        reserved = {
+            env.KAFKA_SECURITY_PROTOCOL, env.KAFKA_SASL_MECHANISM, env.KAFKA_SASL_USERNAME,
+            env.KAFKA_SASL_PASSWORD, env.KAFKA_SSL_CA_LOCATION,
+        }
+        extra = tuple(sorted(
+            (k[len(env.KAFKA_EXTRA_CONFIG_PREFIX):].lower().replace("_", "."), v)
+            for k, v in e.items()
+            if k.startswith(env.KAFKA_EXTRA_CONFIG_PREFIX) and k not in reserved
+        ))
+        auto = e.get(env.AUTO_THRESHOLD)
+        return cls(
+            namespace=e.get(env.NAMESPACE) or "conveyor",
+            home=home,
+            kafka_port=kafka_port,
+            controller_port=_int(e, env.CONTROLLER_PORT, kafka_port + 1),
+            registry_port=registry_port,
+            bootstrap_servers=e.get(env.BOOTSTRAP_SERVERS) or f"127.0.0.1:{kafka_port}",
+            schema_registry_url=e.get(env.SCHEMA_REGISTRY_URL)
+            or f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
+            schema_registry_user=e.get(env.SCHEMA_REGISTRY_USER) or None,
+            schema_registry_password=_secret(e, env.SCHEMA_REGISTRY_PASSWORD),
+            milvus_uri=e.get(env.MILVUS_URI) or str(home / "milvus" / "conveyor.db"),
+            milvus_token=_secret(e, env.MILVUS_TOKEN),
+            kafka_security_protocol=e.get(env.KAFKA_SECURITY_PROTOCOL) or None,
+            kafka_sasl_mechanism=e.get(env.KAFKA_SASL_MECHANISM) or None,
+            kafka_sasl_username=e.get(env.KAFKA_SASL_USERNAME) or None,
+            kafka_sasl_password=_secret(e, env.KAFKA_SASL_PASSWORD),
+            kafka_ssl_ca_location=e.get(env.KAFKA_SSL_CA_LOCATION) or None,
+            kafka_extra=extra,
+            blob_dir=Path(e.get(env.BLOB_DIR) or home / "blobs").expanduser(),
+            inline_max_bytes=_int(e, env.INLINE_MAX_BYTES, DEFAULT_INLINE_MAX_BYTES),
+            max_message_bytes=_int(e, env.MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGE_BYTES),
+            metrics_port=_int(e, env.METRICS_PORT, 0),
+            batch_size=_int(e, env.BATCH_SIZE, 32),
+            log_level=e.get(env.LOG_LEVEL) or "INFO",
+            duplicate_threshold=_float(e, env.DUPLICATE_THRESHOLD, 0.95),
+            auto_threshold=float(auto) if auto else None,
+            drift_window_seconds=_float(e, env.DRIFT_WINDOW_SECONDS, 60.0),
+        )
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka client settings common to producers, consumers and admin.
+
+        Security settings are passed through unchanged; the SASL password is
+        revealed only here, into the client config, never into logs.
+        """
+        conf: dict[str, str] = {"bootstrap.servers": self.bootstrap_servers}
+        if self.kafka_security_protocol:
+            conf["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location:
+            conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        conf.update(dict(self.kafka_extra))
+        return conf
+
+    def registry_config(self) -> dict[str, str]:
+        """``SchemaRegistryClient`` settings (URL and optional basic auth)."""
+        conf = {"url": self.schema_registry_url}
+        if self.schema_registry_user and self.schema_registry_password:
+            conf["basic.auth.user.info"] = (
+                f"{self.schema_registry_user}:{self.schema_registry_password.get_secret_value()}"
+            )
+        return conf
+
+    def milvus_token_value(self) -> str:
+        """The Milvus token in clear (for the client only), or ``""``."""
+        return self.milvus_token.get_secret_value() if self.milvus_token else ""
+
+    @property
+    def milvus_collection(self) -> str:
+        """Namespaced Milvus collection name (letters, digits, underscores only)."""
+        return "".join(c if c.isalnum() else "_" for c in f"{self.namespace}_chunks")
+
+    def group_id(self, processor: str) -> str:
+        """Namespaced consumer group of ``processor``."""
+        return f"{self.namespace}.{processor}"

@@ -1,0 +1,78 @@
+"""Wiring of each named processor to its topics, sink and dependencies.
+
+``index`` and ``classify`` both talk to Milvus. A Milvus Lite database file can
+be opened by one process only, so with a file URI those two run in the same
+process (``conveyor run all`` groups them) and share one client.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from streams.blobstore import BlobStore
+from streams.runner import Stage
+from streams.settings import Settings
+
+STAGES = ("extract", "embed", "index", "classify")
+"""Processors driven by :class:`streams.runner.Runner` (drift runs on faust)."""
+
+
+def milvus_is_embedded(settings: Settings) -> bool:
+    """True when the Milvus URI is a local Milvus Lite file (no ``scheme://``)."""
+    return "://" not in settings.milvus_uri
+
+
+@functools.lru_cache(maxsize=8)
+def _milvus(uri: str, token: str, collection: str):
+    from sinks.milvus import MilvusSink
+
+    return MilvusSink(uri=uri, token=token, collection=collection)
+
+
+def milvus_sink(settings: Settings):
+    """The process-wide :class:`sinks.milvus.MilvusSink` for the namespace's collection."""
+    if milvus_is_embedded(settings):
+        from pathlib import Path
+
+        Path(settings.milvus_uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return _milvus(settings.milvus_uri, settings.milvus_token_value(), settings.milvus_collection)
+
+
+def duplicate_finder(settings: Settings) -> Callable[[str, list[float]], list[tuple[str, float]]]:
+    """``(doc_id, doc_vector) -> [(other_doc_id, cosine)]`` over indexed documents,
+    keeping matches at or above ``settings.duplicate_threshold``."""
+    sink = milvus_sink(settings)
+
+    def find(doc_id: str, vector: list[float]) -> list[tuple[str, float]]:
+        return sink.search_similar(vector, kind="document", exclude_doc_id=doc_id, limit=5,
+                                   min_score=settings.duplicate_threshold)
+
+    return find
+
+
+def build_stage(name: str, settings: Settings) -> Stage:
+    """The :class:`Stage` of processor ``name``.
+
+    Raises:
+        ValueError: unknown processor name.
+    """
+    if name == "extract":
+        from processors.extract import ExtractProcessor
+
+        return Stage(ExtractProcessor(blob_reader=BlobStore(settings.blob_dir).read), ("documents",), "extracted")
+    if name == "embed":
+        from processors.embed import EmbedProcessor
+
+        return Stage(EmbedProcessor(), ("texts", "extracted"), "embedded")
+    if name == "index":
+        from processors.index import IndexProcessor
+
+        return Stage(IndexProcessor(), ("embedded",), None, sink=milvus_sink(settings))
+    if name == "classify":
+        from processors.classify import ClassifyProcessor
+
+        return Stage(ClassifyProcessor(find_duplicates=duplicate_finder(settings),
+                                       duplicate_threshold=settings.duplicate_threshold,
+                                       auto_threshold=settings.auto_threshold),
+                     ("embedded",), "predictions")
+    raise ValueError(f"unknown processor {name!r}; choose from {', '.join(STAGES)}, drift")

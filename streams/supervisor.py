@@ -1,0 +1,168 @@
+"""Running processors: several stages in one process (threads), or ``run all``
+as a local supervisor of child processes that restarts a crashed child."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from streams import env
+from streams.settings import Settings
+from streams.stages import STAGES, build_stage, milvus_is_embedded
+
+log = logging.getLogger(__name__)
+
+
+def process_groups(settings: Settings, *, with_drift: bool = True) -> list[list[str]]:
+    """How ``run all`` splits processors into processes.
+
+    With an embedded Milvus Lite file, ``index`` and ``classify`` share one
+    process (the file is single-process); with a server URI each is separate.
+    """
+    groups = [["extract"], ["embed"]]
+    groups += [["index", "classify"]] if milvus_is_embedded(settings) else [["index"], ["classify"]]
+    if with_drift:
+        groups.append(["drift"])
+    return groups
+
+
+def run_stages(names: Sequence[str], settings: Settings, *, install_signals: bool = True,
+               max_idle_seconds: Optional[float] = None, stop_event: Optional[threading.Event] = None) -> None:
+    """Run the named runner stages in this process, one thread each, until stopped.
+
+    Raises:
+        ValueError: an unknown stage name (``drift`` must run on its own: it is a faust app).
+        RuntimeError: a stage thread died with an exception.
+    """
+    from streams.runner import Runner
+
+    for n in names:
+        if n not in STAGES:
+            raise ValueError(f"{n!r} cannot share a process; stages: {', '.join(STAGES)}")
+    runners = [Runner(settings, build_stage(n, settings)) for n in names]
+    errors: list[BaseException] = []
+
+    def target(r: Runner) -> None:
+        try:
+            r.run(max_idle_seconds=max_idle_seconds)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            log.exception("%s died", r.name)
+            errors.append(exc)
+            for other in runners:
+                other.stop()
+
+    threads = [threading.Thread(target=target, args=(r,), name=f"runner-{r.name}", daemon=True) for r in runners]
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: [r.stop() for r in runners])
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        if stop_event is not None and stop_event.is_set():
+            for r in runners:
+                r.stop()
+        for t in threads:
+            t.join(0.2)
+    if errors:
+        raise RuntimeError(f"processor failed: {errors[0]!r}") from errors[0]
+
+
+@dataclass
+class _Child:
+    group: list[str]
+    proc: Optional[subprocess.Popen] = None
+    restarts: int = 0
+    started_at: float = 0.0
+    log_path: Optional[Path] = None
+
+
+@dataclass
+class Supervisor:
+    """Starts each process group as ``python -m streams.cli run <names>`` and keeps it alive.
+
+    A child that exits unexpectedly is restarted after a backoff (1 s doubling
+    to 30 s). :meth:`stop` sends SIGTERM (children drain and commit), then
+    SIGKILL after ``grace`` seconds.
+    """
+
+    settings: Settings
+    groups: list[list[str]]
+    log_dir: Optional[Path] = None
+    grace: float = 30.0
+    children: list[_Child] = field(default_factory=list)
+    _stopping: bool = False
+
+    def _spawn(self, child: _Child) -> None:
+        environ = dict(os.environ)
+        environ[env.NAMESPACE] = self.settings.namespace
+        environ[env.MILVUS_URI] = self.settings.milvus_uri
+        environ[env.BLOB_DIR] = str(self.settings.blob_dir)
+        environ[env.BOOTSTRAP_SERVERS] = self.settings.bootstrap_servers
+        environ[env.SCHEMA_REGISTRY_URL] = self.settings.schema_registry_url
+        if self.settings.metrics_port:
+            environ[env.METRICS_PORT] = str(self.settings.metrics_port + self.children.index(child))
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            child.log_path = self.log_dir / f"{'-'.join(child.group)}.log"
+            out = open(child.log_path, "ab")
+        cmd = [sys.executable, "-m", "streams.cli", "run", *child.group]
+        child.proc = subprocess.Popen(cmd, env=environ, stdout=out, stderr=subprocess.STDOUT if out else None)
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d)", " ".join(child.group), child.proc.pid)
+
+    def start(self) -> None:
+        """Start every group."""
+        self.children = [_Child(list(g)) for g in self.groups]
+        for c in self.children:
+            self._spawn(c)
+
+    def check(self) -> None:
+        """Restart children that exited (call periodically)."""
+        for c in self.children:
+            if self._stopping or c.proc is None or c.proc.poll() is None:
+                continue
+            backoff = min(30.0, 2.0 ** c.restarts)
+            if time.monotonic() - c.started_at < backoff:
+                continue
+            log.warning("%s exited with %s; restarting (restart #%d)", " ".join(c.group), c.proc.returncode,
+                        c.restarts + 1)
+            c.restarts += 1
+            self._spawn(c)
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM all children, wait ``grace`` seconds, SIGKILL the rest; return exit codes."""
+        self._stopping = True
+        for c in self.children:
+            if c.proc and c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        codes = {}
+        for c in self.children:
+            if c.proc is None:
+                continue
+            try:
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0fs; killing", " ".join(c.group), self.grace)
+                c.proc.kill()
+                c.proc.wait(10)
+            codes["-".join(c.group)] = c.proc.returncode
+        return codes
+
+    def run_forever(self) -> None:
+        """Start, supervise until SIGTERM/SIGINT, then stop."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        while not stop.wait(1.0):
+            self.check()
+        self.stop()

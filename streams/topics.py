@@ -1,0 +1,96 @@
+"""The topic catalogue: every topic Conveyor uses, its schema and partitions.
+
+Topic names take the namespace prefix (``CONVEYOR_NAMESPACE``), so several
+pipelines and test runs share one cluster without seeing each other's records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from streams.settings import Settings
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+"""Directory of the ``.avsc`` files, the single source of truth for record shapes."""
+
+PROCESSORS = ("extract", "embed", "index", "classify", "drift")
+"""Processor names; each has its own consumer group and dead-letter topic."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its role in the pipeline, full name, Avro schema file and partitions.
+
+    ``schema`` is ``None`` for dead-letter topics, whose values are the original
+    bytes of the failed record, whatever their format.
+    """
+
+    role: str
+    name: str
+    schema: Optional[str]
+    partitions: int
+    description: str
+
+    @property
+    def schema_path(self) -> Optional[Path]:
+        """Path of the ``.avsc`` file, or ``None`` for raw-bytes topics."""
+        return SCHEMA_DIR / self.schema if self.schema else None
+
+
+_ROLES = (
+    # role, schema, partitions, description
+    ("documents", "document.avsc", 3, "raw documents produced by users (inline bytes or blob reference)"),
+    ("texts", "text.avsc", 3, "raw texts produced by users"),
+    ("extracted", "extracted.avsc", 3, "text, pages and key fields extracted from documents"),
+    ("embedded", "embedded.avsc", 3, "chunk embeddings of documents and texts"),
+    ("predictions", "prediction.avsc", 3, "one result per input: label, confidence, routing"),
+    ("drift", "drift_report.avsc", 1, "drift reports of the drift monitor"),
+)
+
+
+def dlq_role(processor: str) -> str:
+    """Role name of ``processor``'s dead-letter topic, e.g. ``dlq.extract``."""
+    return f"dlq.{processor}"
+
+
+def catalogue(settings: Settings) -> dict[str, TopicSpec]:
+    """All topics of ``settings.namespace``, keyed by role.
+
+    Returns roles ``documents``, ``texts``, ``extracted``, ``embedded``,
+    ``predictions``, ``drift`` and ``dlq.<processor>`` for every processor.
+    """
+    ns = settings.namespace
+    specs = {
+        role: TopicSpec(role, f"{ns}.{role}", schema, partitions, desc)
+        for role, schema, partitions, desc in _ROLES
+    }
+    for proc in PROCESSORS:
+        role = dlq_role(proc)
+        specs[role] = TopicSpec(
+            role, f"{ns}.{role}", None, 3,
+            f"dead letters of the {proc} processor (original bytes + error headers)",
+        )
+    return specs
+
+
+def topic(settings: Settings, role: str) -> str:
+    """Full topic name of ``role`` in ``settings.namespace``.
+
+    Raises:
+        KeyError: ``role`` is not in the catalogue.
+    """
+    return catalogue(settings)[role].name
+
+
+def dlq_topics(settings: Settings) -> list[str]:
+    """Names of every dead-letter topic of the namespace."""
+    return [topic(settings, dlq_role(p)) for p in PROCESSORS]
+
+
+def role_of(settings: Settings, topic_name: str) -> Optional[str]:
+    """Role of a full topic name, or ``None`` if it is not in the catalogue."""
+    for spec in catalogue(settings).values():
+        if spec.name == topic_name:
+            return spec.role
+    return None

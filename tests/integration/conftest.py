@@ -1,0 +1,56 @@
+"""Integration fixtures: one real local stack per test session, isolated names per test.
+
+With ``CONVEYOR_BOOTSTRAP_SERVERS`` set, the stack named by the environment is used as
+it is. Otherwise :func:`streams.stack.up` starts (or finds) the local stack in
+``CONVEYOR_HOME`` (default ``~/.cache/conveyor``, so downloads are reused) and the
+session stops it at the end only if it was this session that started it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from streams import env
+from streams.settings import Settings
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under ``tests/integration`` as ``integration``."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    """Settings of a running stack (Kafka + registry), started here if needed."""
+    settings = Settings.from_env()
+    if os.environ.get(env.BOOTSTRAP_SERVERS):
+        yield settings
+        return
+    from streams.stack import StackError, down, up
+
+    try:
+        state = up(settings, log=lambda line: None)
+    except StackError as exc:
+        pytest.fail(f"local stack did not come up: {exc}", pytrace=False)
+    started = [name for name in ("kafka", "registry") if state[name]["started"]]
+    yield settings
+    if started:
+        down(settings, parts=started, log=lambda line: None)
+
+
+@pytest.fixture
+def settings(stack_settings: Settings, tmp_path: Path) -> Settings:
+    """Per-test settings: own namespace (topics, groups, collection), Milvus Lite file, blob dir."""
+    return dataclasses.replace(
+        stack_settings,
+        namespace=f"t{uuid4().hex[:10]}",
+        milvus_uri=str(tmp_path / "milvus.db"),
+        blob_dir=tmp_path / "blobs",
+    )

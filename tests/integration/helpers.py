@@ -1,0 +1,42 @@
+"""Small helpers shared by integration tests (real Kafka, registry and Milvus)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from confluent_kafka import KafkaError
+
+from streams.kafka import make_consumer
+
+
+def read_all(settings, topic: str, *, expect: int | None = None, timeout: float = 30.0) -> list:
+    """All committed records on ``topic`` (raw ``Message`` objects), waiting until
+    ``expect`` records arrived or ``timeout`` seconds passed."""
+    consumer = make_consumer(settings, f"test-reader-{time.monotonic_ns()}", **{"statistics.interval.ms": 0})
+    consumer.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    idle_deadline = None
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+                if expect is not None and len(out) >= expect:
+                    if idle_deadline is None:
+                        idle_deadline = time.monotonic() + 1.0
+                    elif time.monotonic() > idle_deadline:
+                        break
+                continue
+            assert msg.error() is None, msg.error()
+            out.append(msg)
+    finally:
+        consumer.close()
+    return out
+
+
+def run_in_thread(fn: Callable[[], None]) -> threading.Thread:
+    """Start ``fn`` in a daemon thread and return it."""
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,88 @@
+"""End to end: every processor as its own process on real documents and texts.
+
+Checks that every input is accounted for exactly once (predictions ∪ dead letters),
+that damaged files end as dead letters with a reason while no processor dies, and
+that Milvus holds exactly the expected chunk rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from streams.accounting import collect
+from streams.admin import create_topics
+from streams.demo.run import CORPUS, count_milvus_rows
+from streams.io import InputProducer, iter_files, read_texts_csv
+from streams.serde import AvroSerde
+from streams.supervisor import Supervisor, process_groups
+from streams.topics import topic
+from tests.integration.helpers import read_all
+
+pytestmark = pytest.mark.slow
+
+SHARED_BAD = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "bad_and_edge_files"
+# Files in ../shared/corpus/bad_and_edge_files that are damaged beyond extraction.
+DAMAGED = {
+    "pillow/truncated_jpeg.jpg", "pillow/broken.png", "pillow/junk_jpeg_header.jpg",
+    "ocrmypdf/invalid.pdf", "mindee/blank_1.pdf",
+}
+N_TEXTS = 40
+
+
+def test_pipeline_accounts_for_every_input_once(settings, tmp_path):
+    settings = dataclasses.replace(settings, metrics_port=0)
+    create_topics(settings)
+    supervisor = Supervisor(settings, process_groups(settings), log_dir=tmp_path / "logs", grace=60)
+    supervisor.start()
+    names: dict[str, str] = {}
+    try:
+        with InputProducer(settings) as producer:
+            for path, err in iter_files([CORPUS]):
+                assert err is None
+                if path.suffix != ".csv":
+                    names[producer.document(path)["doc_id"]] = "demo/" + path.relative_to(CORPUS).as_posix()
+            if SHARED_BAD.is_dir():
+                for path, err in iter_files([SHARED_BAD]):
+                    if path.suffix.lower() in {".txt", ".toml", ".rst", ".md"}:
+                        continue
+                    names[producer.document(path)["doc_id"]] = "bad/" + path.relative_to(SHARED_BAD).as_posix()
+            texts = {}
+            for _, text in read_texts_csv(CORPUS / "texts" / "banking77_sample.csv", "text", None, N_TEXTS):
+                texts[producer.text(text)["doc_id"]] = text
+        ledger = collect(settings, set(names) | set(texts), timeout=900, settle=5)
+        for child in supervisor.children:
+            assert child.proc.poll() is None, f"{child.group} died; see {child.log_path}"
+            assert child.restarts == 0
+    finally:
+        codes = supervisor.stop()
+    logs = {str(c.log_path): c.log_path.read_text()[-3000:] for c in supervisor.children if c.log_path.exists()}
+    assert not ledger.missing, f"unaccounted: {[names.get(i, i) for i in ledger.missing]}\n{logs}"
+    assert not ledger.duplicated, [names.get(i, i) for i in ledger.duplicated]
+    assert ledger.unexpected == 0
+    assert all(code == 0 for code in codes.values()), (codes, logs)
+
+    by_name = {v: k for k, v in names.items()}
+    # Damaged files end as dead letters with a reason; good demo documents get predictions.
+    for rel in ["demo/damaged/truncated_jpeg.jpg", "demo/damaged/broken.png"] + (
+            [f"bad/{d}" for d in DAMAGED] if SHARED_BAD.is_dir() else []):
+        dead = ledger.dead_letters.get(by_name[rel])
+        assert dead, f"{rel} should be a dead letter"
+        assert dead[0]["reason"] and dead[0]["processor"] == "extract", dead
+    for doc_id, rel in names.items():
+        if rel.startswith("demo/") and "/damaged/" not in rel:
+            assert doc_id in ledger.predictions, f"{rel}: {ledger.dead_letters.get(doc_id)}"
+    for doc_id in texts:
+        pred = ledger.predictions[doc_id][0]
+        assert pred["kind"] == "text" and pred["model_name"] and 0 <= pred["confidence"] <= 1
+    receipt = ledger.predictions[by_name["demo/receipts/aldi_02032020_19_02423.jpg"]][0]
+    assert receipt["kind"] == "document" and receipt["routing"] in ("auto", "review")
+
+    # Milvus holds exactly one row per chunk of every embedded input.
+    serde = AvroSerde(settings)
+    embedded = [serde.decode(m.topic(), m.value()) for m in read_all(settings, topic(settings, "embedded"),
+                                                                     expect=len(ledger.predictions))]
+    expected_rows = {c["chunk_id"] for e in embedded for c in e["chunks"]}
+    assert {e["doc_id"] for e in embedded} == set(ledger.predictions)
+    assert count_milvus_rows(settings, set(names) | set(texts)) == len(expected_rows)

@@ -1,0 +1,128 @@
+"""The runner against the real broker and registry: outputs, dead letters, commits, backpressure."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dlq import envelope
+from processors.base import Processor
+from sinks.base import Sink, SinkBackpressureError
+from streams.admin import create_topics
+from streams.io import InputProducer
+from streams.kafka import make_producer
+from streams.runner import Runner, Stage
+from streams.serde import AvroSerde
+from streams.topics import topic
+from tests.integration.helpers import read_all, run_in_thread
+
+
+class ShoutingClassifier(Processor):
+    """Labels a text 'shout' when it is upper case; fails on texts containing 'boom'."""
+
+    name = "classify"
+    version = "9.9.9"
+
+    def process_one(self, record):
+        if "boom" in record["text"]:
+            raise ValueError(f"cannot classify {record['doc_id']}: boom")
+        label = "shout" if record["text"].isupper() else "calm"
+        return [{**self.meta(record), "kind": "text", "filename": None, "label": label, "confidence": 1.0,
+                 "top_labels": [], "model_name": "rule", "model_version": "1", "model_sha256": "-",
+                 "routing": "auto", "reasons": [], "duplicates": [], "fields": None}]
+
+
+def _run_until_idle(settings, stage, idle=4.0):
+    runner = Runner(settings, stage, batch_size=8)
+    runner.run(max_idle_seconds=idle)
+    return runner
+
+
+def test_outputs_dead_letters_and_commits(settings):
+    create_topics(settings)
+    texts = topic(settings, "texts")
+    with InputProducer(settings) as p:
+        ids = [p.text(t)["doc_id"] for t in ("HELLO", "quiet please", "boom goes the input")]
+    # A record that is not Avro at all, with a header of its own.
+    raw = make_producer(settings)
+    raw.produce(texts, key=b"junk-1", value=os.urandom(40), headers=[("origin", b"fuzz")], timestamp=1_700_000_000_000)
+    raw.flush(10)
+
+    runner = _run_until_idle(settings, Stage(ShoutingClassifier(), ("texts",), "predictions"))
+    assert runner.processed == 4 and runner.dead_lettered == 2
+
+    serde = AvroSerde(settings)
+    preds = {m.key().decode(): serde.decode(m.topic(), m.value())
+             for m in read_all(settings, topic(settings, "predictions"), expect=2)}
+    assert {k: v["label"] for k, v in preds.items()} == {ids[0]: "shout", ids[1]: "calm"}
+    assert preds[ids[0]]["producer"] == "classify" and preds[ids[0]]["producer_version"] == "9.9.9"
+
+    dead = {m.key().decode(): m for m in read_all(settings, topic(settings, "dlq.classify"), expect=2)}
+    assert set(dead) == {ids[2], "junk-1"}
+    junk = dead["junk-1"]
+    headers = envelope.decode_headers(junk.headers())
+    assert headers["origin"] == "fuzz"  # original headers kept
+    assert headers[envelope.ORIGIN_TOPIC] == texts
+    assert headers[envelope.EXCEPTION_CLASS] == "streams.serde.DecodeError"
+    assert headers[envelope.ERROR_CLASS] == "permanent"
+    assert headers[envelope.ORIGIN_TIMESTAMP] == "1700000000000"
+    assert junk.timestamp()[1] == 1_700_000_000_000  # original timestamp kept
+    boom = envelope.decode_headers(dead[ids[2]].headers())
+    assert boom[envelope.EXCEPTION_CLASS] == "builtins.ValueError"
+    assert "boom" in boom[envelope.EXCEPTION_MESSAGE]
+    assert boom[envelope.PROCESSOR] == "classify" and boom[envelope.GROUP] == settings.group_id("classify")
+    # The dead letter keeps the original value byte for byte: it still decodes as the input text.
+    assert serde.decode(texts, dead[ids[2]].value())["text"] == "boom goes the input"
+
+    # Offsets were committed: a second runner in the same group finds nothing to do.
+    again = _run_until_idle(settings, Stage(ShoutingClassifier(), ("texts",), "predictions"), idle=3.0)
+    assert again.processed == 0
+
+
+class FlakySink(Sink):
+    """A sink whose first ``failures`` flushes report backpressure."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.buffer: list = []
+        self.stored: list = []
+        self.flush_calls = 0
+
+    def write(self, batch):
+        self.buffer.extend(batch)
+
+    def flush(self):
+        self.flush_calls += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise SinkBackpressureError("store unavailable", retry_after=0.5)
+        self.stored.extend(self.buffer)
+        self.buffer.clear()
+
+
+class PassThrough(Processor):
+    name = "index"
+
+    def process_one(self, record):
+        return [{"doc_id": record["doc_id"]}]
+
+
+def test_backpressure_pauses_then_stores_everything_once(settings):
+    create_topics(settings)
+    with InputProducer(settings) as p:
+        ids = [p.text(f"text {i}")["doc_id"] for i in range(20)]
+    sink = FlakySink(failures=3)
+    runner = Runner(settings, Stage(PassThrough(), ("texts",), None, sink=sink), batch_size=50)
+    paused_seen = []
+    orig_wait = runner._wait_paused
+
+    def spy(seconds):
+        paused_seen.append(runner.paused)
+        orig_wait(seconds)
+
+    runner._wait_paused = spy
+    runner.run(max_idle_seconds=4.0)
+    assert paused_seen and all(paused_seen)
+    assert not runner.paused
+    assert sorted(r["doc_id"] for r in sink.stored) == sorted(ids)
+    assert sink.flush_calls >= 4

@@ -1,0 +1,56 @@
+import hashlib
+
+from streams import env
+from streams.accounting import Ledger
+from streams.blobstore import BlobStore
+from streams.io import abbreviate, document_record, iter_files, read_texts_csv
+from streams.settings import Settings
+
+
+def test_small_documents_travel_inline_large_ones_by_blob_reference(tmp_path):
+    s = Settings.from_env({env.HOME: str(tmp_path), env.INLINE_MAX_BYTES: "100"})
+    small = document_record(b"%PDF-1.4 tiny", "a.pdf", s)
+    assert small["content"] == b"%PDF-1.4 tiny" and small["blob_uri"] is None
+    assert small["content_type"] == "application/pdf"
+    big_bytes = b"x" * 1000
+    big = document_record(big_bytes, "b.png", s)
+    assert big["content"] is None and big["blob_uri"].startswith("file://")
+    assert big["sha256"] == hashlib.sha256(big_bytes).hexdigest()
+    assert BlobStore(s.blob_dir).read(big["blob_uri"]) == big_bytes
+
+
+def test_missing_paths_are_reported_not_skipped(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "one.txt").write_text("1")
+    found = list(iter_files([tmp_path / "d", tmp_path / "nope.pdf"]))
+    assert found[0] == (tmp_path / "d" / "one.txt", None)
+    assert found[1][0] == tmp_path / "nope.pdf" and "no such file" in found[1][1]
+
+
+def test_csv_reading_checks_columns(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("id,text\n1,hello\n2,world\n3,again\n")
+    assert list(read_texts_csv(f, "text", "id", limit=2)) == [("1", "hello"), ("2", "world")]
+    try:
+        list(read_texts_csv(f, "body"))
+        raise AssertionError("expected KeyError")
+    except KeyError as exc:
+        assert "body" in str(exc)
+
+
+def test_abbreviate_shortens_vectors_and_bytes():
+    out = abbreviate({"vector": [0.1] * 384, "content": b"\x00" * 500, "labels": ["a", "b"]})
+    assert out["vector"][-1] == "... 384 floats" and len(out["vector"]) == 5
+    assert out["content"]["bytes"] == 500
+    assert out["labels"] == ["a", "b"]
+
+
+def test_ledger_counts_missing_duplicates_and_strangers():
+    ledger = Ledger({"a", "b", "c"})
+    ledger.add_prediction("a", {})
+    ledger.add_dead_letter("b", {})
+    ledger.add_prediction("b", {})
+    ledger.add_prediction("zzz", {})
+    assert ledger.missing == {"c"}
+    assert ledger.duplicated == {"b"}
+    assert ledger.unexpected == 1
