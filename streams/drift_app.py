@@ -29,6 +29,20 @@ Data flow::
 Run ONE drift worker per namespace: each worker only sees the partitions
 assigned to it, so several workers would each compute drift on a share of the
 stream. The drift topic has one partition for the same reason.
+
+Restarts: faust restores the tables from their changelogs, but the monitor's
+reference is in memory, so a restarted worker reports the windows still in the
+tables again (at-least-once) and the oldest of them becomes the new reference.
+
+faust quirks handled here: window sizes must be whole seconds (faust computes
+window ranges with ``int()``); tables can only be written inside an agent, so
+the timer only *reads* ``table.data``; table expiry runs on the wall clock, not
+on event time (``expires_seconds``); faust's ``on_window_close`` is not used (it
+fires on wall-clock expiry, with a known lookup bug noted in faust's source);
+``datadir`` parents are created here (faust creates only the last level); the
+web server is disabled (port 6066 clashes between workers); the producers
+compress with lz4, which aiokafka can only read with ``cramjam``
+(``aiokafka[lz4]``), checked at start.
 """
 from __future__ import annotations
 
@@ -42,7 +56,6 @@ import math
 import signal
 import ssl
 import threading
-import time
 from datetime import timedelta
 from typing import Any, Optional, Sequence
 
@@ -53,10 +66,8 @@ from processors.drift import stats
 from processors.drift.monitor import (
     EMBEDDING,
     TEXT_LENGTH,
-    Categorical,
     DriftMonitor,
     StreamClock,
-    VectorMean,
     WindowAggregate,
     label_signal,
     summarize,
@@ -69,6 +80,8 @@ from streams.topics import catalogue
 log = logging.getLogger(__name__)
 
 PROCESSOR = "drift"
+MAX_PENDING = 10_000
+"""Undelivered reports kept for retry; the oldest are dropped beyond this."""
 
 DRIFT_VALUE = Gauge("conveyor_drift_value", "Last drift statistic per signal", ["signal", "statistic"])
 DRIFT_ALARM = Gauge("conveyor_drift_alarm", "1 when the last window of the signal raised a drift alarm",
@@ -224,6 +237,8 @@ class DriftRuntime:
         self._producer = None
         self._producer_lock = threading.Lock()
         self.reports_published = 0
+        #: Reports not delivered yet (retried on the next tick; at-least-once).
+        self.pending: list[dict] = []
         self.labels_table: Any = None
         self.lengths_table: Any = None
         self.embeddings_table: Any = None
@@ -264,29 +279,33 @@ class DriftRuntime:
                 agg = out[start] = WindowAggregate(start, start + w_ms)
             return agg
 
-        for key, value in list(self.labels_table.data.items()):
-            parsed = _window_key(key)
-            if parsed is None or not value:
-                continue
-            agg = window(parsed[1])
-            if agg is not None:
-                _, model, label = json.loads(parsed[0])
-                agg.categorical(label_signal(model)).add(label, int(value))
-        for key, value in list(self.lengths_table.data.items()):
-            parsed = _window_key(key)
-            if parsed is None or not value:
-                continue
-            agg = window(parsed[1])
-            if agg is not None:
-                _, bucket = json.loads(parsed[0])
-                agg.categorical(TEXT_LENGTH).add(bucket, int(value))
-        for key, value in list(self.embeddings_table.data.items()):
-            parsed = _window_key(key)
-            if parsed is None or not value or not value.get("n"):
-                continue
-            agg = window(parsed[1])
-            if agg is not None:
-                agg.vector(EMBEDDING).add(value["sum"], int(value["n"]))
+        def entries(table):
+            for key, value in list(table.data.items()):
+                parsed = _window_key(key)
+                if parsed is None or not value:
+                    continue
+                agg = window(parsed[1])
+                if agg is not None:
+                    yield agg, parsed[0], value
+
+        for agg, key, value in entries(self.labels_table):
+            try:
+                _, model, label = json.loads(key)
+                agg.categorical(label_signal(str(model))).add(str(label), int(value))
+            except (TypeError, ValueError) as exc:
+                log.warning("drift: ignoring label table entry %r: %s", key, exc)
+        for agg, key, value in entries(self.lengths_table):
+            try:
+                _, bucket = json.loads(key)
+                agg.categorical(TEXT_LENGTH).add(str(bucket), int(value))
+            except (TypeError, ValueError) as exc:
+                log.warning("drift: ignoring length table entry %r: %s", key, exc)
+        for agg, key, value in entries(self.embeddings_table):
+            try:
+                if value.get("n"):
+                    agg.vector(EMBEDDING).add(value["sum"], int(value["n"]))
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:  # e.g. dimension change
+                log.warning("drift: ignoring embedding table entry %r: %s", key, exc)
         return [out[s] for s in sorted(out)]
 
     def tick(self, wall_ms: Optional[int] = None) -> list[dict]:
@@ -395,10 +414,10 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
                        help="prediction counts per (partition, model, label) and window") \
         .tumbling(window, expires=expires).relative_to(_event_timestamp)
     lengths = app.Table("lengths", default=int, partitions=emb_spec.partitions,
-                         help="text length bucket counts per (partition, bucket) and window") \
+                        help="text length bucket counts per (partition, bucket) and window") \
         .tumbling(window, expires=expires).relative_to(_event_timestamp)
     embeddings = app.Table("embeddings", default=dict, partitions=emb_spec.partitions,
-                               help="sum and count of unit doc vectors per partition and window") \
+                           help="sum and count of unit doc vectors per partition and window") \
         .tumbling(window, expires=expires).relative_to(_event_timestamp)
     rt.labels_table, rt.lengths_table, rt.embeddings_table = labels.table, lengths.table, embeddings.table
 
@@ -447,16 +466,18 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
     @app.timer(interval=config.tick, name=f"{app_id}.close_windows")
     async def close_windows():
         try:
-            reports = rt.tick()
+            rt.pending.extend(rt.tick())
         except Exception:  # noqa: BLE001 - a bad window must not stop the timer
             log.exception("drift: closing windows failed")
-            return
-        if reports:
-            loop = asyncio.get_running_loop()
+        if rt.pending:
+            batch = list(rt.pending)
             try:
-                await loop.run_in_executor(None, rt.publish, reports)
-            except Exception:  # noqa: BLE001 - logged; the next window reports again
-                log.exception("drift: publishing %d reports failed", len(reports))
+                await asyncio.get_running_loop().run_in_executor(None, rt.publish, batch)
+            except Exception:  # noqa: BLE001 - retried on the next tick
+                log.exception("drift: publishing %d reports failed; retrying", len(batch))
+                del rt.pending[:max(0, len(rt.pending) - MAX_PENDING)]
+            else:
+                del rt.pending[:len(batch)]
 
     @app.on_partitions_assigned.connect
     async def _register_sources(sender, assigned, **kwargs):
@@ -498,9 +519,14 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
     can (signal handlers can only be installed in the main thread).
 
     Raises:
-        RuntimeError: a topic is missing (``check_topics``).
+        RuntimeError: a topic is missing (``check_topics``) or lz4 support is missing.
         SystemExit: the worker exited with a non-zero status (crash).
     """
+    from aiokafka.codec import has_lz4
+
+    if not has_lz4():
+        raise RuntimeError("aiokafka cannot decompress lz4 (the producers' compression): "
+                           "install aiokafka[lz4] (cramjam)")
     if check_topics:
         _check_topics(settings)
     loop = asyncio.new_event_loop()

@@ -134,8 +134,15 @@ def _prepare(settings: Settings, name: str, log) -> tuple[list[str], Path]:
         _kafka.write_config(settings)
         _kafka.format_storage(settings, java, libs, log)
         return _kafka.command(settings, java, libs), settings.home / "kafka"
-    dist = _registry.ensure_dist(settings, log)
-    java = check_java(_registry.min_java(dist), f"Apicurio Registry {dist.name}")
+    try:
+        java = check_java(21, "Apicurio Registry 3.1+")
+        version = None
+    except StackError:
+        java = check_java(17, "Apicurio Registry")
+        version = _registry.pom_versions()["apicurio.java17.version"]
+        log(f"stack: no Java 21+ found; using Apicurio Registry {version}, which runs on Java 17")
+    dist = _registry.ensure_dist(settings, log, version)
+    java = check_java(max(_registry.min_java(dist), 17), f"Apicurio Registry {dist.name}")
     cwd = _registry.write_config(settings)
     return _registry.command(settings, java, dist), cwd
 

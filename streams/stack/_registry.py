@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 from streams.settings import Settings
 from streams.stack._common import (
@@ -43,16 +44,16 @@ def url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.registry_port}{CCOMPAT}"
 
 
-def ensure_dist(settings: Settings, log) -> Path:
+def ensure_dist(settings: Settings, log, version: Optional[str] = None) -> Path:
     """The unpacked Apicurio distribution, fetched with Maven and untarred unless present.
 
     Raises:
         StackError: Maven is missing or fails, or the archive lacks ``quarkus-run.jar``.
     """
-    version = pom_versions()["apicurio.version"]
+    version = version or pom_versions()["apicurio.version"]
     dist = apicurio_dir(settings) / "dist" / version
     want = {"apicurio.version": version}
-    if read_marker(dist / MARKER) == want and (dist / "quarkus-run.jar").is_file():
+    if read_marker(dist / MARKER) == want and runner_jar(dist) is not None:
         return dist
     download = apicurio_dir(settings) / "download"
     shutil.rmtree(download, ignore_errors=True)
@@ -67,8 +68,8 @@ def ensure_dist(settings: Settings, log) -> Path:
     tmp.mkdir(parents=True)
     with tarfile.open(archives[0]) as tar:
         tar.extractall(tmp, filter="data")
-    if not (tmp / "quarkus-run.jar").is_file():
-        raise StackError(f"{archives[0].name} has no quarkus-run.jar at its top level")
+    if runner_jar(tmp) is None:
+        raise StackError(f"{archives[0].name} has no quarkus-run.jar or *-runner.jar at its top level")
     shutil.rmtree(dist, ignore_errors=True)
     tmp.rename(dist)
     write_marker(dist / MARKER, want)
@@ -76,12 +77,19 @@ def ensure_dist(settings: Settings, log) -> Path:
     return dist
 
 
+def runner_jar(dist: Path) -> Optional[Path]:
+    """The distribution's launcher: ``quarkus-run.jar`` (3.1+) or ``*-runner.jar`` (3.0.x)."""
+    if (dist / "quarkus-run.jar").is_file():
+        return dist / "quarkus-run.jar"
+    return next(iter(sorted(dist.glob("*-runner.jar"))), None)
+
+
 def min_java(dist: Path) -> int:
     """Oldest Java that runs ``dist``: read from the class file version of its app jar.
 
     Apicurio 3.3 is built for Java 21 (class file 65); falls back to 21 when unreadable.
     """
-    for jar in sorted((dist / "app").glob("*.jar")):
+    for jar in sorted((dist / "app").glob("*.jar")) + sorted((dist / "lib").glob("io.apicurio.apicurio-registry-*.jar")):
         with zipfile.ZipFile(jar) as zf:
             for name in zf.namelist():
                 if name.endswith(".class") and not name.endswith("module-info.class"):
@@ -108,8 +116,8 @@ def write_config(settings: Settings) -> Path:
 
 
 def command(settings: Settings, java: str, dist: Path) -> list[str]:
-    """The registry's command line (``java -jar quarkus-run.jar``)."""
-    return [java, *JVM_OPTS, *marker_args(layout(settings)), "-jar", str(dist / "quarkus-run.jar")]
+    """The registry's command line (``java -jar <runner jar>``)."""
+    return [java, *JVM_OPTS, *marker_args(layout(settings)), "-jar", str(runner_jar(dist))]
 
 
 def busy_ports(settings: Settings) -> list[int]:

@@ -22,8 +22,9 @@ from confluent_kafka import KafkaError
 
 from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
 from streams import env
-from streams.admin import create_topics
-from streams.kafka import make_consumer, make_producer
+from streams.admin import create_topics, delete_topics
+from streams.drift_app import run_drift
+from streams.kafka import make_admin, make_consumer, make_producer
 from streams.serde import AvroSerde, key_bytes
 from streams.topics import catalogue
 
@@ -97,8 +98,30 @@ def _read_reports(settings, topic: str, serde: AvroSerde, done, timeout: float,
     return out
 
 
-def test_label_shift_raises_drift_alarm(settings, tmp_path):
+@pytest.fixture
+def drift_settings(settings):
+    """Per-test settings with 2-second windows; the namespace's topics (and faust's
+    changelog topics) are deleted afterwards."""
     s = dataclasses.replace(settings, drift_window_seconds=WINDOW_S)
+    yield s
+    delete_topics(s)
+    admin = make_admin(s)
+    changelogs = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{s.namespace}.drift-")]
+    if changelogs:
+        for fut in admin.delete_topics(changelogs, operation_timeout=30).values():
+            try:
+                fut.result()
+            except Exception:  # noqa: BLE001 - best-effort cleanup
+                pass
+
+
+def test_run_drift_refuses_missing_topics(drift_settings):
+    with pytest.raises(RuntimeError, match="does not exist"):
+        run_drift(drift_settings)
+
+
+def test_label_shift_raises_drift_alarm(drift_settings, tmp_path):
+    s = drift_settings
     create_topics(s)
     specs = catalogue(s)
     now = int(time.time() * 1000)

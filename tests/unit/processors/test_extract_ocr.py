@@ -1,0 +1,87 @@
+"""OCR paths of the extract stage, on a real receipt scan (RapidOCR, CPU: slow)."""
+from __future__ import annotations
+
+import io
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from processors.extract import extract_bytes, ocr
+from processors.extract.images import load_pages
+
+pytestmark = pytest.mark.slow
+
+
+def test_receipt_jpeg_is_ocred_with_its_merchant_and_total(receipt_jpeg):
+    # Ground truth from the file name lidl_02032020_02_00716.jpg: lidl, 2020-03-02, total 7.16 EUR.
+    result = extract_bytes(receipt_jpeg, "lidl_02032020_02_00716.jpg", "image/jpeg")
+
+    (page,) = result["pages"]
+    assert page["method"] == "ocr" and page["page_number"] == 1
+    assert 0.8 < page["ocr_confidence"] <= 1.0
+    assert "lidl" in result["text"].lower()
+    assert "7,16" in result["text"]
+    assert result["fields"]["total_amount"] == "7.16"
+    assert result["fields"]["currency"] == "EUR"
+    assert "2020-03-02" in result["fields"]["dates"]
+
+
+def test_image_only_pdf_goes_to_ocr(receipt_jpeg):
+    with Image.open(io.BytesIO(receipt_jpeg)) as im:
+        out = io.BytesIO()
+        im.save(out, "PDF", resolution=300)  # a scanned-receipt PDF: one JPEG image, no text layer
+    result = extract_bytes(out.getvalue(), "scan.pdf", "application/pdf")
+
+    assert [page["method"] for page in result["pages"]] == ["ocr"]
+    assert result["pages"][0]["ocr_confidence"] > 0.8
+    assert "lidl" in result["text"].lower()
+    assert result["fields"]["total_amount"] == "7.16"
+
+
+def test_png_named_pdf_still_works(receipt_header_png):
+    result = extract_bytes(receipt_header_png, "receipt.pdf", "application/pdf")
+    assert result["pages"][0]["method"] == "ocr"
+    assert "lidl" in result["text"].lower()
+    assert "paderborn" in result["text"].lower()
+
+
+def test_ocr_lines_carry_boxes_scores_and_rows(receipt_header_png):
+    (rgb,) = load_pages(receipt_header_png)
+    result = ocr.ocr_image(rgb)
+    height, width = rgb.shape[:2]
+    assert result.lines
+    for line in result.lines:
+        assert len(line.box) == 4
+        assert all(0 <= x <= width and 0 <= y <= height for x, y in line.box)
+        assert 0.0 <= line.score <= 1.0
+    assert result.confidence == pytest.approx(np.mean([line.score for line in result.lines]))
+    assert result.text.count("\n") < len(result.lines) or len(result.lines) == 1
+
+
+def test_huge_images_are_downscaled_and_boxes_mapped_back(receipt_header_png):
+    (rgb,) = load_pages(receipt_header_png)
+    small = ocr.ocr_image(rgb, max_pixels=rgb.shape[0] * rgb.shape[1] // 4)  # OCR at half width/height
+    assert "lidl" in small.text.lower()
+    xs = [x for line in small.lines for x, _ in line.box]
+    assert max(xs) > rgb.shape[1] * 0.6  # coordinates are in the input's pixels, not the downscaled ones
+
+
+def test_blank_image_skips_the_engine(monkeypatch):
+    monkeypatch.setattr(ocr, "get_engine", lambda: pytest.fail("engine used for a blank page"))
+    result = ocr.ocr_image(np.full((300, 200, 3), 250, dtype=np.uint8))
+    assert (result.lines, result.text, result.confidence) == ([], "", None)
+
+
+def test_ocr_models_load_from_the_wheel_without_network(monkeypatch, receipt_header_png):
+    def no_network(*_args, **_kwargs):
+        raise AssertionError("OCR tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(ocr, "_engine", None)  # force a fresh engine (models loaded from disk)
+
+    (rgb,) = load_pages(receipt_header_png)
+    assert "lidl" in ocr.ocr_image(rgb).text.lower()
