@@ -55,7 +55,11 @@ INDEX_TYPE = "AUTOINDEX"
 """Accepted by Milvus Lite (HNSW with faiss, else brute force) and Milvus 2.3.5."""
 METRIC_TYPE = "COSINE"
 CONSISTENCY = "Strong"
-"""Reads (count, search) see every acknowledged upsert."""
+"""Default read consistency: count/search see every acknowledged upsert. On Milvus
+2.3.5, Strong reads time out for ~25 s after a server restart (until the channel's
+time tick catches up) while Bounded/Eventually reads work as soon as the
+collection is loaded again."""
+_CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 T = TypeVar("T")
@@ -82,10 +86,12 @@ class MilvusSink(Sink):
         timeout: seconds allowed to each Milvus call (and to connecting).
         backoff_initial: first ``retry_after`` (s) when Milvus is unavailable.
         backoff_max: cap of the doubling ``retry_after`` (s).
+        read_consistency: consistency level of :meth:`count` and
+            :meth:`search_similar` (``Strong``, ``Bounded``, ``Session``, ``Eventually``).
 
     Raises:
-        ValueError: bad collection name, non-positive bounds, or a local path
-            that does not end in ``.db``.
+        ValueError: bad collection name, non-positive bounds, unknown consistency
+            level, or a local path that does not end in ``.db``.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class MilvusSink(Sink):
         timeout: float = 10.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        read_consistency: str = CONSISTENCY,
     ):
         if not _COLLECTION_NAME.match(collection or ""):
             raise ValueError(f"invalid Milvus collection name {collection!r}")
@@ -107,6 +114,8 @@ class MilvusSink(Sink):
             raise ValueError("dim, max_batch_rows, max_batch_bytes and timeout must be positive")
         if backoff_initial <= 0 or backoff_max < backoff_initial:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
+        if read_consistency not in _CONSISTENCY_LEVELS:
+            raise ValueError(f"read_consistency must be one of {_CONSISTENCY_LEVELS}")
         if "://" not in uri and not uri.startswith("unix:"):
             path = Path(uri).expanduser()
             if path.suffix != ".db":
@@ -121,6 +130,7 @@ class MilvusSink(Sink):
         self.timeout = float(timeout)
         self.backoff_initial = float(backoff_initial)
         self.backoff_max = float(backoff_max)
+        self.read_consistency = read_consistency
         self._token = SecretStr(token or "")
         self._client: Optional[MilvusClient] = None
         self._conn_lock = threading.RLock()
@@ -144,6 +154,11 @@ class MilvusSink(Sink):
     def buffered_rows(self) -> int:
         """Rows written but not yet acknowledged by Milvus."""
         return len(self._buffer)
+
+    @property
+    def retry_after(self) -> Optional[float]:
+        """``retry_after`` of the last backpressure error; ``None`` once a flush succeeded."""
+        return self._retry_after
 
     @property
     def buffered_bytes(self) -> int:
@@ -345,7 +360,7 @@ class MilvusSink(Sink):
 
         def run(client: MilvusClient) -> int:
             res = client.query(self.collection, filter=expr, output_fields=["count(*)"],
-                               consistency_level=CONSISTENCY, timeout=self.timeout)
+                               consistency_level=self.read_consistency, timeout=self.timeout)
             return int(res[0]["count(*)"]) if res else 0
 
         return self._call(run)
@@ -394,7 +409,7 @@ class MilvusSink(Sink):
         def run(client: MilvusClient):
             return client.search(self.collection, data=[query], limit=topk, filter=" and ".join(clauses),
                                  output_fields=["doc_id"], search_params={"metric_type": METRIC_TYPE},
-                                 consistency_level=CONSISTENCY, timeout=self.timeout)
+                                 consistency_level=self.read_consistency, timeout=self.timeout)
 
         best: dict[str, float] = {}
         for hit in self._call(run)[0]:

@@ -13,7 +13,8 @@ pymilvus 3.0.2 raises, as observed against Milvus Lite and Milvus 2.3.5:
 * server-side transient states, as Milvus error codes: 1 service not ready,
   2 unavailable, 3/4/7 memory/request/disk limits, 8 rate limit, 9 force deny
   (quota), 11 time-tick lag, 503 channel not available, 901/902/905 node
-  not found/offline/unavailable; or a status flagged ``retriable``.
+  not found/offline/unavailable, 101 collection not loaded (reads right after a
+  restart); or a status flagged ``retriable``.
 
 Input errors (wrong dimension, string too long: codes 6, 1100, 65535…) are permanent.
 """
@@ -42,8 +43,10 @@ TRANSIENT_GRPC_CODES = frozenset({
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.CANCELLED,
 })
-TRANSIENT_MILVUS_CODES = frozenset({2, 3, 4, 7, 8, 9, 11, 503, 901, 902, 905})
-"""Milvus (merr) codes of transient server states; code 1 is ambiguous (pymilvus
+TRANSIENT_MILVUS_CODES = frozenset({2, 3, 4, 7, 8, 9, 11, 101, 503, 901, 902, 905})
+"""Milvus (merr) codes of transient server states. 101 "collection not loaded" is
+what reads get for a few seconds after a server restart, while the collection
+reloads (the sink reconnects, which also loads it). Code 1 is ambiguous (pymilvus
 uses it for any client-side error), so it counts only with a matching message."""
 _TRANSIENT_MESSAGE = re.compile(
     r"unavailable|not ready|connection refused|failed to connect|fail connecting|"

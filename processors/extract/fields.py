@@ -42,13 +42,15 @@ _MONTH_BY_NAME = {name: number for number, names in _MONTHS.items() for name in 
 _MONTH_RE = "|".join(sorted((re.escape(name) for name in _MONTH_BY_NAME), key=len, reverse=True))
 
 _ISO_DATE = re.compile(r"(?<![\d.,/-])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|[.,/-]\d)")
-_NUMERIC_DATE = re.compile(r"(?<![\d.,/-])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?![\d]|[.,/-]\d)")
+#: After a 4-digit year, OCR often glues the time on: "06.04.202014:43".
+_DATE_END = r"(?:(?![\d]|[.,/-]\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
+_NUMERIC_DATE = re.compile(r"(?<![\d.,/-])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})" + _DATE_END)
 _DAY_MONTH_YEAR = re.compile(
-    rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th|er)?\.?[\s-]*(?:de\s+)?({_MONTH_RE})\.?[\s,-]*(?:de\s+)?(\d{{4}}|(?<=-)\d{{2}})(?!\d)",
+    rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th|er)?\.?[\s-]*(?:de\s+)?({_MONTH_RE})\.?[\s,-]*(?:de\s+)?(\d{{4}}|(?<=-)\d{{2}}){_DATE_END}",
     re.IGNORECASE,
 )
 _MONTH_DAY_YEAR = re.compile(
-    rf"(?<![\w])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}})(?!\d)", re.IGNORECASE
+    rf"(?<![\w])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}}){_DATE_END}", re.IGNORECASE
 )
 _YEAR_MONTH_DAY = re.compile(
     rf"(?<![\w])(\d{{4}})[-\s.]({_MONTH_RE})\.?[-\s.](\d{{1,2}})(?!\d)", re.IGNORECASE
@@ -92,7 +94,7 @@ _TOTAL_STRONG = re.compile(
     r"somme\s+[àa]\s+payer|montant\s+ttc|te\s+betalen|totaal\s+incl|total\s+incl|total\s+to\s+pay",
     re.IGNORECASE,
 )
-_TOTAL_WEAK = re.compile(r"\btotal\b|\btotaal\b|\bsumme\b|\bgesamt\b|\btotale\b|\bbetrag\b|\bsum\b", re.IGNORECASE)
+_TOTAL_WEAK = re.compile(r"\btotal\b|\btotaal\b|\bsumme\b|\bgesamt\b|\btotale\b|\bsum\b", re.IGNORECASE)
 
 # ------------------------------------------------------------------------ currency
 

@@ -80,7 +80,10 @@ def load_pages(
 
     with im:
         fmt = im.format or "image"
-        n_frames = getattr(im, "n_frames", 1) if fmt in _MULTIPAGE_FORMATS else 1
+        try:
+            n_frames = int(getattr(im, "n_frames", 1)) if fmt in _MULTIPAGE_FORMATS else 1
+        except Exception as exc:  # noqa: BLE001 - a broken frame chain is damage
+            raise CorruptDocumentError(f"{fmt} has a damaged page (frame) structure: {exc}") from None
         if n_frames > max_pages:
             raise DocumentLimitError(f"{fmt} has {n_frames} pages, more than the limit of {max_pages}")
         pages = []

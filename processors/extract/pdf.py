@@ -47,7 +47,8 @@ _XFA_PLACEHOLDER = re.compile(
     r"\s+of\s+the\s+document,?\s+your\s+pdf\s+viewer\s+may\s+not\s+be\s+able\s+to\s+display\s+this\s+type\s+of\s+document\.?",
     re.IGNORECASE,
 )
-_CONTROL = re.compile(r"[^\S\n\t ]|[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]")
+_ODD_SPACE = re.compile(r"[^\S\n\t ]")  # NBSP, en/em spaces, line separators...
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,10 @@ def meaningful_chars(text: str) -> int:
 
 
 def normalise_text(text: str) -> str:
-    """``\\r\\n``/``\\r`` -> ``\\n``, control characters dropped, lines right-stripped,
-    surrounding blank lines removed."""
+    """``\\r\\n``/``\\r`` -> ``\\n``, control characters dropped, other whitespace
+    (NBSP, en spaces...) -> a space, lines right-stripped, surrounding blank lines removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(lambda m: " " if m.group(0) in "\u00a0\u2009\u202f\u3000" else "", text)
+    text = _ODD_SPACE.sub(" ", _CONTROL.sub("", text))
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 

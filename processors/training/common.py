@@ -57,8 +57,12 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def export_onnx(clf: Any, n_features: int, path: Path) -> bytes:
-    """Export a fitted sklearn classifier; probabilities as a plain tensor (no ZipMap)."""
+def export_onnx(clf: Any, n_features: int, path: Path, graph_name: str = "conveyor_classifier") -> bytes:
+    """Export a fitted sklearn classifier; probabilities as a plain tensor (no ZipMap).
+
+    The graph name is fixed (skl2onnx would use a random UUID), so the same
+    fitted model always gives the same bytes and sha256.
+    """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -67,6 +71,7 @@ def export_onnx(clf: Any, n_features: int, path: Path) -> bytes:
         initial_types=[("embedding", FloatTensorType([None, n_features]))],
         options={id(clf): {"zipmap": False}},
         target_opset=TARGET_OPSET,
+        name=graph_name,
     )
     data = onx.SerializeToString()
     path.parent.mkdir(parents=True, exist_ok=True)

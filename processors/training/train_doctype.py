@@ -21,7 +21,10 @@ and is labelled ``tax_form``; ``sample-layout.pdf`` (an SEC 10-Q filing) is ``ot
 Text: :func:`processors.extract.extract_bytes` (text layer or OCR), cached per
 file sha256 as JSON under ``~/.cache/conveyor/train/doctype-extract``
 (``--refresh-extract`` re-extracts). ``invoice2data/compare/Orlen.txt`` is a
-pre-extracted invoice text and is used as is. Byte-identical files are used once.
+pre-extracted invoice text and is used as is. Byte-identical files, and files
+whose extracted text is identical to an earlier file's (the W-9 / W-8BEN /
+1099 samples are one form template each whose filled values live in form
+fields, not in the page text; the two consent-form PDFs), are used once.
 
 Features: the ``doc_vector`` :class:`processors.embed.EmbedProcessor` computes
 (L2-normalised mean of the chunk embeddings), via
@@ -97,7 +100,6 @@ LABEL_RULES: list[tuple[str, str, str]] = [
     ("azure_form_recognizer_samples/singles/sample-layout.pdf", "other", "layout sample: an SEC 10-Q filing"),
 ]
 
-#: Near-duplicates share a CV group: (pattern, function of the relative path → group id).
 def group_of(rel: str) -> str:
     """CV group of a document: itself, or the original it is a near-duplicate of."""
     p = Path(rel)
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.perf_counter()
     kept, texts = [], []
+    seen_texts: dict[str, str] = {}
+    skipped_same_text: list[dict[str, str]] = []
     for doc in docs:
         try:
             ext = extract_cached(doc, args.cache_dir, args.refresh_extract)
@@ -198,6 +202,14 @@ def main(argv: list[str] | None = None) -> dict:
         if not ext["text"].strip():
             print(f"  ! {doc['rel']}: empty text, left out", flush=True)
             continue
+        text_sha = hashlib.sha256(ext["text"].strip().encode("utf-8")).hexdigest()
+        if text_sha in seen_texts:
+            # e.g. the W-9/W-8BEN samples: the same form template, filled in form fields
+            # that are not part of the page text -> identical features; use once.
+            print(f"  skip {doc['rel']}: same extracted text as {seen_texts[text_sha]}", flush=True)
+            skipped_same_text.append({"file": doc["rel"], "same_text_as": seen_texts[text_sha]})
+            continue
+        seen_texts[text_sha] = doc["rel"]
         doc["extract"] = {k: ext[k] for k in ("page_count", "methods", "seconds")}
         doc["text_length"] = len(ext["text"])
         kept.append(doc)
@@ -247,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_train = time.perf_counter() - t0
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    data = export_onnx(clf, X.shape[1], out / "model.onnx")
+    data = export_onnx(clf, X.shape[1], out / "model.onnx", graph_name="doctype")
     sha = hashlib.sha256(data).hexdigest()
     counts = Counter(d["label"] for d in kept)
     manifest = {
@@ -265,6 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "processors/training/train_doctype.py LABEL_RULES; text via processors.extract.extract_bytes"
             ),
             "documents": len(kept),
+            "left_out_same_extracted_text": skipped_same_text,
             "cv_groups": n_groups,
             "per_label": {k: counts.get(k, 0) for k in LABELS},
             "files": [

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     # --- export, then check the ONNX model reproduces sklearn
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    data = export_onnx(clf, X_train.shape[1], out / "model.onnx")
+    data = export_onnx(clf, X_train.shape[1], out / "model.onnx", graph_name="intent_banking77")
     import hashlib
 
     sha = hashlib.sha256(data).hexdigest()

@@ -428,9 +428,21 @@ def test_lite_uri_must_be_a_db_file(tmp_path):
         MilvusSink(str(tmp_path / "x.db"), collection="bad-name")
 
 
+def _count_when_readable(sink: MilvusSink, doc_id: Optional[str] = None, wait: float = 120.0) -> int:
+    """``sink.count()``, retried while reads are unavailable (Milvus 2.3.5 times out
+    Strong reads for ~25 s after a restart)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return sink.count(doc_id)
+        except MilvusUnavailableError:
+            assert time.monotonic() < deadline, "reads did not recover after the restart"
+            time.sleep(1.0)
+
+
 def test_server_down_then_back(milvus_server, make_sink_server):
     """Stop the server: flush backs off and keeps rows; restart: exact count."""
-    sink = make_sink_server(backoff_initial=0.5, backoff_max=4.0)
+    sink = make_sink_server(timeout=5, backoff_initial=0.5, backoff_max=4.0)
     first = _three_docs(n_chunks=3)
     sink.write(first)
     sink.flush()
@@ -441,19 +453,21 @@ def test_server_down_then_back(milvus_server, make_sink_server):
     try:
         sink.write(second)
         assert sink.buffered_rows == 7
-        with pytest.raises(SinkBackpressureError) as e1:
-            sink.flush()
-        with pytest.raises(SinkBackpressureError) as e2:
-            sink.flush()
-        assert (e1.value.retry_after, e2.value.retry_after) == (0.5, 1.0)
-        assert sink.buffered_rows == 7
+        delays = []
+        for _ in range(4):
+            with pytest.raises(SinkBackpressureError) as info:
+                sink.flush()
+            delays.append(info.value.retry_after)
+            assert sink.buffered_rows == 7
+        assert delays == [0.5, 1.0, 2.0, 4.0]
         with pytest.raises(MilvusUnavailableError):
             sink.count()
         # A sink created while Milvus is down is usable once it is back.
-        late = make_sink_server(collection=sink.collection)
+        late = make_sink_server(timeout=5)
         late.write(_doc_rows("doc-later", 2, seed=12))
         with pytest.raises(SinkBackpressureError):
             late.flush()
+        assert late.buffered_rows == 2
     finally:
         restart = milvus_server.start()
     print(f"\nMilvus 2.3.5 server restarted in {restart:.1f}s")
@@ -467,20 +481,12 @@ def test_server_down_then_back(milvus_server, make_sink_server):
             assert time.monotonic() < deadline, "sink did not recover after the restart"
             time.sleep(exc.retry_after)
     assert sink.buffered_rows == 0
+    assert sink.retry_after is None  # backoff reset by the successful flush
     late.flush()
-    assert sink.count() == 9 + 6 + 2
+    assert late.buffered_rows == 0
+    assert _count_when_readable(sink) == 9 + 6 + 2
     assert sink.count("doc-late") == 6
-    # Backoff was reset by the successful flush.
-    milvus_server.stop()
-    try:
-        sink.write(_doc_rows("doc-x", 1, seed=13))
-        with pytest.raises(SinkBackpressureError) as e3:
-            sink.flush()
-        assert e3.value.retry_after == 0.5
-    finally:
-        milvus_server.start()
-    sink.flush()
-    assert sink.count() == 18
+    assert sink.count("doc-a") == 3
 
 
 @pytest.fixture

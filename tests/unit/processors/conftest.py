@@ -26,8 +26,9 @@ def extract_fixture() -> Callable[[str], bytes]:
 
 @pytest.fixture(scope="session")
 def receipt_jpeg(extract_fixture) -> bytes:
-    """Real 300 dpi scan of a Lidl receipt (softmatic, CC-BY-4.0): total 7.16 EUR, 2020-03-02."""
-    return extract_fixture("lidl_02032020_02_00716.jpg")
+    """Real 300 dpi scan of a toom Baumarkt receipt (softmatic, CC-BY-4.0);
+    ground truth from its file name: toom, 2020-04-06, total 49.99 EUR."""
+    return extract_fixture("toom_06042020_01_04999.jpg")
 
 
 @pytest.fixture(scope="session")

@@ -142,3 +142,11 @@ def test_jpeg_with_junk_in_its_header_still_decodes(extract_fixture):
     # Pillow's junk_jpeg_header.jpg is an odd but valid JPEG (Pillow issue #630).
     (page,) = load_pages(extract_fixture("junk_jpeg_header.jpg"))
     assert page.shape == (768, 1024, 3)
+
+
+def test_truncation_detection_is_not_switched_off(extract_fixture):
+    from PIL import ImageFile
+
+    with pytest.raises(CorruptDocumentError):
+        load_pages(extract_fixture("truncated_jpeg.jpg"))
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False

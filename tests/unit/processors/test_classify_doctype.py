@@ -1,0 +1,67 @@
+"""The shipped document-type model: manifest, loading, and a text-layer smoke run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from processors.classify import ClassifyProcessor
+from processors.classify.models import OnnxClassifier
+from processors.embed.model import MODEL_SHA256
+from processors.models import MODELS_DIR
+
+REPO = Path(__file__).resolve().parents[3]
+CORPUS = REPO.parent / "shared" / "corpus"
+DOCTYPE_DIR = MODELS_DIR / "doctype"
+
+
+def test_shipped_doctype_manifest():
+    clf = OnnxClassifier.load(DOCTYPE_DIR)
+    m = clf.manifest
+    assert {"receipt", "invoice", "tax_form", "other"} <= set(clf.labels)
+    for key in ("training_data", "training_data_licence", "training_command", "metrics", "metric_floors",
+                "embedding_model", "created_with", "seed"):
+        assert key in m, key
+    assert m["embedding_model"]["sha256"] == MODEL_SHA256
+    for metric, floor in m["metric_floors"].items():
+        assert m["metrics"][metric] >= floor
+    cm = m["metrics"]["cv_confusion_matrix"]["rows_true_cols_predicted"]
+    assert sum(map(sum, cm)) == m["training_data"]["documents"]
+    # trained only on corpus folders that may ship
+    allowed = ("softmatic_receipts_de/", "invoice2data/", "azure_form_recognizer_samples/")
+    assert all(f["file"].startswith(allowed) for f in m["training_data"]["files"])
+    assert (DOCTYPE_DIR / "NOTICE").exists()
+
+
+def test_default_processor_loads_shipped_models():
+    proc = ClassifyProcessor()
+    assert proc.classifiers["text"].name == "intent-banking77"
+    assert proc.classifiers["document"].name == "doctype"
+    assert proc.thresholds["document"] == 0.7  # no auto_threshold in the doctype manifest
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="../shared corpus not present")
+@pytest.mark.parametrize(
+    "rel, label",
+    [
+        ("invoice2data/compare/AzureInterior.pdf", "invoice"),
+        ("azure_form_recognizer_samples/irs_w8ben_labeled/fw8ben_1.pdf", "tax_form"),
+    ],
+)
+def test_text_layer_documents_end_to_end(rel, label):
+    """extract → embed → classify on text-layer PDFs (no OCR; in the training set: a smoke test)."""
+    extract = pytest.importorskip("processors.extract")
+    from processors.embed import EmbedProcessor
+
+    data = (CORPUS / rel).read_bytes()
+    ext = extract.extract_bytes(data, Path(rel).name)
+    record = {"doc_id": "d1", "trace_id": "d1", "event_time": 0, "producer": "extract", "producer_version": "0",
+              "filename": Path(rel).name, "content_type": "application/pdf", "sha256": "0" * 64, **ext}
+    embedded = EmbedProcessor().process_batch([record])[0][0]
+    pred = ClassifyProcessor().process_batch([embedded])[0][0]
+    assert pred["label"] == label
+    assert pred["kind"] == "document" and pred["model_name"] == "doctype"
+    fastavro = pytest.importorskip("fastavro")
+    schema = fastavro.parse_schema(json.loads((REPO / "schemas" / "prediction.avsc").read_text()))
+    assert fastavro.validation.validate(pred, schema, raise_errors=True)
