@@ -179,11 +179,13 @@ class MilvusSink(Sink):
             ValueError: a row has no string ``chunk_id``.
             MilvusException: Milvus rejected an early batch (permanent; rows kept).
         """
+        for row in batch:  # validate first: a bad batch buffers nothing
+            key = row.get(PRIMARY_KEY)
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"row without a string {PRIMARY_KEY!r}")
         with self._buf_lock:
             for row in batch:
-                key = row.get(PRIMARY_KEY)
-                if not isinstance(key, str) or not key:
-                    raise ValueError(f"row without a string {PRIMARY_KEY!r}")
+                key = row[PRIMARY_KEY]
                 old = self._buffer.pop(key, None)
                 if old is not None:
                     self._buffer_bytes -= old[1]

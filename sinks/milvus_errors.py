@@ -82,6 +82,8 @@ def is_unavailable(exc: BaseException) -> bool:
             return exc.code() in TRANSIENT_GRPC_CODES
         except Exception:  # noqa: BLE001 - a malformed RpcError: treat as unknown
             return False
+    if isinstance(exc, ValueError) and "closed channel" in str(exc):
+        return True  # another thread dropped the client after an outage
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 

@@ -111,7 +111,7 @@ def run(names: tuple[str, ...]) -> None:
         return
     metrics.serve(settings.metrics_port)
     if names == ("drift",):
-        from streams.drift_app import run_drift
+        from streams.drift import run_drift
 
         run_drift(settings)
         return

@@ -1,7 +1,8 @@
-"""Drift monitoring: pure statistics (:mod:`.stats`) and windowed state (:mod:`.monitor`).
+"""Drift monitoring: pure statistics (:mod:`.stats`) and windowed state (:mod:`.monitor`,
+built on :mod:`.aggregate`, :mod:`.clock` and :mod:`.report`).
 
 Nothing here imports Kafka or faust; the streaming plumbing is
-:mod:`streams.drift_app`.
+:mod:`streams.drift`.
 """
 from processors.drift.monitor import PRODUCER_VERSION, DriftMonitor, StreamClock, WindowAggregate
 from processors.drift.stats import (

@@ -1,7 +1,7 @@
 """In-memory, event-time windowed drift state: :class:`DriftMonitor`.
 
 Pure Python + numpy (no Kafka, no faust), so the windowing and reference rules
-are unit-testable; :mod:`streams.drift_app` feeds it from faust windowed tables.
+are unit-testable; :mod:`streams.drift` feeds it from faust windowed tables.
 
 Windows
 -------
@@ -31,224 +31,48 @@ its own reference then.
 
 The reference lives in memory only: a restarted monitor learns it again from the
 first window it closes.
+
+Modules: the per-window signal state is :mod:`.aggregate`, the watermark
+:mod:`.clock`, the report built per signal and window :mod:`.report`; their
+public names are re-exported here.
 """
 from __future__ import annotations
 
-import json
-import math
-import time
-import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
-
-import numpy as np
+from typing import Any, Callable, Optional
 
 from processors.drift import stats
+from processors.drift.aggregate import (
+    EMBEDDING,
+    LABEL_PREFIX,
+    TEXT_LENGTH,
+    Categorical,
+    Reference,
+    SignalState,
+    VectorMean,
+    WindowAggregate,
+    aggregate_from_observations,
+    label_signal,
+)
+from processors.drift.clock import StreamClock, epoch_ms
+from processors.drift.report import PRODUCER, PRODUCER_VERSION, drift_report, summarize
 
-PRODUCER = "drift"
-"""``producer`` field of the drift reports."""
-PRODUCER_VERSION = "0.1.0"
-"""``producer_version`` field of the drift reports."""
-
-EMBEDDING = "embedding"
-"""Signal name of the mean document embedding."""
-TEXT_LENGTH = "text_length"
-"""Signal name of the text length histogram."""
-LABEL_PREFIX = "label:"
-"""Signal name prefix of a model's predicted labels: ``label:<model_name>``."""
-
-
-def label_signal(model_name: str) -> str:
-    """Signal name of ``model_name``'s predicted labels."""
-    return f"{LABEL_PREFIX}{model_name}"
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class Categorical:
-    """Counts per category (labels, length buckets): the state of a PSI signal."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, category: str, n: int = 1) -> None:
-        self.counts[category] = self.counts.get(category, 0) + int(n)
-
-    def merge(self, other: "Categorical") -> None:
-        for k, v in other.counts.items():
-            self.add(k, v)
-
-    @property
-    def size(self) -> int:
-        return sum(v for v in self.counts.values() if v > 0)
-
-    def copy(self) -> "Categorical":
-        return Categorical(dict(self.counts))
-
-
-@dataclass
-class VectorMean:
-    """Sum and count of vectors: the state of the mean-embedding signal."""
-
-    total: Optional[np.ndarray] = None
-    n: int = 0
-
-    def add(self, vector: np.ndarray, n: int = 1) -> None:
-        v = np.asarray(vector, dtype=np.float64).reshape(-1)
-        if self.total is None:
-            self.total = v.copy()
-        elif self.total.shape != v.shape:
-            raise ValueError(f"vector dimension {v.shape[0]} != {self.total.shape[0]}")
-        else:
-            self.total = self.total + v
-        self.n += int(n)
-
-    def merge(self, other: "VectorMean") -> None:
-        if other.total is not None and other.n > 0:
-            self.add(other.total, other.n)
-
-    @property
-    def size(self) -> int:
-        return self.n
-
-    def copy(self) -> "VectorMean":
-        return VectorMean(None if self.total is None else self.total.copy(), self.n)
-
-
-SignalState = Union[Categorical, VectorMean]
-
-
-@dataclass
-class WindowAggregate:
-    """Everything observed in one window, per signal. Mergeable.
-
-    ``start_ms``/``end_ms`` bound the window (end exclusive). Build one with
-    :meth:`DriftMonitor.new_window` or directly (``streams.drift_app`` builds
-    them from faust tables).
-    """
-
-    start_ms: int
-    end_ms: int
-    signals: dict[str, SignalState] = field(default_factory=dict)
-
-    def categorical(self, signal: str) -> Categorical:
-        state = self.signals.setdefault(signal, Categorical())
-        if not isinstance(state, Categorical):
-            raise TypeError(f"signal {signal} is not categorical")
-        return state
-
-    def vector(self, signal: str) -> VectorMean:
-        state = self.signals.setdefault(signal, VectorMean())
-        if not isinstance(state, VectorMean):
-            raise TypeError(f"signal {signal} is not a vector mean")
-        return state
-
-    def add_embedding(self, doc_vector: Any, text_length: int) -> bool:
-        """Add one embedded record; returns False when the vector was unusable
-        (empty, non-finite or zero: only its text length is counted then)."""
-        self.categorical(TEXT_LENGTH).add(stats.length_bucket(text_length))
-        v = np.asarray(doc_vector if doc_vector is not None else [], dtype=np.float64).reshape(-1)
-        norm = float(np.linalg.norm(v)) if v.size else 0.0
-        if v.size == 0 or not math.isfinite(norm) or norm == 0.0:
-            return False
-        # doc_vector is L2-normalised by contract; re-normalise so the noise model holds.
-        self.vector(EMBEDDING).add(v / norm)
-        return True
-
-    def add_prediction(self, model_name: str, label: str) -> None:
-        """Add one prediction of ``model_name``."""
-        self.categorical(label_signal(model_name)).add(label)
-
-    def merge(self, other: "WindowAggregate") -> None:
-        """Add ``other``'s observations to this aggregate (window bounds unchanged)."""
-        for name, state in other.signals.items():
-            mine = self.signals.get(name)
-            if mine is None:
-                self.signals[name] = state.copy()
-            else:
-                mine.merge(state)  # type: ignore[arg-type]
-
-    def size(self, signal: str) -> int:
-        state = self.signals.get(signal)
-        return state.size if state is not None else 0
-
-    @property
-    def empty(self) -> bool:
-        return all(s.size == 0 for s in self.signals.values())
-
-
-@dataclass
-class _Reference:
-    state: SignalState
-    windows: int
-    start_ms: int
-    end_ms: int
-
-
-class StreamClock:
-    """Event-time watermark for :meth:`DriftMonitor.close_windows`.
-
-    Sources (e.g. ``(topic, partition)``) report the event times they deliver.
-    ``now(wall_ms)`` is the smallest "largest event time" over the *active*
-    sources - those that delivered a record in the last ``idle_seconds`` - so a
-    partition that lags behind holds windows open instead of making its records
-    late (the usual per-partition watermark of stream processors, with idle
-    sources ignored as in Flink's ``withIdleness``). A source :meth:`register`-ed
-    before its first record (an assigned partition) holds the watermark until it
-    delivers or turns idle, so a partition fetched a little later at start-up does
-    not find its windows closed. When every source is idle the
-    watermark is the largest event time seen, advanced with the wall clock from
-    ``idle_seconds`` after the last arrival, so the last window of a stream that
-    goes quiet still closes. Event times are capped at wall clock +
-    ``max_future_seconds`` (a producer with a skewed clock cannot close windows
-    early) and the watermark never goes backwards.
-    """
-
-    def __init__(self, idle_seconds: float, max_future_seconds: float = 60.0) -> None:
-        self.idle_ms = int(idle_seconds * 1000)
-        self.max_future_ms = int(max_future_seconds * 1000)
-        self._max_event: dict[Any, int] = {}
-        self._last_arrival: dict[Any, int] = {}
-        self._watermark: Optional[int] = None
-        self._last_record_ms: Optional[int] = None
-
-    def register(self, source: Any, wall_ms: Optional[int] = None) -> None:
-        """Announce a source (e.g. a newly assigned partition) that has not delivered yet."""
-        wall = _wall_ms() if wall_ms is None else int(wall_ms)
-        self._last_arrival[source] = max(self._last_arrival.get(source, wall), wall)
-
-    def observe(self, event_ms: int, wall_ms: Optional[int] = None, source: Any = None) -> None:
-        """Record that ``source`` delivered event time ``event_ms`` at ``wall_ms`` (default now)."""
-        wall = _wall_ms() if wall_ms is None else int(wall_ms)
-        ev = min(int(event_ms), wall + self.max_future_ms)
-        self._max_event[source] = max(self._max_event.get(source, ev), ev)
-        self._last_arrival[source] = max(self._last_arrival.get(source, wall), wall)
-        self._last_record_ms = wall if self._last_record_ms is None else max(self._last_record_ms, wall)
-
-    @property
-    def max_event_ms(self) -> Optional[int]:
-        """Largest event time seen over all sources."""
-        return max(self._max_event.values()) if self._max_event else None
-
-    def now(self, wall_ms: Optional[int] = None) -> Optional[int]:
-        """The watermark in ms, or None before the first event."""
-        if not self._max_event:
-            return None
-        wall = _wall_ms() if wall_ms is None else int(wall_ms)
-        active = [self._max_event.get(s) for s, t in self._last_arrival.items() if wall - t <= self.idle_ms]
-        if any(m is None for m in active):
-            return self._watermark  # a registered source has not delivered yet: hold
-        if active:
-            mark = min(active)  # type: ignore[type-var]
-        else:
-            last = self._last_record_ms or wall
-            mark = max(self._max_event.values()) + max(0, wall - last - self.idle_ms)
-        if self._watermark is None or mark > self._watermark:
-            self._watermark = mark
-        return self._watermark
+__all__ = [
+    "DriftMonitor",
+    "StreamClock",
+    "WindowAggregate",
+    "Categorical",
+    "VectorMean",
+    "SignalState",
+    "EMBEDDING",
+    "TEXT_LENGTH",
+    "LABEL_PREFIX",
+    "PRODUCER",
+    "PRODUCER_VERSION",
+    "label_signal",
+    "aggregate_from_observations",
+    "summarize",
+]
 
 
 class DriftMonitor:
@@ -303,12 +127,12 @@ class DriftMonitor:
         self.noise_factor = float(noise_factor)
         self.min_samples = int(min_samples)
         self.producer_version = producer_version
-        self.clock = clock or _wall_ms
+        self.clock = clock or epoch_ms
         self._open: dict[int, WindowAggregate] = {}
         self._history: deque[WindowAggregate] = deque(
             maxlen=max(history_windows or 0, self.reference_windows, 10))
-        self._references: dict[str, _Reference] = {}
-        self._learning: dict[str, _Reference] = {}
+        self._references: dict[str, Reference] = {}
+        self._learning: dict[str, Reference] = {}
         #: Every window that ends at or before this (ms) is closed; earlier events are late.
         self.closed_until_ms: Optional[int] = None
         #: Observations dropped because their window was already closed.
@@ -424,7 +248,7 @@ class DriftMonitor:
             if ref is None:
                 learning = self._learning.get(signal)
                 if learning is None:
-                    learning = self._learning[signal] = _Reference(state.copy(), 1, agg.start_ms, agg.end_ms)
+                    learning = self._learning[signal] = Reference(state.copy(), 1, agg.start_ms, agg.end_ms)
                 else:
                     learning.state.merge(state)  # type: ignore[arg-type]
                     learning.windows += 1
@@ -468,7 +292,7 @@ class DriftMonitor:
         done = []
         for signal, state in aggregate.signals.items():
             if state.size > 0:
-                self._references[signal] = _Reference(state.copy(), windows, aggregate.start_ms, aggregate.end_ms)
+                self._references[signal] = Reference(state.copy(), windows, aggregate.start_ms, aggregate.end_ms)
                 self._learning.pop(signal, None)
                 done.append(signal)
         return sorted(done)
@@ -479,89 +303,12 @@ class DriftMonitor:
         self._learning.clear()
 
     # -- statistics ----------------------------------------------------------------------
-    def _report(self, signal: str, ref: _Reference, cur: SignalState,
+    def _report(self, signal: str, ref: Reference, cur: SignalState,
                 agg: WindowAggregate) -> Optional[dict[str, Any]]:
-        details: dict[str, str] = {
-            "reference_windows": str(ref.windows),
-            "reference_start": str(ref.start_ms),
-            "reference_end": str(ref.end_ms),
-            "noise_factor": _fmt(self.noise_factor),
-            "min_samples": str(self.min_samples),
-        }
-        n_ref, n_cur = ref.state.size, cur.size
-        try:
-            if isinstance(cur, VectorMean):
-                assert isinstance(ref.state, VectorMean)
-                statistic, configured = "mean_cosine_distance", self.embedding_threshold
-                value = stats.mean_cosine_distance(ref.state.total, n_ref, cur.total, n_cur)
-                floor = stats.mean_cosine_noise_floor(ref.state.total, n_ref, n_cur)
-                details["reference_mean_norm"] = _fmt(float(np.linalg.norm(ref.state.total)) / n_ref)
-                details["current_mean_norm"] = _fmt(float(np.linalg.norm(cur.total)) / n_cur)
-            else:
-                assert isinstance(ref.state, Categorical)
-                statistic = "psi"
-                configured = self.length_threshold if signal == TEXT_LENGTH else self.psi_threshold
-                value = stats.psi(ref.state.counts, cur.counts)
-                k = len({c for c, v in ref.state.counts.items() if v > 0} | {c for c, v in cur.counts.items() if v > 0})
-                floor = stats.psi_noise_floor(k, n_ref, n_cur)
-                details["categories"] = str(k)
-                details["severity"] = ("significant" if value > stats.PSI_THRESHOLD
-                                       else "moderate" if value > stats.PSI_MODERATE else "none")
-                details["top_shifts"] = json.dumps([
-                    {"category": c, "p_ref": round(r, 4), "p_cur": round(q, 4), "contribution": round(x, 4)}
-                    for c, r, q, x in stats.psi_contributions(ref.state.counts, cur.counts)
-                ], separators=(",", ":"))
-        except ValueError:  # zero mean vector, dimension change: nothing comparable
-            return None
-        threshold = stats.effective_threshold(configured, floor, self.noise_factor)
-        details["configured_threshold"] = _fmt(configured)
-        details["noise_floor"] = _fmt(floor)
-        enough = n_cur >= self.min_samples
-        if not enough:
-            details["insufficient_samples"] = "true"
-        alarm = bool(enough and value > threshold)
-        return {
-            "report_id": str(uuid.uuid4()),
-            "trace_id": f"drift:{agg.start_ms}",
-            "event_time": int(self.clock()),
-            "producer": PRODUCER,
-            "producer_version": self.producer_version,
-            "signal": signal,
-            "statistic": statistic,
-            "value": float(value),
-            "threshold": float(threshold) if math.isfinite(threshold) else float(configured),
-            "alarm": alarm,
-            "window_start": int(agg.start_ms),
-            "window_end": int(agg.end_ms),
-            "sample_size": int(n_cur),
-            "reference_size": int(n_ref),
-            "details": details,
-        }
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
-
-
-def aggregate_from_observations(window_ms: int, embeddings: Iterable[tuple[int, Any, int]] = (),
-                                predictions: Iterable[tuple[int, str, str]] = ()) -> dict[int, WindowAggregate]:
-    """Group ``(ts_ms, vector, text_length)`` / ``(ts_ms, model, label)`` observations
-    into per-window aggregates (helper for tests and offline checks)."""
-    out: dict[int, WindowAggregate] = {}
-
-    def win(ts: int) -> WindowAggregate:
-        start = (int(ts) // window_ms) * window_ms
-        return out.setdefault(start, WindowAggregate(start, start + window_ms))
-
-    for ts, vec, length in embeddings:
-        win(ts).add_embedding(vec, length)
-    for ts, model, label in predictions:
-        win(ts).add_prediction(model, label)
-    return out
-
-
-def summarize(reports: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One line per report, for logs."""
-    return [f"{r['signal']} {r['statistic']}={r['value']:.4f} thr={r['threshold']:.4f} "
-            f"alarm={r['alarm']} n={r['sample_size']}/{r['reference_size']} "
-            f"[{r['window_start']},{r['window_end']})" for r in reports]
+        if isinstance(cur, VectorMean):
+            configured = self.embedding_threshold
+        else:
+            configured = self.length_threshold if signal == TEXT_LENGTH else self.psi_threshold
+        return drift_report(signal, ref, cur, agg, configured_threshold=configured,
+                            noise_factor=self.noise_factor, min_samples=self.min_samples,
+                            producer_version=self.producer_version, clock=self.clock)

@@ -3,7 +3,7 @@
 Records are produced first (event times of four 2-second windows, 20 s in the
 past): windows 0-1 with one set of labels, windows 2-3 with another, embeddings
 and lengths unchanged, plus one undecodable record. The drift worker runs as
-``python -m streams.drift_app`` in a subprocess (as ``conveyor run drift`` would)
+``python -m streams.drift`` in a subprocess (as ``conveyor run drift`` would)
 and is stopped with SIGTERM. Every wait is bounded.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError
 from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
 from streams import env
 from streams.admin import create_topics, delete_topics
-from streams.drift_app import run_drift
+from streams.drift import run_drift
 from streams.kafka import make_admin, make_consumer, make_producer
 from streams.serde import AvroSerde, key_bytes
 from streams.topics import catalogue
@@ -140,7 +140,7 @@ def test_label_shift_raises_drift_alarm(drift_settings, tmp_path):
     log_path = tmp_path / "drift.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.drift_app", "--min-samples", "10",
+            [sys.executable, "-m", "streams.drift", "--min-samples", "10",
              "--idle", "5", "--lateness", "0.5", "--tick", "0.5"],
             cwd=REPO, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
         try:

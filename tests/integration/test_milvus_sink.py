@@ -400,6 +400,14 @@ def test_closed_port_backpressure_keeps_buffer_and_backs_off(caplog):
         delays.append(info.value.retry_after)
         assert sink.buffered_rows == 3
     assert delays == [0.5, 1.0, 2.0, 2.0]
+    # An early upsert (bound reached in write) that meets the outage keeps the rows
+    # and does not raise: the runner calls write() outside its backpressure loop.
+    sink.max_batch_rows = 2
+    sink.write(_doc_rows("doc-z", 2, seed=10))
+    assert sink.buffered_rows == 5
+    with pytest.raises(ValueError):
+        sink.write([{"text": "no chunk_id"}])
+    assert sink.buffered_rows == 5
     with pytest.raises(MilvusUnavailableError) as read_info:
         sink.count()
     assert read_info.value.permanent is False  # dead letters would be "transient"

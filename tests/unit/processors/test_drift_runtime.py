@@ -1,4 +1,4 @@
-"""Unit tests of the drift app's glue (streams.drift_app) without Kafka: reading the
+"""Unit tests of the drift app's glue (streams.drift) without Kafka: reading the
 faust windowed tables' raw state, closing windows, publishing and the gauges."""
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ pytest.importorskip("faust")
 from prometheus_client import REGISTRY  # noqa: E402
 
 from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal  # noqa: E402
-from streams import drift_app  # noqa: E402
+from streams.drift import tables  # noqa: E402
+from streams.drift.config import DriftConfig  # noqa: E402
+from streams.drift.runtime import DriftRuntime  # noqa: E402
+from streams.serde import AvroSerde  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 W = 2000
@@ -54,8 +57,8 @@ class FakeProducer:
 @pytest.fixture
 def runtime():
     settings = dataclasses.replace(Settings(), namespace="unit", drift_window_seconds=2)
-    rt = drift_app.DriftRuntime(settings, drift_app.DriftConfig(window_seconds=2, min_samples=5,
-                                                               allowed_lateness_seconds=0))
+    rt = DriftRuntime(settings, DriftConfig(window_seconds=2, min_samples=5,
+                                            allowed_lateness_seconds=0))
     rt.serde = FakeSerde()
     rt.labels_table, rt.lengths_table, rt.embeddings_table = FakeTable(), FakeTable(), FakeTable()
     return rt
@@ -73,12 +76,12 @@ def _fill(rt, window, labels, partitions=(0, 1, 2)):
 
 def test_config_validation_and_defaults():
     with pytest.raises(ValueError):
-        drift_app.DriftConfig(window_seconds=1.5)
+        DriftConfig(window_seconds=1.5)
     with pytest.raises(ValueError):
-        drift_app.DriftConfig(window_seconds=0)
-    c = drift_app.DriftConfig.from_settings(dataclasses.replace(Settings(), drift_window_seconds=60.0))
+        DriftConfig(window_seconds=0)
+    c = DriftConfig.from_settings(dataclasses.replace(Settings(), drift_window_seconds=60.0))
     assert (c.window_seconds, c.lateness, c.idle, c.tick, c.expires) == (60, 10.0, 60.0, 1.0, 600.0)
-    assert drift_app.DriftConfig.from_settings(dataclasses.replace(Settings(), drift_window_seconds=0.2)).window_seconds == 1
+    assert DriftConfig.from_settings(dataclasses.replace(Settings(), drift_window_seconds=0.2)).window_seconds == 1
 
 
 def test_harvest_sums_partitions_and_skips_open_windows(runtime):
@@ -127,7 +130,7 @@ def test_late_records_are_counted(runtime):
 
 
 def test_undecodable_record_is_counted_not_raised(runtime):
-    runtime.serde = drift_app.AvroSerde(runtime.settings)  # never reaches the registry: bad magic byte
+    runtime.serde = AvroSerde(runtime.settings)  # never reaches the registry: bad magic byte
     before = REGISTRY.get_sample_value("conveyor_drift_decode_errors_total", {"topic": "unit.embedded"}) or 0
     assert runtime.decode("unit.embedded", b"garbage") is None
     assert runtime.decode("unit.embedded", None) is None
@@ -135,13 +138,13 @@ def test_undecodable_record_is_counted_not_raised(runtime):
 
 
 def test_vec_add_and_window_key():
-    acc = drift_app._vec_add({}, {"n": 1, "sum": [1.0, 2.0]})
-    acc = drift_app._vec_add(acc, {"n": 2, "sum": [0.5, 0.5]})
+    acc = tables.vec_add({}, {"n": 1, "sum": [1.0, 2.0]})
+    acc = tables.vec_add(acc, {"n": 2, "sum": [0.5, 0.5]})
     assert acc == {"n": 3, "sum": [1.5, 2.5]}
     with pytest.raises(ValueError):
-        drift_app._vec_add(acc, {"n": 1, "sum": [1.0]})
-    assert drift_app._window_key(("k", (4.0, 5.9))) == ("k", 4.0)
-    assert drift_app._window_key(["k", [4.0, 5.9]]) == ("k", 4.0)  # after changelog recovery
-    assert drift_app._window_key("k") is None
-    assert drift_app._unit([3.0, 4.0]) == [0.6, 0.8]
-    assert drift_app._unit([0.0, 0.0]) is None and drift_app._unit([]) is None
+        tables.vec_add(acc, {"n": 1, "sum": [1.0]})
+    assert tables.window_key(("k", (4.0, 5.9))) == ("k", 4.0)
+    assert tables.window_key(["k", [4.0, 5.9]]) == ("k", 4.0)  # after changelog recovery
+    assert tables.window_key("k") is None
+    assert tables.unit_vector([3.0, 4.0]) == [0.6, 0.8]
+    assert tables.unit_vector([0.0, 0.0]) is None and tables.unit_vector([]) is None

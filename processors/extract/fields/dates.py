@@ -1,0 +1,150 @@
+"""Dates in document text: every plausible date as ISO 8601, the document date first.
+
+Formats: ISO ``2020-03-02``, numeric ``02.03.2020``/``03/02/2020``/``15-10-15``
+(day first unless told otherwise), and month names in English, German, French,
+Dutch, Spanish and Italian (``3. März 2020``, ``March 3, 2020``,
+``2020 Mar 3``). Years outside ``MIN_YEAR``..``MAX_YEAR`` are ignored.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Iterable
+
+_MONTHS = {
+    1: "jan january januar janvier janv januari enero gennaio ene gen jän jänner",
+    2: "feb february februar février fevrier févr fevr februari febrero febbraio",
+    3: "mar march märz maerz mars maart marzo mrz",
+    4: "apr april avril abril aprile avr",
+    5: "may mai mei mayo maggio mag",
+    6: "jun june juni juin junio giugno giu",
+    7: "jul july juli juillet julio luglio juil lug",
+    8: "aug august août aout augustus agosto ago",
+    9: "sep sept september septembre septiembre settembre set",
+    10: "oct october oktober octobre octubre ottobre okt ott",
+    11: "nov november novembre noviembre",
+    12: "dec december dezember décembre decembre diciembre dicembre dez dic déc",
+}
+_MONTH_BY_NAME = {name: number for number, names in _MONTHS.items() for name in names.split()}
+_MONTH_RE = "|".join(sorted((re.escape(name) for name in _MONTH_BY_NAME), key=len, reverse=True))
+
+_ISO_DATE = re.compile(r"(?<![\d.,/-])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|[.,/-]\d)")
+#: After a 4-digit year, OCR often glues the time on: "06.04.202014:43".
+_DATE_END = r"(?:(?![\d]|[.,/-]\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
+_NUMERIC_DATE = re.compile(r"(?<![\d.,/-])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})" + _DATE_END)
+_DAY_MONTH_YEAR = re.compile(
+    rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th|er)?\.?[\s-]*(?:de\s+)?({_MONTH_RE})\.?[\s,-]*(?:de\s+)?(\d{{4}}|(?<=-)\d{{2}}){_DATE_END}",
+    re.IGNORECASE,
+)
+_MONTH_DAY_YEAR = re.compile(
+    rf"(?<![\w])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}}){_DATE_END}", re.IGNORECASE
+)
+_YEAR_MONTH_DAY = re.compile(
+    rf"(?<![\w])(\d{{4}})[-\s.]({_MONTH_RE})\.?[-\s.](\d{{1,2}})(?!\d)", re.IGNORECASE
+)
+
+#: Labels that name the document's own date (rank 0), generic date words
+#: (rank 1), other dates (rank 2), and due/period/order dates (rank 3).
+_ISSUE_DATE_LABEL = re.compile(
+    r"invoice|rechnung|factu|receipt|beleg|bill\b|quittung|issued|ausgestellt|belegdatum|tax point", re.IGNORECASE
+)
+_DATE_LABEL = re.compile(r"\bdate\b|datum|fecha|\bdata\b|\bdated\b|\bdu\b|\bvom\b", re.IGNORECASE)
+_OTHER_DATE_LABEL = re.compile(
+    r"\bdue\b|fällig|faellig|échéance|echeance|limite|zahlbar|payable|period|zeitraum|période|periode|"
+    r"order|bestell|liefer|deliver|ship|versand|check\s*-?\s*(?:in|out)|valid|gültig|expir|until|\bbis\b|"
+    r"geburt|birth|prélèvement|prelevement|from\b|\bto\b",
+    re.IGNORECASE,
+)
+
+MIN_YEAR = 1970
+MAX_YEAR = 2100
+
+
+def find_dates(lines: Iterable[str], *, month_first: bool | None = None) -> list[str]:
+    """All plausible dates as ISO strings, the most likely document date first.
+
+    Ranking: dates on a line naming the invoice/receipt date, then lines with a
+    generic date label, then unlabelled dates, then due/order/period dates;
+    ties keep reading order. A label alone on the previous line counts (a
+    ``"Invoice Date:"`` line followed by a ``"03/20/2023"`` line).
+
+    Args:
+        lines: Text lines in reading order.
+        month_first: How to read ambiguous ``a/b/yyyy`` dates (both parts <= 12):
+            ``True`` = US month/day; ``None``/``False`` = day/month.
+    """
+    found: list[tuple[int, int, str]] = []
+    previous = ""
+    for position, line in enumerate(lines):
+        for start, iso, rest in dates_in_line(line, month_first=bool(month_first)):
+            context = rest if re.search(r"[^\W\d_]{2,}", rest) else previous + " " + rest
+            found.append((_date_rank(context), position * 1000 + start, iso))
+        previous = line
+    seen: set[str] = set()
+    ordered = []
+    for _rank, _pos, iso in sorted(found):
+        if iso not in seen:
+            seen.add(iso)
+            ordered.append(iso)
+    return ordered
+
+
+def _date_rank(context: str) -> int:
+    if _OTHER_DATE_LABEL.search(context) and not re.search(r"invoice\s+date|rechnungsdatum|factuurdatum|date\s+de\s+facture", context, re.IGNORECASE):
+        return 3
+    if _ISSUE_DATE_LABEL.search(context):
+        return 0
+    if _DATE_LABEL.search(context):
+        return 1
+    return 2
+
+
+def dates_in_line(line: str, *, month_first: bool) -> list[tuple[int, str, str]]:
+    """``(start, iso, line_without_dates)`` for each valid date in ``line``."""
+    hits: list[tuple[int, int, date]] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(span: tuple[int, int]) -> bool:
+        return all(span[1] <= a or span[0] >= b for a, b in taken)
+
+    def add(match: re.Match[str], value: date | None) -> None:
+        if value is not None and free(match.span()):
+            hits.append((match.start(), match.end(), value))
+            taken.append(match.span())
+
+    for m in _ISO_DATE.finditer(line):
+        add(m, _make_date(int(m.group(1)), int(m.group(3)), int(m.group(4))))
+    for m in _DAY_MONTH_YEAR.finditer(line):
+        add(m, _make_date(_year(m.group(3)), _MONTH_BY_NAME[m.group(2).lower()], int(m.group(1))))
+    for m in _YEAR_MONTH_DAY.finditer(line):
+        add(m, _make_date(int(m.group(1)), _MONTH_BY_NAME[m.group(2).lower()], int(m.group(3))))
+    for m in _MONTH_DAY_YEAR.finditer(line):
+        add(m, _make_date(int(m.group(3)), _MONTH_BY_NAME[m.group(1).lower()], int(m.group(2))))
+    for m in _NUMERIC_DATE.finditer(line):
+        first, sep, second, year = int(m.group(1)), m.group(2), int(m.group(3)), _year(m.group(4))
+        if first > 12 or (second <= 12 and not (month_first and sep == "/")):
+            day, month = first, second
+        else:
+            day, month = second, first
+        add(m, _make_date(year, month, day))
+
+    rest = line
+    for start, end, _ in sorted(hits, reverse=True):
+        rest = rest[:start] + " " + rest[end:]
+    return [(start, value.isoformat(), rest) for start, _end, value in sorted(hits)]
+
+
+def _year(text: str) -> int:
+    year = int(text)
+    if len(text) == 2:
+        year += 2000 if year < 70 else 1900
+    return year
+
+
+def _make_date(year: int, month: int, day: int) -> date | None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None

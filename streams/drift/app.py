@@ -1,0 +1,253 @@
+"""The drift monitor as a faust-streaming app (``conveyor run drift``).
+
+:func:`make_app` wires the agents and the timer around a
+:class:`streams.drift.runtime.DriftRuntime`; :func:`run_drift` runs its worker;
+``python -m streams.drift`` is :func:`main`. The package docstring
+(:mod:`streams.drift`) draws the data flow. The app id ``<namespace>.drift`` is
+also the consumer group.
+
+faust quirks handled here: window sizes must be whole seconds (faust computes
+window ranges with ``int()``); tables can only be written inside an agent, so
+the timer only *reads* ``table.data``; table expiry runs on the wall clock, not
+on event time (``expires_seconds``); faust's ``on_window_close`` is not used (it
+fires on wall-clock expiry, with a known lookup bug noted in faust's source);
+``datadir`` parents are created here (faust creates only the last level); the
+web server is disabled (port 6066 clashes between workers); the producers
+compress with lz4, which aiokafka can only read with ``cramjam``
+(``aiokafka[lz4]``), checked at start.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import threading
+from datetime import timedelta
+from typing import Optional, Sequence
+
+import faust
+
+from processors.drift import stats
+from streams import metrics
+from streams.drift.config import PROCESSOR, DriftConfig
+from streams.drift.publish import MAX_PENDING
+from streams.drift.runtime import DriftRuntime
+from streams.drift.tables import event_time, event_timestamp, unit_vector, vec_add
+from streams.settings import Settings
+from streams.topics import catalogue
+
+log = logging.getLogger(__name__)
+
+
+def _broker_credentials(settings: Settings) -> Optional[faust.types.auth.CredentialsT]:
+    """faust credentials from the librdkafka-style security settings (PLAINTEXT → None)."""
+    proto = (settings.kafka_security_protocol or "PLAINTEXT").upper()
+    if proto == "PLAINTEXT":
+        return None
+    ctx = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location) if "SSL" in proto else None
+    if proto == "SSL":
+        return faust.SSLCredentials(ctx)
+    if proto in ("SASL_PLAINTEXT", "SASL_SSL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
+                                     ssl_context=ctx, mechanism=settings.kafka_sasl_mechanism or "PLAIN")
+    raise ValueError(f"unsupported security protocol for faust: {proto}")
+
+
+def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.App:
+    """The drift faust app of ``settings.namespace`` (app id/consumer group ``<ns>.drift``).
+
+    ``app.conveyor_drift`` is its :class:`DriftRuntime` (monitor, clock, serde).
+    """
+    config = config or DriftConfig.from_settings(settings)
+    specs = catalogue(settings)
+    emb_spec, pred_spec = specs["embedded"], specs["predictions"]
+    app_id = settings.group_id(PROCESSOR)
+    datadir = settings.home / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)  # faust mkdirs only the last level
+    brokers = [f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",") if h.strip()]
+    app = faust.App(
+        app_id,
+        broker=brokers,
+        broker_credentials=_broker_credentials(settings),
+        store="memory://",
+        datadir=str(datadir),
+        topic_partitions=emb_spec.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,       # no <app>-__assignor-__leader topic: one worker
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,               # no HTTP server on :6066 (metrics go through prometheus-client)
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=settings.max_message_bytes,
+        consumer_max_fetch_size=settings.max_message_bytes + 1_048_576,
+        table_cleanup_interval=max(config.tick * 5, 5.0),
+    )
+    rt = DriftRuntime(settings, config)
+    app.conveyor_drift = rt  # type: ignore[attr-defined]
+
+    embedded = app.topic(emb_spec.name, partitions=emb_spec.partitions,
+                         key_serializer="raw", value_serializer="raw")
+    predictions = app.topic(pred_spec.name, partitions=pred_spec.partitions,
+                            key_serializer="raw", value_serializer="raw")
+    window, expires = config.window_seconds, timedelta(seconds=config.expires)
+    labels = app.Table("labels", default=int, partitions=pred_spec.partitions,
+                       help="prediction counts per (partition, model, label) and window") \
+        .tumbling(window, expires=expires).relative_to(event_timestamp)
+    lengths = app.Table("lengths", default=int, partitions=emb_spec.partitions,
+                        help="text length bucket counts per (partition, bucket) and window") \
+        .tumbling(window, expires=expires).relative_to(event_timestamp)
+    embeddings = app.Table("embeddings", default=dict, partitions=emb_spec.partitions,
+                           help="sum and count of unit doc vectors per partition and window") \
+        .tumbling(window, expires=expires).relative_to(event_timestamp)
+    rt.labels_table, rt.lengths_table, rt.embeddings_table = labels.table, lengths.table, embeddings.table
+
+    @app.agent(embedded, name=f"{app_id}.embedded")
+    async def on_embedded(stream):
+        async for event in stream.events():
+            part = event.message.partition
+            admitted = rt.admit(emb_spec.name, part, event.value)
+            if admitted is None:
+                continue
+            record, ts_ms = admitted
+            with event_time(ts_ms):
+                try:
+                    bucket = stats.length_bucket(int(record.get("text_length") or 0))
+                    lengths[json.dumps([part, bucket])] += 1
+                    unit = unit_vector(record.get("doc_vector") or [])
+                    if unit is not None:
+                        embeddings[json.dumps([part])].apply(vec_add, {"n": 1, "sum": unit})
+                except ValueError as exc:  # e.g. the vector dimension changed mid-window
+                    metrics.ERRORS.labels(PROCESSOR, type(exc).__name__).inc()
+                    log.warning("drift: skipping embedded record %s: %s", record.get("doc_id"), exc)
+
+    @app.agent(predictions, name=f"{app_id}.predictions")
+    async def on_predictions(stream):
+        async for event in stream.events():
+            admitted = rt.admit(pred_spec.name, event.message.partition, event.value)
+            if admitted is None:
+                continue
+            record, ts_ms = admitted
+            with event_time(ts_ms):
+                key = json.dumps([event.message.partition, str(record.get("model_name") or ""),
+                                  str(record.get("label") or "")])
+                labels[key] += 1
+
+    @app.timer(interval=config.tick, name=f"{app_id}.close_windows")
+    async def close_windows():
+        try:
+            rt.pending.extend(rt.tick())
+        except Exception:  # noqa: BLE001 - a bad window must not stop the timer
+            log.exception("drift: closing windows failed")
+        if rt.pending:
+            batch = list(rt.pending)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, rt.publish, batch)
+            except Exception:  # noqa: BLE001 - retried on the next tick
+                log.exception("drift: publishing %d reports failed; retrying", len(batch))
+                del rt.pending[:max(0, len(rt.pending) - MAX_PENDING)]
+            else:
+                del rt.pending[:len(batch)]
+
+    @app.on_partitions_assigned.connect
+    async def _register_sources(sender, assigned, **kwargs):
+        # A partition assigned but not fetched yet holds the watermark (StreamClock.register).
+        for tp in assigned:
+            if tp.topic in (emb_spec.name, pred_spec.name):
+                rt.clock.register((tp.topic, tp.partition))
+
+    @app.on_before_shutdown.connect
+    async def _flush_producer(sender, **kwargs):
+        await asyncio.get_running_loop().run_in_executor(None, rt.close)
+
+    return app
+
+
+def _check_topics(settings: Settings, timeout: float = 15.0) -> None:
+    """Fail fast when the input/output topics are missing or have other partition
+    counts than the catalogue (the broker would auto-create them with 1 partition)."""
+    from streams.kafka import make_admin
+
+    specs = catalogue(settings)
+    meta = make_admin(settings).list_topics(timeout=timeout)
+    for role in ("embedded", "predictions", "drift"):
+        spec = specs[role]
+        found = meta.topics.get(spec.name)
+        if found is None or found.error is not None:
+            raise RuntimeError(f"topic {spec.name} does not exist; run `conveyor topics create` first")
+        if len(found.partitions) != spec.partitions:
+            raise RuntimeError(f"topic {spec.name} has {len(found.partitions)} partitions, "
+                               f"the catalogue says {spec.partitions}")
+
+
+def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
+              config: Optional[DriftConfig] = None, *, check_topics: bool = True) -> None:
+    """Run the drift worker until SIGTERM/SIGINT or ``stop_event`` is set.
+
+    Runs faust's worker on a fresh event loop. In the main thread SIGTERM and
+    SIGINT stop it cleanly (faust's own handlers); elsewhere only ``stop_event``
+    can (signal handlers can only be installed in the main thread).
+
+    Raises:
+        RuntimeError: a topic is missing (``check_topics``) or lz4 support is missing.
+        SystemExit: the worker exited with a non-zero status (crash).
+    """
+    from aiokafka.codec import has_lz4
+
+    if not has_lz4():
+        raise RuntimeError("aiokafka cannot decompress lz4 (the producers' compression): "
+                           "install aiokafka[lz4] (cramjam)")
+    if check_topics:
+        _check_topics(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = make_app(settings, config)
+    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, redirect_stdouts=False,
+                          override_logging=False, quiet=True)
+    in_main = threading.current_thread() is threading.main_thread()
+    if not in_main:
+        worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    if stop_event is not None:
+        @app.task
+        async def _watch_stop_event():
+            while not stop_event.is_set():
+                await asyncio.sleep(0.2)
+            log.info("drift: stop requested")
+            worker._schedule_shutdown(signal.SIGTERM)  # what faust does on SIGTERM
+
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code != 0:
+            raise
+    finally:
+        app.conveyor_drift.close()  # type: ignore[attr-defined]
+        asyncio.set_event_loop(None)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m streams.drift [options]``: run the worker with settings from the environment."""
+    parser = argparse.ArgumentParser(prog="python -m streams.drift", description=__doc__.splitlines()[0])
+    parser.add_argument("--reference-windows", type=int, default=1)
+    parser.add_argument("--min-samples", type=int, default=30)
+    parser.add_argument("--lateness", type=float, default=None, help="allowed lateness, seconds")
+    parser.add_argument("--idle", type=float, default=None, help="idle source timeout, seconds")
+    parser.add_argument("--tick", type=float, default=None, help="timer interval, seconds")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics.serve(settings.metrics_port)
+    config = DriftConfig.from_settings(
+        settings, reference_windows=args.reference_windows, min_samples=args.min_samples,
+        allowed_lateness_seconds=args.lateness, idle_seconds=args.idle, tick_seconds=args.tick)
+    run_drift(settings, config=config)
+
+
+if __name__ == "__main__":
+    main()

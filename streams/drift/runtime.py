@@ -1,0 +1,135 @@
+"""State shared by the agents and the timer of one drift app: :class:`DriftRuntime`.
+
+The input topics are read as raw bytes and decoded with
+:class:`streams.serde.AvroSerde` in the agents. An undecodable record is logged,
+counted (``conveyor_drift_decode_errors_total{topic}`` and
+``conveyor_errors_total{processor="drift",exception="DecodeError"}``) and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Optional
+
+from prometheus_client import Counter
+
+from processors.drift.monitor import StreamClock, WindowAggregate
+from streams import metrics
+from streams.drift import publish, tables
+from streams.drift.config import PROCESSOR, DriftConfig
+from streams.serde import AvroSerde, DecodeError
+from streams.settings import Settings
+from streams.topics import catalogue
+
+log = logging.getLogger(__name__)
+
+DECODE_ERRORS = Counter("conveyor_drift_decode_errors_total",
+                        "Input records the drift monitor could not decode (skipped)", ["topic"])
+LATE_RECORDS = Counter("conveyor_drift_late_records_total",
+                       "Input records whose window was already closed (ignored)", ["topic"])
+
+
+class DriftRuntime:
+    """State shared by the agents and the timer of one drift app (``app.conveyor_drift``)."""
+
+    def __init__(self, settings: Settings, config: DriftConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.monitor = config.monitor()
+        self.clock = StreamClock(idle_seconds=config.idle)
+        self.serde = AvroSerde(settings)
+        specs = catalogue(settings)
+        self.embedded_topic = specs["embedded"].name
+        self.predictions_topic = specs["predictions"].name
+        self.drift_topic = specs["drift"].name
+        self._producer = None
+        self._producer_lock = threading.Lock()
+        self.reports_published = 0
+        #: Reports not delivered yet (retried on the next tick; at-least-once).
+        self.pending: list[dict] = []
+        self.labels_table: Any = None
+        self.lengths_table: Any = None
+        self.embeddings_table: Any = None
+
+    # -- decoding ------------------------------------------------------------------------
+    def decode(self, topic: str, value: Optional[bytes]) -> Optional[dict]:
+        """The Avro record, or None (logged and counted) if it cannot be decoded."""
+        metrics.RECORDS_IN.labels(PROCESSOR, topic).inc()
+        try:
+            record = self.serde.decode(topic, value)
+            int(record["event_time"])
+            return record
+        except (DecodeError, KeyError, TypeError, ValueError) as exc:
+            DECODE_ERRORS.labels(topic).inc()
+            metrics.ERRORS.labels(PROCESSOR, "DecodeError").inc()
+            log.warning("drift: skipping undecodable record on %s: %s", topic, exc)
+            return None
+
+    def is_late(self, topic: str, ts_ms: int) -> bool:
+        """Whether event time ``ts_ms`` falls in an already closed window (counted per topic)."""
+        if self.monitor.is_closed(self.monitor.window_start(ts_ms)):
+            LATE_RECORDS.labels(topic).inc()
+            return True
+        return False
+
+    def admit(self, topic: str, partition: int, value: Optional[bytes]) -> Optional[tuple[dict, int]]:
+        """Decode one input record of ``topic``/``partition`` and advance the watermark
+        with its event time: ``(record, event_time_ms)``, or None when it is undecodable
+        or its window is already closed (both counted; see :meth:`decode`, :meth:`is_late`)."""
+        record = self.decode(topic, value)
+        if record is None:
+            return None
+        ts_ms = int(record["event_time"])
+        self.clock.observe(ts_ms, source=(topic, partition))
+        if self.is_late(topic, ts_ms):
+            return None
+        return record, ts_ms
+
+    # -- closing windows -----------------------------------------------------------------
+    def harvest(self, limit_ms: int) -> list[WindowAggregate]:
+        """Aggregates of every window in the tables that ends at or before ``limit_ms``
+        and is not closed yet (partitions summed); see :func:`streams.drift.tables.harvest`."""
+        return tables.harvest(self.monitor, self.labels_table, self.lengths_table, self.embeddings_table,
+                              limit_ms)
+
+    def tick(self, wall_ms: Optional[int] = None) -> list[dict]:
+        """Close what the watermark allows; returns the new reports (not yet published)."""
+        watermark = self.clock.now(wall_ms)
+        if watermark is None:
+            return []
+        limit = self.monitor.closable_before(watermark)
+        if self.monitor.closed_until_ms is not None and limit <= self.monitor.closed_until_ms:
+            return []
+        for agg in self.harvest(limit):
+            self.monitor.add_window(agg)
+        return self.monitor.close_windows(watermark)
+
+    # -- output ----------------------------------------------------------------------------
+    def _get_producer(self):
+        with self._producer_lock:
+            if self._producer is None:
+                from streams.kafka import make_producer
+
+                self._producer = make_producer(self.settings)
+            return self._producer
+
+    def publish(self, reports: list[dict], timeout: float = 30.0) -> None:
+        """Produce ``reports`` (key = signal) and wait for delivery; set the gauges.
+
+        Blocking: call it from a thread (the timer uses the default executor).
+
+        Raises:
+            RuntimeError: a report was not delivered within ``timeout`` seconds.
+        """
+        if not reports:
+            return
+        publish.produce_reports(self._get_producer(), self.serde, self.drift_topic, reports, timeout)
+        self.reports_published += len(reports)
+        publish.record_published(reports, self.drift_topic)
+
+    def close(self) -> None:
+        """Flush and drop the report producer (if one was made)."""
+        with self._producer_lock:
+            if self._producer is not None:
+                self._producer.flush(10)
+                self._producer = None
