@@ -130,14 +130,30 @@ class ClassifyProcessor(Processor):
                 for i, _ in items:
                     outcomes[i] = exc
                 continue
+            in_batch = self._batch_matches(records, items) if kind == "document" else {}
             for (i, vec), p in zip(items, proba):
                 try:
-                    outcomes[i] = [self._prediction(records[i], clf, kind, vec, p)]
+                    outcomes[i] = [self._prediction(records[i], clf, kind, vec, p, in_batch.get(i, []))]
                 except Exception as exc:  # noqa: BLE001
                     outcomes[i] = exc
         return outcomes  # type: ignore[return-value]
 
-    def _prediction(self, record: Record, clf: OnnxClassifier, kind: str, vec: np.ndarray, p: np.ndarray) -> Record:
+    @staticmethod
+    def _batch_matches(records: Sequence[Record], items: list[tuple[int, np.ndarray]]) -> dict[int, list[tuple[str, float]]]:
+        """Cosine similarity of each document to the documents before it in the same batch.
+
+        Near-duplicates that arrive together are not in Milvus yet when the
+        batch is classified, so the later one is compared with the earlier ones
+        here. Vectors are L2-normalised, so the dot product is the cosine.
+        Returns ``{batch position: [(earlier doc_id, cosine), ...]}``.
+        """
+        matches: dict[int, list[tuple[str, float]]] = {}
+        for n, (i, vec) in enumerate(items):
+            matches[i] = [(records[j]["doc_id"], float(vec @ other)) for j, other in items[:n]]
+        return matches
+
+    def _prediction(self, record: Record, clf: OnnxClassifier, kind: str, vec: np.ndarray, p: np.ndarray,
+                    batch_matches: Sequence[tuple[str, float]] = ()) -> Record:
         order = np.argsort(-p, kind="stable")
         label = clf.labels[int(order[0])]
         confidence = float(p[order[0]])
@@ -145,8 +161,10 @@ class ClassifyProcessor(Processor):
             raise ModelInputError("model returned a non-finite probability")
         top = [{"label": clf.labels[int(j)], "score": float(p[j])} for j in order[:TOP_K]]
         duplicates: list[tuple[str, float]] = []
-        if kind == "document" and self.find_duplicates is not None:
-            matches = self.find_duplicates(record["doc_id"], [float(x) for x in vec])
+        if kind == "document":
+            matches = list(batch_matches)
+            if self.find_duplicates is not None:
+                matches += self.find_duplicates(record["doc_id"], [float(x) for x in vec])
             duplicates = select_duplicates(matches, doc_id=record["doc_id"], threshold=self.duplicate_threshold)
         fields = record.get("fields")
         routing, reasons = decide(

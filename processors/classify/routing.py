@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 DEFAULT_AUTO_THRESHOLD = 0.7
-DEFAULT_DUPLICATE_THRESHOLD = 0.95
+DEFAULT_DUPLICATE_THRESHOLD = 0.90  # see streams.settings.DEFAULT_DUPLICATE_THRESHOLD for the measurement
 
 #: Field → how it is checked; labels not listed here need no fields.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {

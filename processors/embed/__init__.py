@@ -85,7 +85,9 @@ class EmbedProcessor(Processor):
 
     Args:
         embedder: a loaded :class:`MiniLMEmbedder`; default one is created
-            (``intra_op_threads``, ``batch_size`` are passed to it).
+            (``intra_op_threads`` and ``batch_size`` — texts per onnxruntime
+            call — are passed to it). All chunks of a ``process_batch`` call
+            go to one :meth:`MiniLMEmbedder.embed` call.
         max_tokens: tokens per chunk including [CLS]/[SEP] (≤ 256).
         overlap: tokens shared by consecutive chunks.
     """
@@ -99,7 +101,7 @@ class EmbedProcessor(Processor):
         *,
         max_tokens: int = MAX_SEQ_LENGTH,
         overlap: int = 32,
-        batch_size: int = 32,
+        batch_size: int = 8,
         intra_op_threads: int = 2,
     ) -> None:
         self.embedder = embedder or MiniLMEmbedder(intra_op_threads=intra_op_threads, batch_size=batch_size)

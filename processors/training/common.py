@@ -10,11 +10,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from streams import env
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 MODELS_DIR = REPO_ROOT / "processors" / "models"
 #: Outside the repository, so nothing cached is ever committed.
-DEFAULT_CACHE_DIR = Path(os.environ.get("CONVEYOR_TRAIN_CACHE", Path.home() / ".cache" / "conveyor" / "train"))
+DEFAULT_CACHE_DIR = Path(os.environ.get(env.TRAIN_CACHE, Path.home() / ".cache" / "conveyor" / "train"))
 #: ONNX opsets for the exported classifiers (onnxruntime >= 1.18 runs them).
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 

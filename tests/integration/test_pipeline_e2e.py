@@ -77,6 +77,11 @@ def test_pipeline_accounts_for_every_input_once(settings, tmp_path):
     for doc_id in texts:
         pred = ledger.predictions[doc_id][0]
         assert pred["kind"] == "text" and pred["model_name"] and 0 <= pred["confidence"] <= 1
+    # The uncropped re-scan of a receipt is flagged as a duplicate of the cropped scan (or vice versa).
+    scan_a, scan_b = by_name["demo/receipts/lidl_02032020_02_00716.jpg"], by_name["demo/receipts/lidl_02032020_02_00716_B.jpg"]
+    flagged = {d["doc_id"] for d in ledger.predictions[scan_a][0]["duplicates"]} | {
+        d["doc_id"] for d in ledger.predictions[scan_b][0]["duplicates"]}
+    assert flagged & {scan_a, scan_b}, "re-scanned receipt not flagged as a duplicate"
     receipt = ledger.predictions[by_name["demo/receipts/aldi_02032020_19_02423.jpg"]][0]
     assert receipt["kind"] == "document" and receipt["routing"] in ("auto", "review")
 

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -87,8 +89,15 @@ def _centers() -> np.ndarray:
     return c / np.linalg.norm(c, axis=1, keepdims=True)
 
 
+def _doc_vector(doc_id: str, label: str) -> np.ndarray:
+    """The label's centre plus a per-document direction: distinct documents are not near-duplicates."""
+    noise = np.random.default_rng(zlib.crc32(doc_id.encode())).standard_normal(384).astype(np.float32)
+    v = _centers()[DOC_LABELS.index(label)] + 0.8 * noise / np.linalg.norm(noise)
+    return v / np.linalg.norm(v)
+
+
 def _doc_record(doc_id: str, label: str, fields: dict | None = None, *, vector=None) -> dict:
-    v = _centers()[DOC_LABELS.index(label)] if vector is None else vector
+    v = _doc_vector(doc_id, label) if vector is None else vector
     return {
         "doc_id": doc_id,
         "trace_id": doc_id,
@@ -267,3 +276,19 @@ def test_predictions_validate_against_schema(embed, stub_models_dir):
     records = _text_records(embed, ["card declined"]) + [_doc_record("d", "receipt", FIELDS)]
     for outcome in proc.process_batch(records):
         assert fastavro.validation.validate(outcome[0], schema, raise_errors=True)
+
+
+def test_near_duplicates_in_one_batch_are_flagged_without_the_index(stub_models_dir):
+    base = _centers()[DOC_LABELS.index("receipt")]
+    rescan = base + 0.05 * np.eye(len(base))[0]
+    rescan = rescan / np.linalg.norm(rescan)
+    proc = ClassifyProcessor(stub_models_dir, find_duplicates=lambda d, v: [], duplicate_threshold=0.9)
+    first, second, other = proc.process_batch([
+        _doc_record("scan-a", "receipt", FIELDS, vector=base),
+        _doc_record("scan-b", "receipt", FIELDS, vector=rescan),
+        _doc_record("invoice", "invoice", FIELDS),
+    ])
+    assert first[0]["duplicates"] == []  # the earlier document is the original
+    assert [d["doc_id"] for d in second[0]["duplicates"]] == ["scan-a"]
+    assert second[0]["routing"] == "review" and "possible duplicate of scan-a" in second[0]["reasons"][0]
+    assert other[0]["duplicates"] == []
