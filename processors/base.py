@@ -9,7 +9,7 @@ that keep the original message, and produces the outputs.
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import Any, Sequence, Union
 
 Record = dict[str, Any]

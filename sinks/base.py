@@ -27,7 +27,8 @@ class SinkBackpressureError(Exception):
 class Sink(ABC):
     """Base class of every sink.
 
-    ``write`` buffers rows (it may flush early when its bounds are hit);
+    ``write`` buffers rows (it may flush early when its bounds are hit, and then
+    must keep the rows buffered if it raises :class:`SinkBackpressureError`);
     ``flush`` makes every buffered row durable or raises. Both may raise
     :class:`SinkBackpressureError`; any other exception is a permanent failure
     of the rows involved.
@@ -40,6 +41,10 @@ class Sink(ABC):
     @abstractmethod
     def flush(self) -> None:
         """Persist all buffered rows; raise to block the offset commit."""
+
+    def discard(self) -> None:
+        """Drop every buffered row (the runner dead-lettered their inputs after a
+        permanent write/flush failure). Default: nothing."""
 
     def close(self) -> None:
         """Release connections. Default: nothing."""

@@ -441,6 +441,11 @@ class MilvusSink(Sink):
         self._call(run)
         self._drop_client()
 
+    def discard(self) -> None:
+        """Drop every buffered row without writing it (see :meth:`Sink.discard`)."""
+        self._buffer.clear()
+        self._buffer_bytes = 0
+
     def close(self) -> None:
         """Close the connection; buffered rows are kept (call :meth:`flush` first)."""
         self._drop_client()

@@ -37,7 +37,6 @@ def _texts(n: int) -> list[str]:
 
 def bench_stages(n_texts: int) -> list[dict]:
     """Throughput (records/s) of extract, embed, index and classify on the demo corpus."""
-    import hashlib
 
     from processors.classify import ClassifyProcessor
     from processors.embed import EmbedProcessor

@@ -172,21 +172,29 @@ class Runner:
                 inputs.append(_Input(msg, self.serde.decode(msg.topic(), msg.value())))
             except Exception as exc:  # noqa: BLE001 - undecodable input is a dead letter
                 self.route_failure(msg, exc)
-        outcomes = self.stage.processor.process_batch([i.value for i in inputs]) if inputs else []
+        try:
+            outcomes = self.stage.processor.process_batch([i.value for i in inputs]) if inputs else []
+        except Exception as exc:  # noqa: BLE001 - the processor failed as a whole, not per record
+            if not getattr(exc, "permanent", True):
+                log.error("%s: transient failure of the whole batch (%s); rewinding", self.name, exc)
+                self._rewind(msgs)
+                return
+            outcomes = [exc] * len(inputs)
         rows: list[dict[str, Any]] = []
+        sunk: list[Message] = []
         for item, outcome in zip(inputs, outcomes):
             if isinstance(outcome, BaseException):
                 self.route_failure(item.msg, outcome)
                 continue
             try:
                 self.emit(item.msg, outcome, rows)
+                if self.output_topic is None and outcome:
+                    sunk.append(item.msg)
             except EncodeError as exc:
                 self.route_failure(item.msg, exc)
-        if self.stage.sink is not None and rows:
-            self.stage.sink.write(rows)
         try:
             if self.stage.sink is not None:
-                self._flush_sink()
+                self._write_sink(rows, sunk)
                 metrics.SINK_ROWS.labels(self.name).inc(len(rows))
             self.deliver(msgs)
         except KafkaException as exc:
@@ -256,6 +264,29 @@ class Runner:
         time.sleep(1.0)
 
     # -- backpressure ----------------------------------------------------------------
+    def _write_sink(self, rows: list[dict[str, Any]], sources: list[Message]) -> None:
+        """Write and flush ``rows``. A permanent sink error (not backpressure) dead-letters
+        every input that produced rows in this batch and discards the buffered rows, so one
+        rejected row cannot block the partition forever."""
+        sink = self.stage.sink
+        assert sink is not None
+        try:
+            if rows:
+                try:
+                    sink.write(rows)
+                except SinkBackpressureError:
+                    pass  # the rows are buffered (Sink contract); the flush below waits for the sink
+            self._flush_sink()
+        except KafkaException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the sink rejected the batch permanently
+            log.error("%s: sink rejected the batch (%s: %s); dead-lettering its %d inputs",
+                      self.name, type(exc).__name__, exc, len(sources))
+            sink.discard()
+            self._resume()
+            for msg in sources:
+                self.route_failure(msg, exc)
+
     STOP_FLUSH_ATTEMPTS = 3
     """Flush attempts still made after a stop request while the sink is unavailable."""
 

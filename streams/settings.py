@@ -5,7 +5,7 @@ Secrets are :class:`pydantic.SecretStr`, so ``repr``/logging never shows them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 

@@ -7,7 +7,6 @@ before the file is handed to onnxruntime.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,17 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from processors.integrity import sha256_file
 from processors.errors import ModelInputError, ModelIntegrityError
 
 REQUIRED_MANIFEST_KEYS = ("name", "version", "sha256", "labels")
 
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

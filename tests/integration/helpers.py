@@ -1,9 +1,7 @@
 """Small helpers shared by integration tests (real Kafka, registry and Milvus)."""
 from __future__ import annotations
 
-import threading
 import time
-from typing import Callable
 
 from confluent_kafka import KafkaError
 
@@ -33,10 +31,3 @@ def read_all(settings, topic: str, *, expect: int | None = None, timeout: float 
     finally:
         consumer.close()
     return out
-
-
-def run_in_thread(fn: Callable[[], None]) -> threading.Thread:
-    """Start ``fn`` in a daemon thread and return it."""
-    t = threading.Thread(target=fn, daemon=True)
-    t.start()
-    return t

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 from dlq import envelope
 from processors.base import Processor
@@ -14,7 +13,7 @@ from streams.kafka import make_producer
 from streams.runner import Runner, Stage
 from streams.serde import AvroSerde
 from streams.topics import topic
-from tests.integration.helpers import read_all, run_in_thread
+from tests.integration.helpers import read_all
 
 
 class ShoutingClassifier(Processor):
@@ -126,3 +125,52 @@ def test_backpressure_pauses_then_stores_everything_once(settings):
     assert not runner.paused
     assert sorted(r["doc_id"] for r in sink.stored) == sorted(ids)
     assert sink.flush_calls >= 4
+
+
+class RejectingSink(FlakySink):
+    """A sink that permanently rejects any batch containing a row marked 'bad'."""
+
+    def __init__(self):
+        super().__init__(failures=0)
+
+    def flush(self):
+        if any(r["doc_id"].endswith("bad") for r in self.buffer):
+            raise ValueError("row rejected by the store")
+        super().flush()
+
+    def discard(self):
+        self.buffer.clear()
+
+
+def test_permanent_sink_rejection_dead_letters_the_batch_and_carries_on(settings):
+    create_topics(settings)
+    with InputProducer(settings) as p:
+        bad = p.text("first", doc_id="t-bad")["doc_id"]
+    runner = Runner(settings, Stage(PassThrough(), ("texts",), None, sink=RejectingSink()), batch_size=50)
+    runner.run(max_idle_seconds=3.0)
+    with InputProducer(settings) as p:
+        good = p.text("second", doc_id="t-good")["doc_id"]
+    sink = RejectingSink()
+    runner = Runner(settings, Stage(PassThrough(), ("texts",), None, sink=sink), batch_size=50)
+    runner.run(max_idle_seconds=3.0)
+    assert [r["doc_id"] for r in sink.stored] == [good]  # the bad batch was committed, not retried
+    dead = read_all(settings, topic(settings, "dlq.index"), expect=1)
+    assert [m.key().decode() for m in dead] == [bad]
+    assert "row rejected" in envelope.decode_headers(dead[0].headers())[envelope.EXCEPTION_MESSAGE]
+
+
+class BrokenModel(Processor):
+    name = "embed"
+
+    def process_batch(self, records):
+        raise RuntimeError("model session crashed")
+
+
+def test_a_processor_failing_as_a_whole_dead_letters_each_record(settings):
+    create_topics(settings)
+    with InputProducer(settings) as p:
+        ids = {p.text(f"t{i}")["doc_id"] for i in range(3)}
+    runner = Runner(settings, Stage(BrokenModel(), ("texts",), "embedded"), batch_size=10)
+    runner.run(max_idle_seconds=3.0)
+    dead = read_all(settings, topic(settings, "dlq.embed"), expect=3)
+    assert {m.key().decode() for m in dead} == ids
