@@ -50,6 +50,10 @@ class Stage:
     output_role: Optional[str] = None
     sink: Optional[Sink] = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    batch_size: Optional[int] = None
+    """Records per batch for this stage (default: ``settings.batch_size``)."""
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    """librdkafka consumer settings of this stage, e.g. a longer ``max.poll.interval.ms``."""
 
     @property
     def name(self) -> str:
@@ -79,7 +83,7 @@ class Runner:
         self.settings = settings
         self.stage = stage
         self.name = stage.name
-        self.batch_size = batch_size or settings.batch_size
+        self.batch_size = batch_size or stage.batch_size or settings.batch_size
         self.poll_timeout = poll_timeout
         self.group_id = settings.group_id(self.name)
         specs = catalogue(settings)
@@ -87,7 +91,8 @@ class Runner:
         self.output_topic = specs[stage.output_role].name if stage.output_role else None
         self.dlq_topic = specs[dlq_role(self.name)].name
         self.serde = serde or AvroSerde(settings)
-        self.consumer = make_consumer(settings, self.group_id, stats_cb=metrics.stats_callback(self.name))
+        self.consumer = make_consumer(settings, self.group_id, stats_cb=metrics.stats_callback(self.name),
+                                      **stage.consumer_overrides)
         self.producer = make_producer(settings)
         self.delivery = DeliveryTracker()
         self._stop = threading.Event()

@@ -16,6 +16,10 @@ from streams.settings import Settings
 STAGES = ("extract", "embed", "index", "classify")
 """Processors driven by :class:`streams.runner.Runner` (drift runs on faust)."""
 
+EXTRACT_BATCH_SIZE = 1
+EXTRACT_MAX_POLL_MS = 1_800_000
+"""30 min: the longest one extract batch (one document, up to 50 OCR'd pages) may take."""
+
 
 def milvus_is_embedded(settings: Settings) -> bool:
     """True when the Milvus URI is a local Milvus Lite file (no ``scheme://``)."""
@@ -59,7 +63,11 @@ def build_stage(name: str, settings: Settings) -> Stage:
     if name == "extract":
         from processors.extract import ExtractProcessor
 
-        return Stage(ExtractProcessor(blob_reader=BlobStore(settings.blob_dir).read), ("documents",), "extracted")
+        # One document per batch: OCR takes seconds per page and gains nothing from batching, so a
+        # batch would only hold finished documents back. A 50-page scan may OCR for many minutes,
+        # hence the longer poll interval.
+        return Stage(ExtractProcessor(blob_reader=BlobStore(settings.blob_dir).read), ("documents",), "extracted",
+                     batch_size=EXTRACT_BATCH_SIZE, consumer_overrides={"max.poll.interval.ms": EXTRACT_MAX_POLL_MS})
     if name == "embed":
         from processors.embed import EmbedProcessor
 

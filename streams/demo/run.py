@@ -99,6 +99,8 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
     echo("\n=== Totals " + "=" * 63)
     for k, v in totals.items():
         echo(f"{k:20s} {v}")
+    echo("(docs/s and texts/s: from the first record produced to the last result of that kind, "
+         "processor start-up and model loading included)")
     return totals
 
 

@@ -5,7 +5,15 @@ import time
 
 from confluent_kafka import KafkaError
 
+from streams import env
 from streams.kafka import make_consumer
+
+
+def cli_env(settings) -> dict[str, str]:
+    """Environment variables that point the ``conveyor`` CLI at ``settings``' stack and namespace."""
+    return {env.NAMESPACE: settings.namespace, env.BOOTSTRAP_SERVERS: settings.bootstrap_servers,
+            env.SCHEMA_REGISTRY_URL: settings.schema_registry_url, env.BLOB_DIR: str(settings.blob_dir),
+            env.MILVUS_URI: settings.milvus_uri}
 
 
 def read_all(settings, topic: str, *, expect: int | None = None, timeout: float = 30.0) -> list:

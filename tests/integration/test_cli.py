@@ -5,15 +5,9 @@ import json
 
 from click.testing import CliRunner
 
-from streams import env
 from streams.cli import main
 from streams.demo.run import CORPUS
-
-
-def _env(settings):
-    return {env.NAMESPACE: settings.namespace, env.BOOTSTRAP_SERVERS: settings.bootstrap_servers,
-            env.SCHEMA_REGISTRY_URL: settings.schema_registry_url, env.BLOB_DIR: str(settings.blob_dir),
-            env.MILVUS_URI: settings.milvus_uri}
+from tests.integration.helpers import cli_env
 
 
 def _lines(output: str) -> list[dict]:
@@ -22,7 +16,7 @@ def _lines(output: str) -> list[dict]:
 
 def test_topics_produce_and_consume(settings, tmp_path):
     runner = CliRunner()
-    e = _env(settings)
+    e = cli_env(settings)
     created = _lines(runner.invoke(main, ["topics", "create"], env=e, catch_exceptions=False).output)
     assert {r["topic"] for r in created} >= {f"{settings.namespace}.predictions", f"{settings.namespace}.documents"}
     listed = _lines(runner.invoke(main, ["topics", "list"], env=e).output)

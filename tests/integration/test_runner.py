@@ -1,19 +1,22 @@
 """The runner against the real broker and registry: outputs, dead letters, commits, backpressure."""
 from __future__ import annotations
 
+import json
 import os
 
+from click.testing import CliRunner
 
 from dlq import envelope
 from processors.base import Processor
 from sinks.base import Sink, SinkBackpressureError
 from streams.admin import create_topics
+from streams.cli import main
 from streams.io import InputProducer
 from streams.kafka import make_producer
 from streams.runner import Runner, Stage
 from streams.serde import AvroSerde
 from streams.topics import topic
-from tests.integration.helpers import read_all
+from tests.integration.helpers import cli_env, read_all
 
 
 class ShoutingClassifier(Processor):
@@ -72,6 +75,13 @@ def test_outputs_dead_letters_and_commits(settings):
     assert boom[envelope.PROCESSOR] == "classify" and boom[envelope.GROUP] == settings.group_id("classify")
     # The dead letter keeps the original value byte for byte: it still decodes as the input text.
     assert serde.decode(texts, dead[ids[2]].value())["text"] == "boom goes the input"
+
+    # `conveyor dlq list` shows both dead letters with their reasons.
+    listed = [json.loads(line) for line in CliRunner().invoke(
+        main, ["dlq", "list", "--processor", "classify", "--timeout", "3"], env=cli_env(settings)).output.splitlines()]
+    assert {r["key"]: r["error"]["exception.class"] for r in listed} == {
+        ids[2]: "builtins.ValueError", "junk-1": "streams.serde.DecodeError"}
+    assert all(r["dlq_topic"] == topic(settings, "dlq.classify") and r["value_bytes"] > 0 for r in listed)
 
     # Offsets were committed: a second runner in the same group finds nothing to do.
     again = _run_until_idle(settings, Stage(ShoutingClassifier(), ("texts",), "predictions"), idle=3.0)
