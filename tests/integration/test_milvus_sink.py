@@ -198,25 +198,37 @@ def backend(request, tmp_path) -> Backend:
     return Backend("server", server.uri, server)
 
 
-@pytest.fixture
-def make_sink(backend):
-    """``make_sink(**kwargs)`` → a sink on a fresh uniquely named collection; dropped after."""
-    sinks: list[MilvusSink] = []
+class SinkFactory:
+    """``factory(**kwargs)`` → a :class:`MilvusSink` on ``uri``; all sinks share one fresh,
+    uniquely named collection unless ``collection`` is given. :meth:`cleanup` drops and closes them."""
 
-    def make(**kwargs) -> MilvusSink:
-        kwargs.setdefault("uri", backend.uri)
-        kwargs.setdefault("collection", f"t_{uuid4().hex[:12]}")
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.collection = f"t_{uuid4().hex[:12]}"
+        self.sinks: list[MilvusSink] = []
+
+    def __call__(self, **kwargs) -> MilvusSink:
+        kwargs.setdefault("uri", self.uri)
+        kwargs.setdefault("collection", self.collection)
         sink = MilvusSink(**kwargs)
-        sinks.append(sink)
+        self.sinks.append(sink)
         return sink
 
-    yield make
-    for sink in sinks:
-        try:
-            sink.drop()
-        except Exception:  # noqa: BLE001 - best-effort cleanup
-            pass
-        sink.close()
+    def cleanup(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.drop()
+            except Exception:  # noqa: BLE001 - best-effort cleanup
+                pass
+            sink.close()
+
+
+@pytest.fixture
+def make_sink(backend):
+    """``make_sink(**kwargs)`` → a sink on the parametrised backend; dropped after."""
+    factory = SinkFactory(backend.uri)
+    yield factory
+    factory.cleanup()
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -500,22 +512,9 @@ def test_server_down_then_back(milvus_server, make_sink_server):
 @pytest.fixture
 def make_sink_server(milvus_server):
     """Like ``make_sink`` but always on the module's server."""
-    sinks: list[MilvusSink] = []
-    name = f"t_{uuid4().hex[:12]}"
-
-    def make(**kwargs) -> MilvusSink:
-        kwargs.setdefault("collection", name)
-        sink = MilvusSink(milvus_server.uri, **kwargs)
-        sinks.append(sink)
-        return sink
-
-    yield make
-    for sink in sinks:
-        try:
-            sink.drop()
-        except Exception:  # noqa: BLE001 - best-effort cleanup
-            pass
-        sink.close()
+    factory = SinkFactory(milvus_server.uri)
+    yield factory
+    factory.cleanup()
 
 
 def test_index_runner_pauses_while_milvus_is_down_and_loses_nothing(milvus_server, make_sink_server, settings):

@@ -5,6 +5,7 @@ import json
 import os
 
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 
 from dlq import envelope
 from processors.base import Processor
@@ -34,6 +35,11 @@ class ShoutingClassifier(Processor):
                  "routing": "auto", "reasons": [], "duplicates": [], "fields": None}]
 
 
+def _metric(name: str, **labels) -> float:
+    """Current value of a Prometheus sample in this process's default registry (0 if unset)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def _run_until_idle(settings, stage, idle=4.0):
     runner = Runner(settings, stage, batch_size=8)
     runner.run(max_idle_seconds=idle)
@@ -50,8 +56,13 @@ def test_outputs_dead_letters_and_commits(settings):
     raw.produce(texts, key=b"junk-1", value=os.urandom(40), headers=[("origin", b"fuzz")], timestamp=1_700_000_000_000)
     raw.flush(10)
 
+    dead_before = _metric("conveyor_dead_lettered_total", processor="classify")
+    out_before = _metric("conveyor_records_out_total", processor="classify", topic=topic(settings, "predictions"))
     runner = _run_until_idle(settings, Stage(ShoutingClassifier(), ("texts",), "predictions"))
     assert runner.processed == 4 and runner.dead_lettered == 2
+    assert _metric("conveyor_dead_lettered_total", processor="classify") - dead_before == 2
+    assert _metric("conveyor_records_out_total", processor="classify",
+                   topic=topic(settings, "predictions")) - out_before == 2
 
     serde = AvroSerde(settings)
     preds = {m.key().decode(): serde.decode(m.topic(), m.value())
