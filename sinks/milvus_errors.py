@@ -46,8 +46,11 @@ TRANSIENT_GRPC_CODES = frozenset({
 TRANSIENT_MILVUS_CODES = frozenset({2, 3, 4, 7, 8, 9, 11, 101, 503, 901, 902, 905})
 """Milvus (merr) codes of transient server states. 101 "collection not loaded" is
 what reads get for a few seconds after a server restart, while the collection
-reloads (the sink reconnects, which also loads it). Code 1 is ambiguous (pymilvus
-uses it for any client-side error), so it counts only with a matching message."""
+reloads (the sink reconnects, which also loads it)."""
+AMBIGUOUS_MILVUS_CODES = frozenset({1, 65535})
+"""Codes that say nothing by themselves: 1 (pymilvus client-side errors) and 65535 (merr's
+"unexpected error", e.g. ``[query] Retry timeout: 5.0s`` from a 2.3.5 proxy reloading a
+collection after a restart); they count as transient only with a matching message."""
 _TRANSIENT_MESSAGE = re.compile(
     r"unavailable|not ready|connection refused|failed to connect|fail connecting|"
     r"deadline exceeded|timed? ?out|retry timeout|retry run out|rate limit|"
@@ -74,7 +77,7 @@ def is_unavailable(exc: BaseException) -> bool:
             return code in TRANSIENT_GRPC_CODES
         if getattr(exc, "retriable", False) or code in TRANSIENT_MILVUS_CODES:
             return True
-        return code == 1 and bool(_TRANSIENT_MESSAGE.search(str(exc.message)))
+        return code in AMBIGUOUS_MILVUS_CODES and bool(_TRANSIENT_MESSAGE.search(str(exc.message)))
     if isinstance(exc, grpc.FutureTimeoutError):
         return True
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):

@@ -16,7 +16,7 @@ from dlq import envelope
 from streams.kafka import make_consumer
 from streams.serde import AvroSerde
 from streams.settings import Settings
-from streams.topics import dlq_topics, topic
+from streams.topics import dlq_role, dlq_topics, topic
 
 
 @dataclass
@@ -28,6 +28,9 @@ class Ledger:
     predictions: dict[str, list[dict]] = field(default_factory=dict)
     dead_letters: dict[str, list[dict]] = field(default_factory=dict)
     first_seen: dict[str, float] = field(default_factory=dict)
+    side_dead_letters: dict[str, list[dict]] = field(default_factory=dict)
+    """Dead letters of side branches (``index``, ``drift``): the input still gets its
+    prediction from the main path, so these are reported, not counted as its result."""
     unexpected: int = 0
 
     @property
@@ -54,6 +57,13 @@ class Ledger:
         """Record a dead letter for ``doc_id``."""
         self._add(self.dead_letters, doc_id, info)
 
+    def add_side_dead_letter(self, doc_id: str, info: dict) -> None:
+        """Record a dead letter of a side branch (not the input's result)."""
+        if doc_id in self.expected:
+            self.side_dead_letters.setdefault(doc_id, []).append(info)
+        else:
+            self.unexpected += 1
+
     def _add(self, book: dict, doc_id: str, item: dict) -> None:
         if doc_id not in self.expected:
             self.unexpected += 1
@@ -62,18 +72,25 @@ class Ledger:
         self.first_seen.setdefault(doc_id, time.monotonic())
 
 
+MAIN_PATH = ("extract", "embed", "classify")
+"""Processors on the path from an input to its prediction: their dead letters are results."""
+
+
 def collect(settings: Settings, expected: Iterable[str], *, timeout: float = 600.0, settle: float = 3.0,
-            on_progress: Optional[Callable[[int], None]] = None, serde: Optional[AvroSerde] = None) -> Ledger:
+            on_progress: Optional[Callable[[int], None]] = None, on_idle: Optional[Callable[[], None]] = None,
+            serde: Optional[AvroSerde] = None) -> Ledger:
     """Read the predictions topic and every dead-letter topic (read_committed, from the
     beginning) until each expected id has a result, then ``settle`` more seconds to
     catch duplicates, or until ``timeout`` seconds pass.
 
-    ``on_progress(n)`` is called with the number of newly accounted ids.
+    ``on_progress(n)`` is called with the number of newly accounted ids; ``on_idle()``
+    after every poll (about twice a second), e.g. to restart crashed processors.
     """
     ledger = Ledger(set(expected))
     serde = serde or AvroSerde(settings)
     pred_topic = topic(settings, "predictions")
     dlqs = set(dlq_topics(settings))
+    main_dlqs = {topic(settings, dlq_role(p)) for p in MAIN_PATH}
     consumer = make_consumer(settings, f"conveyor-ledger-{uuid.uuid4().hex[:12]}",
                              **{"statistics.interval.ms": 0, "auto.offset.reset": "earliest"})
     consumer.subscribe([pred_topic, *dlqs])
@@ -84,6 +101,8 @@ def collect(settings: Settings, expected: Iterable[str], *, timeout: float = 600
             if done_at is not None and time.monotonic() - done_at > settle:
                 break
             msg = consumer.poll(0.5)
+            if on_idle is not None:
+                on_idle()
             if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
                 continue
             if msg.error():
@@ -94,7 +113,8 @@ def collect(settings: Settings, expected: Iterable[str], *, timeout: float = 600
                 ledger.add_prediction(doc_id, serde.decode(pred_topic, msg.value()))
             else:
                 headers = envelope.decode_headers(msg.headers())
-                ledger.add_dead_letter(doc_id, {
+                book = ledger.add_dead_letter if msg.topic() in main_dlqs else ledger.add_side_dead_letter
+                book(doc_id, {
                     "dlq_topic": msg.topic(),
                     "processor": headers.get(envelope.PROCESSOR, "?"),
                     "exception": headers.get(envelope.EXCEPTION_CLASS, "?"),

@@ -39,12 +39,14 @@ class BlobStore:
 
         Raises:
             EmptyDocumentError: the blob is missing.
-            CorruptDocumentError: the URI is not a ``file://`` URI.
+            CorruptDocumentError: the URI is not a ``file://`` URI under the store's root.
         """
         parsed = urlparse(uri)
         if parsed.scheme != "file":
             raise CorruptDocumentError(f"unsupported blob URI scheme: {uri!r}")
-        path = Path(unquote(parsed.path))
+        path = Path(unquote(parsed.path)).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise CorruptDocumentError(f"blob URI outside the blob store: {uri!r}")
         try:
             return path.read_bytes()
         except FileNotFoundError as exc:

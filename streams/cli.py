@@ -196,7 +196,8 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.option("--processor", default=None, help="Only this processor's dead letters.")
-@click.option("--timeout", type=float, default=5.0, show_default=True)
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="Seconds to read each dead-letter topic to its end.")
 def dlq_list(processor: Optional[str], timeout: float) -> None:
     """Print every dead letter with its error headers, as JSON lines."""
     from dlq.inspect import list_dead_letters
@@ -209,14 +210,14 @@ def dlq_list(processor: Optional[str], timeout: float) -> None:
 @main.command("demo")
 @click.option("--texts", "n_texts", type=int, default=200, show_default=True, help="banking77 texts to produce.")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for results.")
-@click.option("--keep-stack", is_flag=True, help="Leave the stack running afterwards (default: leave it as found).")
-def demo(n_texts: int, timeout: float, keep_stack: bool) -> None:
-    """The main job: stack up, topics, processors, demo corpus → summary. Exit 1 if any input is unaccounted."""
+def demo(n_texts: int, timeout: float) -> None:
+    """The main job: stack up, topics, processors, demo corpus → summary. Exit 1 if any input is
+    unaccounted. The stack stays up afterwards (``conveyor stack down`` stops it)."""
     from streams.demo import run_demo
 
     settings = _settings()
     _setup_logging(settings)
-    ok = run_demo(settings, n_texts=n_texts, timeout=timeout, keep_stack=keep_stack)
+    ok = run_demo(settings, n_texts=n_texts, timeout=timeout)
     sys.exit(0 if ok else 1)
 
 

@@ -8,12 +8,13 @@ import base64
 import csv
 import hashlib
 import mimetypes
+import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from confluent_kafka import KafkaError
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 
 from processors.base import now_millis
 from streams import __version__
@@ -34,18 +35,26 @@ def new_id(prefix: str) -> str:
 def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Optional[str]]]:
     """Expand files and directories (recursively, sorted) into ``(path, error)`` pairs.
 
-    ``error`` is a message for a path that does not exist or cannot be read;
-    such paths are reported, never skipped silently.
+    ``error`` is a message for a path that does not exist, is not a regular file
+    (e.g. a dangling symlink) or is a directory that cannot be listed; such paths
+    are reported, never skipped silently. Hidden files (``.name``) are skipped.
     """
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if child.is_file() and not child.name.startswith("."):
-                    yield child, None
+            errors: list[OSError] = []
+            for root, dirs, files in os.walk(p, onerror=errors.append):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.startswith("."):
+                        continue
+                    child = Path(root) / name
+                    yield (child, None) if child.is_file() else (child, f"not a regular file: {child}")
+            for err in errors:
+                yield Path(err.filename or p), f"cannot list directory {err.filename}: {err.strerror}"
         elif p.is_file():
             yield p, None
-        elif p.exists():
+        elif p.exists() or p.is_symlink():
             yield p, f"not a regular file: {p}"
         else:
             yield p, f"no such file or directory: {p}"
@@ -183,35 +192,89 @@ def consume(settings: Settings, topic: str, *, from_beginning: bool = False, max
     consumer = make_consumer(settings, group_id or f"conveyor-cli-{uuid.uuid4().hex[:12]}",
                              **{"auto.offset.reset": "earliest" if from_beginning else "latest",
                                 "statistics.interval.ms": 0})
-    consumer.subscribe([topic])
+    state = {"last": time.monotonic(), "assigned": False}
+
+    def on_assign(_consumer, _partitions) -> None:
+        # The idle timeout counts from the assignment, not from the (slower) group join.
+        state["last"], state["assigned"] = time.monotonic(), True
+
+    consumer.subscribe([topic], on_assign=on_assign)
     seen = 0
-    last = time.monotonic()
     try:
         while max_messages is None or seen < max_messages:
             msg = consumer.poll(0.5)
             if msg is None:
-                if time.monotonic() - last > timeout:
+                waited = time.monotonic() - state["last"]
+                if waited > timeout and (state["assigned"] or waited > timeout + 30):
                     break
                 continue
             if msg.error():
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     raise RuntimeError(f"consume {topic}: {msg.error()}")
                 continue
-            last = time.monotonic()
+            state["last"] = time.monotonic()
             seen += 1
-            out = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
-                   "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
-                   "timestamp": msg.timestamp()[1]}
-            if msg.headers():
-                out["headers"] = {k: (v.decode("utf-8", "replace") if v else "") for k, v in msg.headers()}
-            if avro and decode:
-                try:
-                    out["value"] = serde.decode(topic, msg.value())
-                except Exception as exc:  # noqa: BLE001 - show, don't crash, on a bad record
-                    out["decode_error"] = str(exc)
-                    out["value"] = msg.value()
-            else:
-                out["value"] = msg.value()
-            yield out
+            yield message_dict(msg, serde if (avro and decode) else None)
+    finally:
+        consumer.close()
+
+
+def message_dict(msg: Message, serde: Optional[AvroSerde] = None) -> dict:
+    """A consumed record as a dict: topic, partition, offset, key (text), timestamp (ms),
+    headers (text, if any) and value — decoded when ``serde`` is given (a value that does
+    not decode is kept raw, with ``decode_error``), raw bytes otherwise."""
+    out = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+           "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
+           "timestamp": msg.timestamp()[1]}
+    if msg.headers():
+        out["headers"] = {k: (v.decode("utf-8", "replace") if v else "") for k, v in msg.headers()}
+    out["value"] = msg.value()
+    if serde is not None:
+        try:
+            out["value"] = serde.decode(msg.topic(), msg.value())
+        except Exception as exc:  # noqa: BLE001 - show, don't crash, on a bad record
+            out["decode_error"] = str(exc)
+    return out
+
+
+def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0,
+                missing_ok: bool = False) -> Iterator[Message]:
+    """Every committed record of ``topic`` from the earliest offset up to the end as of
+    the call, partition by partition assigned directly (no group join, nothing committed).
+    A missing topic yields nothing when ``missing_ok``.
+
+    Raises:
+        RuntimeError: the topic does not exist (unless ``missing_ok``), or a consumer error.
+        TimeoutError: the end was not reached within ``timeout`` seconds.
+    """
+    consumer = make_consumer(settings, f"conveyor-cli-{uuid.uuid4().hex[:12]}",
+                             **{"statistics.interval.ms": 0, "enable.partition.eof": True})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            if missing_ok:
+                return
+            raise RuntimeError(f"topic {topic} not found")
+        pending: dict[int, int] = {}
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                pending[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: partitions {sorted(pending)} not read to the end in {timeout}s")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"read {topic}: {msg.error()}")
+                pending.pop(msg.partition(), None)
+                continue
+            yield msg
+            if msg.offset() + 1 >= pending.get(msg.partition(), 0):
+                pending.pop(msg.partition(), None)
     finally:
         consumer.close()

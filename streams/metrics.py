@@ -18,6 +18,9 @@ RECORDS_OUT = Counter("conveyor_records_out_total", "Records produced", ["proces
 ERRORS = Counter("conveyor_errors_total", "Records that failed, by exception class", ["processor", "exception"])
 DEAD_LETTERED = Counter("conveyor_dead_lettered_total", "Records sent to a dead-letter topic", ["processor"])
 SINK_ROWS = Counter("conveyor_sink_rows_total", "Rows flushed to a sink", ["processor"])
+TRANSIENT_RETRIES = Counter("conveyor_transient_retries_total",
+                            "Batches read again after a transient failure, by exception class",
+                            ["processor", "exception"])
 BACKPRESSURE = Counter("conveyor_backpressure_total", "Sink backpressure events (partitions paused)", ["processor"])
 PAUSED = Gauge("conveyor_paused", "1 while the processor's partitions are paused", ["processor"])
 IN_FLIGHT = Gauge("conveyor_in_flight_records", "Records consumed but not yet committed", ["processor"])
@@ -46,7 +49,8 @@ def stats_callback(processor: str):
             for part, pdata in tdata.get("partitions", {}).items():
                 if part == "-1":
                     continue
-                lag = pdata.get("consumer_lag_stored", pdata.get("consumer_lag", -1))
+                # consumer_lag = high watermark - committed offset (offsets are committed, not stored)
+                lag = pdata.get("consumer_lag", -1)
                 if lag is not None and lag >= 0:
                     CONSUMER_LAG.labels(processor, topic, part).set(lag)
 

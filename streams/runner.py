@@ -5,7 +5,11 @@ One :class:`Runner` drives one processor (one consumer group). Per batch:
 1. ``consume`` up to ``batch_size`` records (short timeout);
 2. decode each value with the Avro serde — undecodable records are dead-lettered;
 3. ``processor.process_batch`` → one outcome per input: output records or an
-   exception (dead-lettered with the original key, value, headers and timestamp);
+   exception. A permanent error dead-letters that record (original key, value,
+   headers and timestamp kept); a transient one (``permanent = False``: Milvus or
+   the registry unavailable) produces nothing for the batch, pauses, backs off
+   (1 s doubling to 30 s) and reads the batch again — a slow downstream causes
+   backpressure, never dead letters or loss;
 4. produce outputs (keyed by doc id) and/or ``sink.write`` the rows;
 5. ``sink.flush()`` — on :class:`~sinks.base.SinkBackpressureError` the assigned
    partitions are paused and the runner keeps polling (so the group does not
@@ -34,7 +38,7 @@ from processors.base import Processor
 from sinks.base import Sink, SinkBackpressureError
 from streams import metrics
 from streams.kafka import DeliveryTracker, make_consumer, make_producer, produce
-from streams.serde import AvroSerde, EncodeError, key_bytes
+from streams.serde import AvroSerde, key_bytes
 from streams.settings import Settings
 from streams.topics import catalogue, dlq_role
 
@@ -97,6 +101,7 @@ class Runner:
         self.delivery = DeliveryTracker()
         self._stop = threading.Event()
         self.paused = False
+        self._transient_backoff = 0.0
         self.processed = 0
         self.dead_lettered = 0
 
@@ -170,33 +175,48 @@ class Runner:
         started = time.perf_counter()
         metrics.IN_FLIGHT.labels(self.name).set(len(msgs))
         self.delivery.reset()
+        failures: list[tuple[Message, BaseException]] = []
         inputs: list[_Input] = []
         for msg in msgs:
             metrics.RECORDS_IN.labels(self.name, msg.topic()).inc()
             try:
                 inputs.append(_Input(msg, self.serde.decode(msg.topic(), msg.value())))
             except Exception as exc:  # noqa: BLE001 - undecodable input is a dead letter
-                self.route_failure(msg, exc)
+                failures.append((msg, exc))
         try:
             outcomes = self.stage.processor.process_batch([i.value for i in inputs]) if inputs else []
+            if len(outcomes) != len(inputs):
+                raise RuntimeError(f"{self.name} returned {len(outcomes)} outcomes for {len(inputs)} inputs")
         except Exception as exc:  # noqa: BLE001 - the processor failed as a whole, not per record
-            if not getattr(exc, "permanent", True):
-                log.error("%s: transient failure of the whole batch (%s); rewinding", self.name, exc)
-                self._rewind(msgs)
-                return
             outcomes = [exc] * len(inputs)
-        rows: list[dict[str, Any]] = []
-        sunk: list[Message] = []
+        ok: list[tuple[Message, list[dict[str, Any]]]] = []
         for item, outcome in zip(inputs, outcomes):
             if isinstance(outcome, BaseException):
-                self.route_failure(item.msg, outcome)
-                continue
+                failures.append((item.msg, outcome))
+            else:
+                ok.append((item.msg, outcome))
+        # Encode every output before producing anything, so one bad output fails one record.
+        encoded: list[tuple[Message, list[tuple[str, bytes]]]] = []
+        rows: list[dict[str, Any]] = []
+        sunk: list[Message] = []
+        for msg, outputs in ok:
             try:
-                self.emit(item.msg, outcome, rows)
-                if self.output_topic is None and outcome:
-                    sunk.append(item.msg)
-            except EncodeError as exc:
-                self.route_failure(item.msg, exc)
+                if self.output_topic is None:
+                    rows.extend(outputs)
+                    if outputs:
+                        sunk.append(msg)
+                else:
+                    encoded.append((msg, [(o["doc_id"], self.serde.encode(self.output_topic, o)) for o in outputs]))
+            except Exception as exc:  # noqa: BLE001 - this record's dead letter (or a retry)
+                failures.append((msg, exc))
+        transient = next((e for _, e in failures if not getattr(e, "permanent", True)), None)
+        if transient is not None:
+            self._retry_later(msgs, transient)
+            return
+        for msg, values in encoded:
+            self.emit(msg, values)
+        for msg, exc in failures:
+            self.route_failure(msg, exc)
         try:
             if self.stage.sink is not None:
                 self._write_sink(rows, sunk)
@@ -206,23 +226,44 @@ class Runner:
             log.error("%s: batch not acknowledged (%s); rewinding", self.name, exc)
             self._rewind(msgs)
             return
+        self._transient_backoff = 0.0
         self.processed += len(msgs)
         metrics.IN_FLIGHT.labels(self.name).set(0)
         metrics.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - started)
 
-    def emit(self, msg: Message, outputs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-        """Produce ``outputs`` to the output topic, or collect them as sink rows.
+    TRANSIENT_BACKOFF_INITIAL = 1.0
+    TRANSIENT_BACKOFF_MAX = 30.0
+    """Backoff (seconds) before a batch with a transient failure is read again: doubling from
+    1 s to 30 s, the range Kafka clients use for reconnect backoff (librdkafka's
+    ``reconnect.backoff.ms`` / ``reconnect.backoff.max.ms`` defaults are 100 ms and 10 s)."""
 
-        Raises:
-            EncodeError: an output does not match the output topic's schema.
+    def _retry_later(self, msgs: Sequence[Message], exc: BaseException) -> None:
+        """A record failed transiently (e.g. Milvus or the registry unavailable): produce
+        nothing, pause, wait an exponential backoff while polling, then read the batch again."""
+        self._transient_backoff = min(self.TRANSIENT_BACKOFF_MAX,
+                                      max(self.TRANSIENT_BACKOFF_INITIAL, 2 * self._transient_backoff))
+        metrics.TRANSIENT_RETRIES.labels(self.name, exception_name(exc)).inc()
+        log.warning("%s: transient failure (%s: %s); retrying the batch in %.1fs", self.name,
+                    type(exc).__name__, exc, self._transient_backoff)
+        self._pause()
+        self._wait_paused(self._transient_backoff)
+        self._resume()
+        self._rewind(msgs, settle=0.0)
+
+    def emit(self, msg: Message, values: list[tuple[str, bytes]]) -> None:
+        """Produce the encoded outputs ``(doc_id, value)`` of ``msg`` to the output topic.
+
+        A record the broker refuses outright (e.g. larger than ``message.max.bytes``) makes
+        ``msg`` a dead letter instead.
         """
-        if self.output_topic is None:
-            rows.extend(outputs)
-            return
-        encoded = [(o["doc_id"], self.serde.encode(self.output_topic, o)) for o in outputs]
-        for doc_id, value in encoded:
-            produce(self.producer, self.output_topic, key=key_bytes(doc_id), value=value,
-                    on_delivery=self.delivery.callback)
+        assert self.output_topic is not None
+        for doc_id, value in values:
+            try:
+                produce(self.producer, self.output_topic, key=key_bytes(doc_id), value=value,
+                        on_delivery=self.delivery.callback)
+            except KafkaException as exc:
+                self.route_failure(msg, exc)
+                return
             metrics.RECORDS_OUT.labels(self.name, self.output_topic).inc()
 
     def route_failure(self, msg: Message, exc: BaseException) -> None:
@@ -242,11 +283,23 @@ class Runner:
     def deliver(self, msgs: Sequence[Message]) -> None:
         """Wait for every produced record, then commit the batch's offsets synchronously.
 
+        Only partitions still assigned are committed (a cooperative rebalance may have
+        moved some away meanwhile; their new owner re-reads them). A failed commit is
+        logged, not retried by reprocessing: the outputs are already acknowledged, and
+        the next commit covers these offsets.
+
         Raises:
-            KafkaException: a record was not acknowledged, or the commit failed.
+            KafkaException: a produced record was not acknowledged.
         """
         self.delivery.wait(self.producer)
-        self.consumer.commit(offsets=self._next_offsets(msgs), asynchronous=False)
+        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        offsets = [tp for tp in self._next_offsets(msgs) if (tp.topic, tp.partition) in owned]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("%s: offset commit failed (%s); the next commit covers it", self.name, exc)
 
     @staticmethod
     def _next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
@@ -256,7 +309,7 @@ class Runner:
             last[key] = max(last.get(key, -1), m.offset())
         return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
-    def _rewind(self, msgs: Sequence[Message]) -> None:
+    def _rewind(self, msgs: Sequence[Message], settle: float = 1.0) -> None:
         first: dict[tuple[str, int], int] = {}
         for m in msgs:
             key = (m.topic(), m.partition())
@@ -266,7 +319,7 @@ class Runner:
                 self.consumer.seek(TopicPartition(t, p, o))
             except KafkaException as exc:  # partition revoked meanwhile: its new owner re-reads it
                 log.warning("%s: cannot rewind %s[%d]: %s", self.name, t, p, exc)
-        time.sleep(1.0)
+        time.sleep(settle)
 
     # -- backpressure ----------------------------------------------------------------
     def _write_sink(self, rows: list[dict[str, Any]], sources: list[Message]) -> None:

@@ -12,11 +12,12 @@ import datetime as dt
 import threading
 from typing import Any, Optional
 
+import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from processors.errors import ConveyorError
+from processors.errors import ConveyorError, TransientError
 from streams.settings import Settings
 from streams.topics import catalogue
 
@@ -27,6 +28,26 @@ COMPATIBILITY = "BACKWARD"
 class DecodeError(ConveyorError):
     """A record value cannot be decoded: not Confluent-framed Avro, unknown schema id,
     or bytes that do not match the writer schema. Permanent."""
+
+
+class RegistryUnavailableError(TransientError):
+    """The schema registry did not answer (connection error, timeout, 5xx, 429). Transient:
+    the runner backs off and retries instead of dead-lettering."""
+
+
+def registry_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or its cause) means the registry is unreachable or overloaded,
+    as opposed to an answer about the schema itself (e.g. 404 unknown schema id)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        status = getattr(exc, "http_status_code", None)
+        if isinstance(status, int) and status > 0:
+            return status >= 500 or status in (408, 429)
+        if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 class EncodeError(ConveyorError):
@@ -96,8 +117,8 @@ class AvroSerde:
 
         Raises:
             EncodeError: ``value`` does not fit the topic's schema.
-            confluent_kafka.schema_registry.SchemaRegistryError: registry unreachable
-                or schema rejected (transient vs permanent is decided by the caller).
+            RegistryUnavailableError: the registry did not answer (transient).
+            confluent_kafka.schema_registry.SchemaRegistryError: the registry rejected the schema.
         """
         ctx = SerializationContext(topic, MessageField.VALUE)
         try:
@@ -105,6 +126,8 @@ class AvroSerde:
         except (ValueError, TypeError) as exc:
             raise EncodeError(f"record does not match the schema of {topic}: {exc}") from exc
         except Exception as exc:
+            if registry_unavailable(exc):
+                raise RegistryUnavailableError(f"schema registry unavailable while encoding for {topic}: {exc}") from exc
             if type(exc).__name__ == "SerializationError":
                 raise EncodeError(f"record does not match the schema of {topic}: {exc}") from exc
             raise
@@ -114,6 +137,7 @@ class AvroSerde:
 
         Raises:
             DecodeError: null value, bad framing, unknown schema id or corrupt body.
+            RegistryUnavailableError: the registry did not answer (transient).
         """
         if not data:
             raise DecodeError(f"empty value on {topic}")
@@ -123,6 +147,8 @@ class AvroSerde:
         try:
             value = self._deserializer(data, ctx)
         except Exception as exc:  # SerializationError, SchemaRegistryError (unknown id), EOFError…
+            if registry_unavailable(exc):
+                raise RegistryUnavailableError(f"schema registry unavailable while decoding {topic}: {exc}") from exc
             name = type(exc).__name__
             raise DecodeError(f"cannot decode value on {topic} ({name}): {exc}") from exc
         if not isinstance(value, dict):

@@ -32,6 +32,7 @@ def auto_threshold_from(manifest: Mapping[str, Any], override: float | None = No
 
 
 def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
+    """``["low confidence 0.41 < 0.70"]`` when ``confidence`` (0..1) is below ``threshold``, else ``[]``."""
     if confidence < threshold:
         return [f"low confidence {confidence:.2f} < {threshold:.2f}"]
     return []
@@ -69,6 +70,7 @@ def select_duplicates(
 
 
 def duplicate_reasons(duplicates: Sequence[tuple[str, float]]) -> list[str]:
+    """One review reason per ``(doc_id, cosine similarity)`` match."""
     return [f"possible duplicate of {other} (similarity {score:.2f})" for other, score in duplicates]
 
 

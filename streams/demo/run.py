@@ -90,6 +90,7 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
         "inputs": len(docs) + len(texts), "documents": len(docs), "texts": len(texts),
         "predictions": sum(len(v) for v in ledger.predictions.values()),
         "dead_letters": sum(len(v) for v in ledger.dead_letters.values()),
+        "index_dead_letters": sum(len(v) for v in ledger.side_dead_letters.values()),
         "unaccounted": len(ledger.missing), "duplicated_results": len(ledger.duplicated),
         "milvus_rows": milvus_rows,
         "texts_auto_routed": auto,
@@ -104,9 +105,12 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
     return totals
 
 
-def run_demo(settings: Settings, *, n_texts: int = 200, timeout: float = 900.0, keep_stack: bool = True,
-             corpus: Path = CORPUS) -> bool:
-    """Run the main job; return True when every input is accounted for exactly once."""
+def run_demo(settings: Settings, *, n_texts: int = 200, timeout: float = 900.0, corpus: Path = CORPUS) -> bool:
+    """Run the main job; return True when every input is accounted for exactly once.
+
+    The stack is left running afterwards (``conveyor stack down`` stops it), so the
+    results can be read with ``conveyor consume``.
+    """
     from streams.stack import up
 
     settings = demo_settings(settings)
@@ -132,10 +136,7 @@ def run_demo(settings: Settings, *, n_texts: int = 200, timeout: float = 900.0, 
                 texts[producer.text(text, source=csv_path.name)["doc_id"]] = text
         expected = set(docs) | set(texts)
         with tqdm(total=len(expected), desc="results", unit="input") as bar:
-            def progress(n: int) -> None:
-                bar.update(n)
-                supervisor.check()
-            ledger = collect(settings, expected, timeout=timeout, on_progress=progress)
+            ledger = collect(settings, expected, timeout=timeout, on_progress=bar.update, on_idle=supervisor.check)
     finally:
         codes = supervisor.stop()
         click.echo(f"processors stopped: {json.dumps(codes)}", err=True)

@@ -109,7 +109,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
     async def on_embedded(stream):
         async for event in stream.events():
             part = event.message.partition
-            admitted = rt.admit(emb_spec.name, part, event.value)
+            admitted = rt.admit(emb_spec.name, part, event.value, event.message)
             if admitted is None:
                 continue
             record, ts_ms = admitted
@@ -121,13 +121,13 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
                     if unit is not None:
                         embeddings[json.dumps([part])].apply(vec_add, {"n": 1, "sum": unit})
                 except ValueError as exc:  # e.g. the vector dimension changed mid-window
-                    metrics.ERRORS.labels(PROCESSOR, type(exc).__name__).inc()
-                    log.warning("drift: skipping embedded record %s: %s", record.get("doc_id"), exc)
+                    log.warning("drift: dead-lettering embedded record %s: %s", record.get("doc_id"), exc)
+                    rt.dead_letter(event.message, exc)
 
     @app.agent(predictions, name=f"{app_id}.predictions")
     async def on_predictions(stream):
         async for event in stream.events():
-            admitted = rt.admit(pred_spec.name, event.message.partition, event.value)
+            admitted = rt.admit(pred_spec.name, event.message.partition, event.value, event.message)
             if admitted is None:
                 continue
             record, ts_ms = admitted

@@ -2,8 +2,8 @@
 
 The input topics are read as raw bytes and decoded with
 :class:`streams.serde.AvroSerde` in the agents. An undecodable record is logged,
-counted (``conveyor_drift_decode_errors_total{topic}`` and
-``conveyor_errors_total{processor="drift",exception="DecodeError"}``) and skipped.
+counted (``conveyor_drift_decode_errors_total{topic}`` and ``conveyor_errors_total``)
+and sent unchanged to the ``dlq.drift`` topic with the dead-letter headers.
 """
 from __future__ import annotations
 
@@ -13,18 +13,20 @@ from typing import Any, Optional
 
 from prometheus_client import Counter
 
-from processors.drift.monitor import StreamClock, WindowAggregate
+from dlq.envelope import Origin, dead_letter_headers, exception_name
+from processors.drift.monitor import PRODUCER_VERSION, StreamClock, WindowAggregate
 from streams import metrics
 from streams.drift import publish, tables
 from streams.drift.config import PROCESSOR, DriftConfig
 from streams.serde import AvroSerde, DecodeError
 from streams.settings import Settings
-from streams.topics import catalogue
+from streams.kafka import produce
+from streams.topics import catalogue, dlq_role
 
 log = logging.getLogger(__name__)
 
 DECODE_ERRORS = Counter("conveyor_drift_decode_errors_total",
-                        "Input records the drift monitor could not decode (skipped)", ["topic"])
+                        "Input records the drift monitor could not decode (dead-lettered)", ["topic"])
 LATE_RECORDS = Counter("conveyor_drift_late_records_total",
                        "Input records whose window was already closed (ignored)", ["topic"])
 
@@ -42,6 +44,7 @@ class DriftRuntime:
         self.embedded_topic = specs["embedded"].name
         self.predictions_topic = specs["predictions"].name
         self.drift_topic = specs["drift"].name
+        self.dlq_topic = specs[dlq_role(PROCESSOR)].name
         self._producer = None
         self._producer_lock = threading.Lock()
         self.reports_published = 0
@@ -52,8 +55,9 @@ class DriftRuntime:
         self.embeddings_table: Any = None
 
     # -- decoding ------------------------------------------------------------------------
-    def decode(self, topic: str, value: Optional[bytes]) -> Optional[dict]:
-        """The Avro record, or None (logged and counted) if it cannot be decoded."""
+    def decode(self, topic: str, value: Optional[bytes], message: Any = None) -> Optional[dict]:
+        """The Avro record, or None if it cannot be decoded: then it is logged, counted
+        and, when the faust ``message`` is given, sent to the drift dead-letter topic."""
         metrics.RECORDS_IN.labels(PROCESSOR, topic).inc()
         try:
             record = self.serde.decode(topic, value)
@@ -61,9 +65,30 @@ class DriftRuntime:
             return record
         except (DecodeError, KeyError, TypeError, ValueError) as exc:
             DECODE_ERRORS.labels(topic).inc()
-            metrics.ERRORS.labels(PROCESSOR, "DecodeError").inc()
             log.warning("drift: skipping undecodable record on %s: %s", topic, exc)
+            self.dead_letter(message, exc)
             return None
+
+    def dead_letter(self, message: Any, exc: BaseException) -> None:
+        """Send a faust ``message`` (topic, partition, offset, key, value, headers, timestamp in
+        seconds) unchanged to ``dlq.drift`` with the ``conveyor.dlq.*`` headers, and wait for
+        the broker's acknowledgement. ``message=None`` only counts the error."""
+        metrics.ERRORS.labels(PROCESSOR, exception_name(exc)).inc()
+        if message is None:
+            return
+        headers = message.headers or []
+        headers = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        ts = int((message.timestamp or 0) * 1000)
+        origin = Origin(message.topic, message.partition, message.offset, ts)
+        producer = self._get_producer()
+        produce(producer, self.dlq_topic, key=message.key, value=message.value, timestamp=ts or None,
+                headers=dead_letter_headers(headers, exc, origin, processor=PROCESSOR, version=PRODUCER_VERSION,
+                                            group=self.settings.group_id(PROCESSOR)))
+        if producer.flush(30):
+            log.error("drift: dead letter for %s[%d]@%d not acknowledged", message.topic, message.partition,
+                      message.offset)
+        else:
+            metrics.DEAD_LETTERED.labels(PROCESSOR).inc()
 
     def is_late(self, topic: str, ts_ms: int) -> bool:
         """Whether event time ``ts_ms`` falls in an already closed window (counted per topic)."""
@@ -72,11 +97,13 @@ class DriftRuntime:
             return True
         return False
 
-    def admit(self, topic: str, partition: int, value: Optional[bytes]) -> Optional[tuple[dict, int]]:
+    def admit(self, topic: str, partition: int, value: Optional[bytes],
+              message: Any = None) -> Optional[tuple[dict, int]]:
         """Decode one input record of ``topic``/``partition`` and advance the watermark
         with its event time: ``(record, event_time_ms)``, or None when it is undecodable
-        or its window is already closed (both counted; see :meth:`decode`, :meth:`is_late`)."""
-        record = self.decode(topic, value)
+        (dead-lettered) or its window is already closed (counted; see :meth:`decode`,
+        :meth:`is_late`)."""
+        record = self.decode(topic, value, message)
         if record is None:
             return None
         ts_ms = int(record["event_time"])

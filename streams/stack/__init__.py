@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from sinks.milvus_errors import redact_uri
 from streams.settings import Settings
 from streams.stack import _kafka, _registry
 from streams.stack._common import (
@@ -32,7 +33,7 @@ def _milvus(settings: Settings) -> dict:
     """Milvus needs no process here: Lite is a file, a server is whatever the URI names."""
     uri = settings.milvus_uri or str(settings.home / "milvus" / "conveyor.db")
     kind = "server" if uri.split("://", 1)[0] in ("http", "https", "tcp", "grpc") else "lite"
-    return {"uri": uri, "kind": kind}
+    return {"uri": redact_uri(uri), "kind": kind}
 
 
 def status(settings: Settings) -> dict:

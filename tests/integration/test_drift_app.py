@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaError
 
+from dlq import envelope
 from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
 from streams import env
 from streams.admin import create_topics, delete_topics
@@ -27,6 +28,7 @@ from streams.drift import run_drift
 from streams.kafka import make_admin, make_consumer, make_producer
 from streams.serde import AvroSerde, key_bytes
 from streams.topics import catalogue
+from tests.integration.helpers import read_all
 
 REPO = Path(__file__).resolve().parents[2]
 WINDOW_S = 2
@@ -184,6 +186,11 @@ def test_label_shift_raises_drift_alarm(drift_settings, tmp_path):
     for sig in (EMBEDDING, TEXT_LENGTH):
         for k in (1, 2, 3):
             assert by_key[(sig, t0 + k * W)][1]["alarm"] is False, by_key[(sig, t0 + k * W)]
-    # the junk record was skipped, not fatal; SIGTERM stopped the worker cleanly
+    # the junk record was dead-lettered unchanged, not fatal; SIGTERM stopped the worker cleanly
     assert "undecodable" in log_text
+    dead = read_all(s, specs["dlq.drift"].name, expect=1, timeout=20)
+    assert [(m.key(), m.value()) for m in dead] == [(b"junk", b"not avro at all")]
+    headers = envelope.decode_headers(dead[0].headers())
+    assert headers[envelope.PROCESSOR] == "drift" and headers[envelope.ORIGIN_TOPIC] == specs["predictions"].name
+    assert headers[envelope.EXCEPTION_CLASS] == "streams.serde.DecodeError"
     assert rc == 0, log_text[-4000:]

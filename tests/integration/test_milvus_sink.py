@@ -433,6 +433,8 @@ def test_is_unavailable_classification():
     assert is_unavailable(MilvusException(8, "rate limit exceeded"))
     assert is_unavailable(MilvusException(1, "service not ready"))
     assert is_unavailable(ConnectionRefusedError())
+    assert is_unavailable(MilvusException(65535, "[query] Retry timeout: 5.0s, message=proxy TaskCondition context Done"))
+    assert not is_unavailable(MilvusException(65535, "field chunk_id not exist"))
     assert not is_unavailable(MilvusException(1100, "the length (9000) of 0th string exceeds max length"))
     assert not is_unavailable(MilvusException(1, "Unexpected error, message=<bad row>"))
     assert not is_unavailable(ParamError(message="bad"))

@@ -52,7 +52,7 @@ def test_pipeline_accounts_for_every_input_once(settings, tmp_path):
             texts = {}
             for _, text in read_texts_csv(CORPUS / "texts" / "banking77_sample.csv", "text", None, N_TEXTS):
                 texts[producer.text(text)["doc_id"]] = text
-        ledger = collect(settings, set(names) | set(texts), timeout=900, settle=5)
+        ledger = collect(settings, set(names) | set(texts), timeout=900, settle=5, on_idle=supervisor.check)
         for child in supervisor.children:
             assert child.proc.poll() is None, f"{child.group} died; see {child.log_path}"
             assert child.restarts == 0

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from dlq import envelope
 from processors.base import Processor
+from processors.errors import TransientError
 from sinks.base import Sink, SinkBackpressureError
 from streams.admin import create_topics
 from streams.cli import main
@@ -89,7 +90,7 @@ def test_outputs_dead_letters_and_commits(settings):
 
     # `conveyor dlq list` shows both dead letters with their reasons.
     listed = [json.loads(line) for line in CliRunner().invoke(
-        main, ["dlq", "list", "--processor", "classify", "--timeout", "3"], env=cli_env(settings)).output.splitlines()]
+        main, ["dlq", "list", "--processor", "classify"], env=cli_env(settings)).output.splitlines()]
     assert {r["key"]: r["error"]["exception.class"] for r in listed} == {
         ids[2]: "builtins.ValueError", "junk-1": "streams.serde.DecodeError"}
     assert all(r["dlq_topic"] == topic(settings, "dlq.classify") and r["value_bytes"] > 0 for r in listed)
@@ -195,3 +196,33 @@ def test_a_processor_failing_as_a_whole_dead_letters_each_record(settings):
     runner.run(max_idle_seconds=3.0)
     dead = read_all(settings, topic(settings, "dlq.embed"), expect=3)
     assert {m.key().decode() for m in dead} == ids
+
+
+class FlakyDownstream(ShoutingClassifier):
+    """Reports its downstream unavailable (a transient error) for the first two batches."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def process_batch(self, records):
+        self.calls += 1
+        if self.calls <= 2:
+            return [TransientError("downstream unavailable")] * len(records)
+        return super().process_batch(records)
+
+
+def test_transient_failures_are_retried_not_dead_lettered(settings):
+    create_topics(settings)
+    with InputProducer(settings) as p:
+        ids = {p.text(t)["doc_id"] for t in ("ONE", "two", "THREE")}
+    retries_before = _metric("conveyor_transient_retries_total", processor="classify",
+                             exception="processors.errors.TransientError")
+    proc = FlakyDownstream()
+    runner = Runner(settings, Stage(proc, ("texts",), "predictions"), batch_size=10)
+    runner.run(max_idle_seconds=6.0)
+    assert proc.calls >= 3 and runner.dead_lettered == 0 and runner.processed == 3
+    assert _metric("conveyor_transient_retries_total", processor="classify",
+                   exception="processors.errors.TransientError") - retries_before == 2
+    preds = read_all(settings, topic(settings, "predictions"), expect=3)
+    assert sorted(m.key().decode() for m in preds) == sorted(ids)  # exactly once each
+    assert read_all(settings, topic(settings, "dlq.classify"), timeout=3) == []

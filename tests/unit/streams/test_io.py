@@ -1,5 +1,8 @@
 import hashlib
 
+import pytest
+
+from processors.errors import CorruptDocumentError
 from streams import env
 from streams.accounting import Ledger
 from streams.blobstore import BlobStore
@@ -17,14 +20,23 @@ def test_small_documents_travel_inline_large_ones_by_blob_reference(tmp_path):
     assert big["content"] is None and big["blob_uri"].startswith("file://")
     assert big["sha256"] == hashlib.sha256(big_bytes).hexdigest()
     assert BlobStore(s.blob_dir).read(big["blob_uri"]) == big_bytes
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not a blob")
+    with pytest.raises(CorruptDocumentError, match="outside the blob store"):
+        BlobStore(s.blob_dir).read(outside.as_uri())
 
 
 def test_missing_paths_are_reported_not_skipped(tmp_path):
-    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "one.txt").write_text("1")
+    (tmp_path / "d" / "sub" / "two.txt").write_text("2")
+    (tmp_path / "d" / "dangling.pdf").symlink_to(tmp_path / "gone.pdf")
     found = list(iter_files([tmp_path / "d", tmp_path / "nope.pdf"]))
-    assert found[0] == (tmp_path / "d" / "one.txt", None)
-    assert found[1][0] == tmp_path / "nope.pdf" and "no such file" in found[1][1]
+    ok = [p for p, err in found if err is None]
+    errors = {p.name: err for p, err in found if err is not None}
+    assert ok == [tmp_path / "d" / "one.txt", tmp_path / "d" / "sub" / "two.txt"]
+    assert "not a regular file" in errors["dangling.pdf"]
+    assert "no such file" in errors["nope.pdf"]
 
 
 def test_csv_reading_checks_columns(tmp_path):
@@ -51,6 +63,9 @@ def test_ledger_counts_missing_duplicates_and_strangers():
     ledger.add_dead_letter("b", {})
     ledger.add_prediction("b", {})
     ledger.add_prediction("zzz", {})
+    ledger.add_side_dead_letter("a", {"processor": "index"})  # reported, not a second result
     assert ledger.missing == {"c"}
+    assert ledger.side_dead_letters == {"a": [{"processor": "index"}]}
     assert ledger.duplicated == {"b"}
+    assert "a" not in ledger.duplicated
     assert ledger.unexpected == 1
