@@ -54,6 +54,9 @@ class Stage:
     output_role: Optional[str] = None
     sink: Optional[Sink] = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    owns_sink: bool = True
+    """Whether the runner closes the sink when it stops (False for a sink shared
+    with other stages of the process, closed by whoever made it)."""
     batch_size: Optional[int] = None
     """Records per batch for this stage (default: ``settings.batch_size``)."""
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
@@ -146,7 +149,7 @@ class Runner:
             try:
                 self.consumer.close()
             finally:
-                if self.stage.sink is not None:
+                if self.stage.sink is not None and self.stage.owns_sink:
                     self.stage.sink.close()
                 self.stage.processor.close()
                 for cb in self.stage.on_close:
@@ -346,7 +349,9 @@ class Runner:
                 self.route_failure(msg, exc)
 
     STOP_FLUSH_ATTEMPTS = 3
-    """Flush attempts still made after a stop request while the sink is unavailable."""
+    """Flush attempts (each at most 2 s apart) still made after a stop request while the sink
+    is unavailable: a shutdown waits at most a few seconds, then leaves the batch uncommitted
+    for redelivery. A project choice, not taken from elsewhere."""
 
     def _flush_sink(self) -> None:
         """Flush the sink; on backpressure pause partitions and keep polling until it drains.

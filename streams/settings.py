@@ -94,14 +94,10 @@ class Settings:
         home = Path(e.get(env.HOME) or Path.home() / ".cache" / "conveyor").expanduser()
         kafka_port = _int(e, env.KAFKA_PORT, 19092)
         registry_port = _int(e, env.REGISTRY_PORT, 18081)
-        reserved = {
-            env.KAFKA_SECURITY_PROTOCOL, env.KAFKA_SASL_MECHANISM, env.KAFKA_SASL_USERNAME,
-            env.KAFKA_SASL_PASSWORD, env.KAFKA_SSL_CA_LOCATION,
-        }
         extra = tuple(sorted(
             (k[len(env.KAFKA_EXTRA_CONFIG_PREFIX):].lower().replace("_", "."), v)
             for k, v in e.items()
-            if k.startswith(env.KAFKA_EXTRA_CONFIG_PREFIX) and k not in reserved
+            if k.startswith(env.KAFKA_EXTRA_CONFIG_PREFIX)
         ))
         auto = e.get(env.AUTO_THRESHOLD)
         return cls(

@@ -26,11 +26,24 @@ def milvus_is_embedded(settings: Settings) -> bool:
     return "://" not in settings.milvus_uri
 
 
+_open_sinks: list = []
+
+
 @functools.lru_cache(maxsize=8)
 def _milvus(uri: str, token: str, collection: str):
     from sinks.milvus import MilvusSink
 
-    return MilvusSink(uri=uri, token=token, collection=collection)
+    sink = MilvusSink(uri=uri, token=token, collection=collection)
+    _open_sinks.append(sink)
+    return sink
+
+
+def close_milvus_sinks() -> None:
+    """Close the process-wide Milvus sinks (after every stage using them has stopped)."""
+    for sink in list(_open_sinks):
+        sink.close()
+    _open_sinks.clear()
+    _milvus.cache_clear()
 
 
 def milvus_sink(settings: Settings):
@@ -75,7 +88,7 @@ def build_stage(name: str, settings: Settings) -> Stage:
     if name == "index":
         from processors.index import IndexProcessor
 
-        return Stage(IndexProcessor(), ("embedded",), None, sink=milvus_sink(settings))
+        return Stage(IndexProcessor(), ("embedded",), None, sink=milvus_sink(settings), owns_sink=False)
     if name == "classify":
         from processors.classify import ClassifyProcessor
 

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from streams import env
 from streams.settings import Settings
-from streams.stages import STAGES, build_stage, milvus_is_embedded
+from streams.stages import STAGES, build_stage, close_milvus_sinks, milvus_is_embedded
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def run_stages(names: Sequence[str], settings: Settings, *, install_signals: boo
                 r.stop()
         for t in threads:
             t.join(0.2)
+    close_milvus_sinks()  # shared by index and classify: closed once both have stopped
     if errors:
         raise RuntimeError(f"processor failed: {errors[0]!r}") from errors[0]
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from streams import env
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 POM = PACKAGE_DIR / "pom.xml"
 MVN_TIMEOUT_S = 1800.0
@@ -85,7 +87,8 @@ def _java_major(java: str) -> Optional[int]:
 
 def _java_candidates() -> list[str]:
     """``$JAVA_HOME/bin/java``, ``java`` on PATH, then JDKs installed in the usual places."""
-    found = [os.path.join(os.environ["JAVA_HOME"], "bin", "java")] if os.environ.get("JAVA_HOME") else []
+    java_home = os.environ.get(env.JAVA_HOME)
+    found = [os.path.join(java_home, "bin", "java")] if java_home else []
     found.append(shutil.which("java") or "")
     for pattern in ("/usr/lib/jvm/*/bin/java", "/Library/Java/JavaVirtualMachines/*/Contents/Home/bin/java"):
         found.extend(sorted(glob.glob(pattern)))
