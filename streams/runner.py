@@ -18,18 +18,18 @@ One :class:`Runner` drives one processor (one consumer group). Per batch:
    If an output or dead letter is not acknowledged, nothing is committed and the
    batch's partitions are rewound, so the batch is processed again.
 
-SIGTERM/SIGINT finish the current batch, commit, and leave the group.
+SIGTERM/SIGINT (handled by :func:`streams.supervisor.run_stages`, which calls
+:meth:`Runner.stop`) finish the current batch, commit, and leave the group.
 Subclasses can override :meth:`Runner.deliver` (e.g. with Kafka transactions)
 and :meth:`Runner.route_failure` (e.g. retry topics) without touching the loop.
 """
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
@@ -53,7 +53,6 @@ class Stage:
     input_roles: tuple[str, ...]
     output_role: Optional[str] = None
     sink: Optional[Sink] = None
-    on_close: list[Callable[[], None]] = field(default_factory=list)
     owns_sink: bool = True
     """Whether the runner closes the sink when it stops (False for a sink shared
     with other stages of the process, closed by whoever made it)."""
@@ -113,16 +112,6 @@ class Runner:
         """Ask the loop to finish the current batch and exit."""
         self._stop.set()
 
-    @property
-    def stopping(self) -> bool:
-        """True once :meth:`stop` was called."""
-        return self._stop.is_set()
-
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT call :meth:`stop` (main thread only)."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
-
     def run(self, *, max_idle_seconds: Optional[float] = None) -> None:
         """Consume until stopped (or idle for ``max_idle_seconds``), then close cleanly."""
         self.consumer.subscribe(self.input_topics)
@@ -152,8 +141,6 @@ class Runner:
                 if self.stage.sink is not None and self.stage.owns_sink:
                     self.stage.sink.close()
                 self.stage.processor.close()
-                for cb in self.stage.on_close:
-                    cb()
         log.info("%s: closed (processed %d, dead-lettered %d)", self.name, self.processed, self.dead_lettered)
 
     def _usable(self, msg: Message) -> bool:
@@ -305,19 +292,21 @@ class Runner:
             log.warning("%s: offset commit failed (%s); the next commit covers it", self.name, exc)
 
     @staticmethod
-    def _next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
-        last: dict[tuple[str, int], int] = {}
+    def _offset_ranges(msgs: Sequence[Message]) -> dict[tuple[str, int], tuple[int, int]]:
+        """``{(topic, partition): (first offset, last offset)}`` of a batch."""
+        ranges: dict[tuple[str, int], tuple[int, int]] = {}
         for m in msgs:
-            key = (m.topic(), m.partition())
-            last[key] = max(last.get(key, -1), m.offset())
-        return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+            key, o = (m.topic(), m.partition()), m.offset()
+            lo, hi = ranges.get(key, (o, o))
+            ranges[key] = (min(lo, o), max(hi, o))
+        return ranges
+
+    @classmethod
+    def _next_offsets(cls, msgs: Sequence[Message]) -> list[TopicPartition]:
+        return [TopicPartition(t, p, hi + 1) for (t, p), (_, hi) in cls._offset_ranges(msgs).items()]
 
     def _rewind(self, msgs: Sequence[Message], settle: float = 1.0) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            key = (m.topic(), m.partition())
-            first[key] = min(first.get(key, m.offset()), m.offset())
-        for (t, p), o in first.items():
+        for (t, p), (o, _) in self._offset_ranges(msgs).items():
             try:
                 self.consumer.seek(TopicPartition(t, p, o))
             except KafkaException as exc:  # partition revoked meanwhile: its new owner re-reads it

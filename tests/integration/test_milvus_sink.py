@@ -399,19 +399,26 @@ def test_upsert_throughput(make_sink, backend):
 
 
 # -- unavailability ---------------------------------------------------------------------------
+def _failed_flushes(sink: MilvusSink, attempts: int, *, buffered: int) -> list[SinkBackpressureError]:
+    """Flush ``attempts`` times while Milvus is unreachable; each must raise backpressure and
+    keep all ``buffered`` rows. Returns the raised errors (their ``retry_after`` in order)."""
+    errors = []
+    for _ in range(attempts):
+        with pytest.raises(SinkBackpressureError) as info:
+            sink.flush()
+        errors.append(info.value)
+        assert sink.buffered_rows == buffered
+    return errors
+
+
 def test_closed_port_backpressure_keeps_buffer_and_backs_off(caplog):
     port = _free_port()  # nothing listens there
     sink = MilvusSink(f"http://user:pw-secret@127.0.0.1:{port}", "tok-secret-123",
                       collection=f"t_{uuid4().hex[:12]}", timeout=2, backoff_initial=0.5, backoff_max=2.0)
     rows = _doc_rows("doc-x", 3, seed=9)
     sink.write(rows)  # below the bounds: nothing is sent yet
-    delays = []
-    for _ in range(4):
-        with pytest.raises(SinkBackpressureError) as info:
-            sink.flush()
-        delays.append(info.value.retry_after)
-        assert sink.buffered_rows == 3
-    assert delays == [0.5, 1.0, 2.0, 2.0]
+    errors = _failed_flushes(sink, 4, buffered=3)
+    assert [e.retry_after for e in errors] == [0.5, 1.0, 2.0, 2.0]
     # An early upsert (bound reached in write) that meets the outage keeps the rows
     # and does not raise: the runner calls write() outside its backpressure loop.
     sink.max_batch_rows = 2
@@ -423,7 +430,7 @@ def test_closed_port_backpressure_keeps_buffer_and_backs_off(caplog):
     with pytest.raises(MilvusUnavailableError) as read_info:
         sink.count()
     assert read_info.value.permanent is False  # dead letters would be "transient"
-    text = caplog.text + str(info.value) + str(read_info.value) + repr(sink)
+    text = caplog.text + str(errors[-1]) + str(read_info.value) + repr(sink)
     assert "tok-secret-123" not in text and "pw-secret" not in text
 
 
@@ -475,13 +482,7 @@ def test_server_down_then_back(milvus_server, make_sink_server):
     try:
         sink.write(second)
         assert sink.buffered_rows == 7
-        delays = []
-        for _ in range(4):
-            with pytest.raises(SinkBackpressureError) as info:
-                sink.flush()
-            delays.append(info.value.retry_after)
-            assert sink.buffered_rows == 7
-        assert delays == [0.5, 1.0, 2.0, 4.0]
+        assert [e.retry_after for e in _failed_flushes(sink, 4, buffered=7)] == [0.5, 1.0, 2.0, 4.0]
         with pytest.raises(MilvusUnavailableError):
             sink.count()
         # A sink created while Milvus is down is usable once it is back.
