@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Optional
 
 from confluent_kafka import KafkaException
@@ -46,12 +47,35 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
                     result[name] = "exists"
                 else:
                     raise
+        _wait_until_visible(admin, [s.name for s in wanted], timeout)
     serde = serde or AvroSerde(settings)
     for s in specs:
         if s.schema:
             serde.register(s.name)
             serde.set_compatibility(s.name)
     return result
+
+
+def _wait_until_visible(admin, names: list[str], timeout: float) -> None:
+    """Wait until every topic in ``names`` appears in the metadata with a leader for each
+    partition: a CreateTopics reply means the controller created them, but brokers learn
+    of new topics a moment later, and a produce or ``list`` right after must see them.
+
+    Raises:
+        TimeoutError: a topic is still not visible after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    missing = set(names)
+    while missing:
+        meta = admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+        missing = {n for n in missing
+                   if n not in meta.topics or meta.topics[n].error is not None
+                   or any(p.leader < 0 for p in meta.topics[n].partitions.values())}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not visible after {timeout:.0f}s: {sorted(missing)}")
+        time.sleep(0.2)
 
 
 def list_topics(settings: Settings, *, timeout: float = 10.0) -> list[dict]:
