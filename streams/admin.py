@@ -35,7 +35,7 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
     if wanted:
         futures = admin.create_topics([
             NewTopic(s.name, num_partitions=s.partitions, replication_factor=1,
-                     config={"max.message.bytes": str(settings.max_message_bytes)})
+                     config={"max.message.bytes": str(settings.max_message_bytes), **dict(s.config)})
             for s in wanted
         ], operation_timeout=timeout)
         for name, fut in futures.items():

@@ -35,3 +35,18 @@ TRAIN_CACHE = "CONVEYOR_TRAIN_CACHE"
 """Cache of extracted texts and embeddings for model training (default ``~/.cache/conveyor/train``)."""
 JAVA_HOME = "JAVA_HOME"
 """Standard JDK location; ``conveyor stack up`` looks there first for a suitable ``java``."""
+RETRY_DELAYS = "CONVEYOR_RETRY_DELAYS"
+"""Comma-separated backoff (seconds) of each retry attempt after a transient failure,
+e.g. ``1,10,60``; the record is dead-lettered after the last. Per processor:
+``CONVEYOR_RETRY_DELAYS_<PROCESSOR>`` (e.g. ``CONVEYOR_RETRY_DELAYS_INDEX``)."""
+RETRY_JITTER = "CONVEYOR_RETRY_JITTER"
+"""Fraction of random jitter added to each retry delay (default ``0.2``: up to +20 %)."""
+MAX_IN_FLIGHT_BYTES = "CONVEYOR_MAX_IN_FLIGHT_BYTES"
+"""Bytes of consumed, not yet committed records one processor holds at most (default 64 MiB)."""
+TRANSACTIONS = "CONVEYOR_TRANSACTIONS"
+"""``1`` (default) commits outputs and offsets in one Kafka transaction; ``0`` uses
+at-least-once delivery with idempotent producers."""
+FAULT_TRANSIENT_RATE = "CONVEYOR_FAULT_TRANSIENT_RATE"
+"""Fault injection for tests and drills: the fraction (0–1) of records whose first two
+attempts in every processor fail with an injected transient error, so they take the
+retry-topic path. Off (0) by default."""

@@ -16,6 +16,11 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 PROCESSORS = ("extract", "embed", "index", "classify", "drift")
 """Processor names; each has its own consumer group and dead-letter topic."""
+RETRYING_PROCESSORS = ("extract", "embed", "index", "classify")
+"""Processors run by :class:`streams.runner.Runner`, each with a retry topic for records that
+failed transiently (the drift monitor has no retry path: it only observes)."""
+REPLAYS_ROLE = "dlq.replays"
+"""Role of the compacted topic recording which dead letters were replayed (replay ledger)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class TopicSpec:
     schema: Optional[str]
     partitions: int
     description: str
+    config: tuple[tuple[str, str], ...] = ()
+    """Extra topic configs, e.g. ``cleanup.policy=compact``."""
 
     @property
     def schema_path(self) -> Optional[Path]:
@@ -54,6 +61,11 @@ def dlq_role(processor: str) -> str:
     return f"dlq.{processor}"
 
 
+def retry_role(processor: str) -> str:
+    """Role name of ``processor``'s retry topic, e.g. ``retry.embed``."""
+    return f"retry.{processor}"
+
+
 def catalogue(settings: Settings) -> dict[str, TopicSpec]:
     """All topics of ``settings.namespace``, keyed by role.
 
@@ -71,6 +83,17 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
             role, f"{ns}.{role}", None, 3,
             f"dead letters of the {proc} processor (original bytes + error headers)",
         )
+    for proc in RETRYING_PROCESSORS:
+        role = retry_role(proc)
+        specs[role] = TopicSpec(
+            role, f"{ns}.{role}", None, 3,
+            f"records the {proc} processor retries after a transient failure (original bytes, due-time header)",
+        )
+    specs[REPLAYS_ROLE] = TopicSpec(
+        REPLAYS_ROLE, f"{ns}.{REPLAYS_ROLE}", None, 1,
+        "compacted ledger of replayed dead letters (key: dead-letter topic/partition/offset)",
+        config=(("cleanup.policy", "compact"),),
+    )
     return specs
 
 
