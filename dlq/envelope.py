@@ -18,8 +18,10 @@ conveyor.dlq.error.class       ``permanent`` or ``transient``
 conveyor.dlq.exception.class   exception class name (module-qualified)
 conveyor.dlq.exception.message exception message (truncated to 4 KiB)
 conveyor.dlq.stacktrace        formatted traceback (truncated to 16 KiB)
-conveyor.dlq.failed.at         time of the failure, epoch ms
-conveyor.dlq.attempt           delivery attempt count (1 for a first failure)
+conveyor.dlq.first.failed.at   time of the first failure, epoch ms
+conveyor.dlq.failed.at         time of the last failure, epoch ms
+conveyor.dlq.attempt           attempts made (1 for a permanent failure on first
+                               delivery; 1 + retries for a transient one)
 =============================  ==============================================
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ EXCEPTION_CLASS = PREFIX + "exception.class"
 EXCEPTION_MESSAGE = PREFIX + "exception.message"
 STACKTRACE = PREFIX + "stacktrace"
 FAILED_AT = PREFIX + "failed.at"
+FIRST_FAILED_AT = PREFIX + "first.failed.at"
 ATTEMPT = PREFIX + "attempt"
 
 MAX_MESSAGE_CHARS = 4096
@@ -70,8 +73,13 @@ def exception_name(exc: BaseException) -> str:
 
 
 def error_headers(exc: BaseException, origin: Origin, *, processor: str, version: str,
-                  group: str, attempt: int = 1, failed_at: Optional[int] = None) -> list[tuple[str, bytes]]:
-    """The ``conveyor.dlq.*`` headers describing ``exc`` for a record read at ``origin``."""
+                  group: str, attempt: int = 1, failed_at: Optional[int] = None,
+                  first_failed_at: Optional[int] = None) -> list[tuple[str, bytes]]:
+    """The ``conveyor.dlq.*`` headers describing ``exc`` for a record read at ``origin``.
+
+    ``failed_at`` (default now) and ``first_failed_at`` (default ``failed_at``) are epoch ms.
+    """
+    failed_at = failed_at if failed_at is not None else int(time.time() * 1000)
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     values = {
         ORIGIN_TOPIC: origin.topic,
@@ -85,7 +93,8 @@ def error_headers(exc: BaseException, origin: Origin, *, processor: str, version
         EXCEPTION_CLASS: exception_name(exc),
         EXCEPTION_MESSAGE: (str(exc) or type(exc).__name__)[:MAX_MESSAGE_CHARS],
         STACKTRACE: stack[-MAX_STACKTRACE_CHARS:],
-        FAILED_AT: str(failed_at if failed_at is not None else int(time.time() * 1000)),
+        FIRST_FAILED_AT: str(first_failed_at if first_failed_at is not None else failed_at),
+        FAILED_AT: str(failed_at),
         ATTEMPT: str(attempt),
     }
     return [(k, v.encode("utf-8")) for k, v in values.items()]

@@ -50,3 +50,6 @@ FAULT_TRANSIENT_RATE = "CONVEYOR_FAULT_TRANSIENT_RATE"
 """Fault injection for tests and drills: the fraction (0–1) of records whose first two
 attempts in every processor fail with an injected transient error, so they take the
 retry-topic path. Off (0) by default."""
+INSTANCE_ID = "CONVEYOR_INSTANCE_ID"
+"""Stable name of one processor instance (``run all`` sets it per child); makes the
+transactional id stable so a restarted instance aborts its predecessor's open transaction."""

@@ -18,12 +18,19 @@ RECORDS_OUT = Counter("conveyor_records_out_total", "Records produced", ["proces
 ERRORS = Counter("conveyor_errors_total", "Records that failed, by exception class", ["processor", "exception"])
 DEAD_LETTERED = Counter("conveyor_dead_lettered_total", "Records sent to a dead-letter topic", ["processor"])
 SINK_ROWS = Counter("conveyor_sink_rows_total", "Rows flushed to a sink", ["processor"])
-TRANSIENT_RETRIES = Counter("conveyor_transient_retries_total",
-                            "Batches read again after a transient failure, by exception class",
-                            ["processor", "exception"])
+RETRIED = Counter("conveyor_retried_total",
+                  "Records sent to the retry topic after a transient failure, by exception class",
+                  ["processor", "exception"])
+RETRY_HELD = Gauge("conveyor_retry_partitions_waiting",
+                   "Retry-topic partitions paused until their head record is due", ["processor"])
+TRANSACTIONS_ABORTED = Counter("conveyor_transactions_aborted_total",
+                               "Batches whose transaction was aborted (the batch is processed again)",
+                               ["processor"])
+REBALANCES = Counter("conveyor_rebalances_total", "Partitions assigned or revoked", ["processor", "event"])
 BACKPRESSURE = Counter("conveyor_backpressure_total", "Sink backpressure events (partitions paused)", ["processor"])
 PAUSED = Gauge("conveyor_paused", "1 while the processor's partitions are paused", ["processor"])
 IN_FLIGHT = Gauge("conveyor_in_flight_records", "Records consumed but not yet committed", ["processor"])
+IN_FLIGHT_BYTES = Gauge("conveyor_in_flight_bytes", "Bytes of records consumed but not yet committed", ["processor"])
 CONSUMER_LAG = Gauge("conveyor_consumer_lag", "Consumer lag (records) per partition",
                      ["processor", "topic", "partition"])
 BATCH_LATENCY = Histogram("conveyor_batch_seconds", "Time to process, flush and commit one batch",

@@ -1,27 +1,28 @@
-"""The stream runner: poll → decode → process → produce / sink write → flush → commit.
+"""The stream runner: poll → decode → process → sink write/flush → produce + commit.
 
-One :class:`Runner` drives one processor (one consumer group). Per batch:
+One :class:`Runner` drives one processor (one consumer group) over its input topics and
+its own retry topic. Per batch:
 
-1. ``consume`` up to ``batch_size`` records (short timeout);
-2. decode each value with the Avro serde — undecodable records are dead-lettered;
-3. ``processor.process_batch`` → one outcome per input: output records or an
-   exception. A permanent error dead-letters that record (original key, value,
-   headers and timestamp kept); a transient one (``permanent = False``: Milvus or
-   the registry unavailable) produces nothing for the batch, pauses, backs off
-   (1 s doubling to 30 s) and reads the batch again — a slow downstream causes
-   backpressure, never dead letters or loss;
-4. produce outputs (keyed by doc id) and/or ``sink.write`` the rows;
-5. ``sink.flush()`` — on :class:`~sinks.base.SinkBackpressureError` the assigned
-   partitions are paused and the runner keeps polling (so the group does not
-   evict it) until ``retry_after`` passes, then retries; nothing is dropped;
-6. wait for every produced record's acknowledgement, then commit the offsets.
-   If an output or dead letter is not acknowledged, nothing is committed and the
-   batch's partitions are rewound, so the batch is processed again.
+1. ``consume`` up to ``batch_size`` records, at most ``settings.max_in_flight_bytes``;
+   retry records not yet due are held back by the :class:`~streams.retry.RetryGate`;
+2. decode each value with the Avro serde;
+3. ``processor.process_batch`` → one outcome per input: output records or an exception;
+4. ``sink.write`` + ``sink.flush()`` the rows (index) — on
+   :class:`~sinks.base.SinkBackpressureError` every assigned partition is paused and the
+   runner keeps polling (so the group does not evict it) until ``retry_after`` passes,
+   then retries; nothing is dropped. Milvus rows are upserts by deterministic keys, so
+   writing them again after a crash is harmless;
+5. in one Kafka transaction (:mod:`streams.delivery`): produce the outputs (keyed by doc
+   id); route each failure — permanent → dead-letter topic, transient → retry topic with
+   backoff (dead-letter topic once the schedule is used up); add the input offsets; commit.
+   If anything fails, the transaction is aborted and the batch's partitions are rewound:
+   the batch is processed again and read_committed consumers never see the aborted part.
 
-SIGTERM/SIGINT (handled by :func:`streams.supervisor.run_stages`, which calls
-:meth:`Runner.stop`) finish the current batch, commit, and leave the group.
-Subclasses can override :meth:`Runner.deliver` (e.g. with Kafka transactions)
-and :meth:`Runner.route_failure` (e.g. retry topics) without touching the loop.
+Rebalances (cooperative-sticky) happen only inside ``consume``/``poll``, i.e. between
+batches or while paused for backpressure; records of partitions revoked meanwhile are
+left to their new owner (neither produced nor committed here). SIGTERM/SIGINT (handled
+by :func:`streams.supervisor.run_stages`, which calls :meth:`Runner.stop`) finish the
+current batch, commit, and leave the group.
 """
 from __future__ import annotations
 
@@ -35,12 +36,17 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from dlq.envelope import Origin, dead_letter_headers, exception_name
 from processors.base import Processor
+from processors.errors import DocumentLimitError
 from sinks.base import Sink, SinkBackpressureError
 from streams import metrics
-from streams.kafka import DeliveryTracker, make_consumer, make_producer, produce
+from streams.delivery import make_delivery
+from streams.faults import injected_failure
+from streams.kafka import make_admin, make_consumer
+from streams.pausing import PauseControl
+from streams.retry import RetryGate, RetryPolicy, RetryState, retry_state, strip_retry_headers
 from streams.serde import AvroSerde, key_bytes
 from streams.settings import Settings
-from streams.topics import catalogue, dlq_role
+from streams.topics import catalogue, dlq_role, retry_role
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,10 @@ class _Input:
     value: Optional[dict[str, Any]] = None
 
 
+class TopicsMissingError(RuntimeError):
+    """A topic the runner needs does not exist (run ``conveyor topics create``)."""
+
+
 class Runner:
     """Runs one :class:`Stage` against Kafka until stopped.
 
@@ -96,33 +106,68 @@ class Runner:
         self.input_topics = [specs[r].name for r in stage.input_roles]
         self.output_topic = specs[stage.output_role].name if stage.output_role else None
         self.dlq_topic = specs[dlq_role(self.name)].name
+        self.retry_topic = specs[retry_role(self.name)].name
+        self.retry_policy = RetryPolicy(settings.retry_delays_for(self.name), settings.retry_jitter)
         self.serde = serde or AvroSerde(settings)
         self.consumer = make_consumer(settings, self.group_id, stats_cb=metrics.stats_callback(self.name),
-                                      **stage.consumer_overrides)
-        self.producer = make_producer(settings)
-        self.delivery = DeliveryTracker()
+                                      **{"queued.max.messages.kbytes": max(1024, settings.max_in_flight_bytes // 1024),
+                                         **stage.consumer_overrides})
+        self.delivery = make_delivery(settings, self.name, instance_id=settings.instance_id)
+        self.gate = RetryGate(self.consumer, [self.retry_topic])
+        self.pauser = PauseControl(self.consumer, self.gate, self.name)
         self._stop = threading.Event()
-        self.paused = False
-        self._transient_backoff = 0.0
         self.processed = 0
         self.dead_lettered = 0
+        self.retried = 0
+
+    @property
+    def paused(self) -> bool:
+        """Whether the runner holds its partitions paused for backpressure."""
+        return self.pauser.paused
 
     # -- lifecycle -----------------------------------------------------------------
     def stop(self) -> None:
         """Ask the loop to finish the current batch and exit."""
         self._stop.set()
 
+    def check_topics(self, timeout: float = 30.0) -> None:
+        """Fail fast when a topic this runner reads or writes does not exist.
+
+        Raises:
+            TopicsMissingError: naming the missing topics.
+        """
+        wanted = [*self.input_topics, self.retry_topic, self.dlq_topic]
+        if self.output_topic:
+            wanted.append(self.output_topic)
+        existing = make_admin(self.settings).list_topics(timeout=timeout).topics
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            raise TopicsMissingError(f"{self.name}: topics missing: {', '.join(missing)} "
+                                     f"(run `conveyor topics create`)")
+
     def run(self, *, max_idle_seconds: Optional[float] = None) -> None:
-        """Consume until stopped (or idle for ``max_idle_seconds``), then close cleanly."""
-        self.consumer.subscribe(self.input_topics)
-        log.info("%s: consuming %s as group %s", self.name, self.input_topics, self.group_id)
+        """Consume until stopped (or idle for ``max_idle_seconds`` with no retry pending),
+        then close cleanly.
+
+        Raises:
+            TopicsMissingError: a needed topic does not exist.
+            KafkaException: a fatal client error.
+        """
+        self.check_topics()
+        self.consumer.subscribe([*self.input_topics, self.retry_topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        log.info("%s: consuming %s + %s as group %s", self.name, self.input_topics, self.retry_topic, self.group_id)
         idle_since = time.monotonic()
         try:
             while not self._stop.is_set():
+                self.gate.release_due(resume=not self.pauser.paused)
+                metrics.RETRY_HELD.labels(self.name).set(len(self.gate.held))
                 msgs = self.consumer.consume(self.batch_size, self.poll_timeout)
-                msgs = [m for m in msgs if self._usable(m)]
+                msgs = self._bound_bytes(self.gate.admit([m for m in msgs if self._usable(m)]))
                 if not msgs:
-                    if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
+                    if self.gate.held:
+                        idle_since = time.monotonic()
+                    elif max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
                         break
                     continue
                 idle_since = time.monotonic()
@@ -131,9 +176,9 @@ class Runner:
             self.close()
 
     def close(self) -> None:
-        """Flush the producer, close the consumer (leaving the group), close sink and processor."""
+        """Abort/flush the producer, close the consumer (leaving the group), close sink and processor."""
         try:
-            self.producer.flush(30)
+            self.delivery.close(30)
         finally:
             try:
                 self.consumer.close()
@@ -141,7 +186,16 @@ class Runner:
                 if self.stage.sink is not None and self.stage.owns_sink:
                     self.stage.sink.close()
                 self.stage.processor.close()
-        log.info("%s: closed (processed %d, dead-lettered %d)", self.name, self.processed, self.dead_lettered)
+        log.info("%s: closed (processed %d, retried %d, dead-lettered %d)", self.name, self.processed,
+                 self.retried, self.dead_lettered)
+
+    def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
+        metrics.REBALANCES.labels(self.name, "assigned").inc(len(partitions))
+        self.pauser.on_assign(partitions)
+
+    def _on_revoke(self, _consumer, partitions: list[TopicPartition]) -> None:
+        metrics.REBALANCES.labels(self.name, "revoked").inc(len(partitions))
+        self.gate.forget(partitions)
 
     def _usable(self, msg: Message) -> bool:
         err = msg.error()
@@ -154,24 +208,42 @@ class Runner:
         log.warning("%s: consumer error: %s", self.name, err)
         return False
 
+    def _bound_bytes(self, msgs: list[Message]) -> list[Message]:
+        """Keep the batch within ``max_in_flight_bytes`` (at least one record); the rest is
+        sought back and read by the next batch."""
+        total, kept = 0, []
+        for i, m in enumerate(msgs):
+            size = len(m.value() or b"") + len(m.key() or b"")
+            if kept and total + size > self.settings.max_in_flight_bytes:
+                self._rewind(msgs[i:], settle=0.0)
+                break
+            total += size
+            kept.append(m)
+        metrics.IN_FLIGHT_BYTES.labels(self.name).set(total)
+        return kept
+
     # -- one batch -------------------------------------------------------------------
     def process_messages(self, msgs: Sequence[Message]) -> None:
-        """Process, deliver and commit one batch of consumed messages.
+        """Process one batch of consumed messages and commit it (see the module docstring).
 
         Raises:
             KafkaException: a fatal client error. Delivery failures are handled by
-                rewinding the batch, not raised.
+                aborting and rewinding the batch, not raised.
         """
         started = time.perf_counter()
         metrics.IN_FLIGHT.labels(self.name).set(len(msgs))
-        self.delivery.reset()
         failures: list[tuple[Message, BaseException]] = []
         inputs: list[_Input] = []
         for msg in msgs:
             metrics.RECORDS_IN.labels(self.name, msg.topic()).inc()
+            injected = injected_failure(self.name, msg.key(), self._state(msg).attempt,
+                                        self.settings.fault_transient_rate)
+            if injected is not None:
+                failures.append((msg, injected))
+                continue
             try:
                 inputs.append(_Input(msg, self.serde.decode(msg.topic(), msg.value())))
-            except Exception as exc:  # noqa: BLE001 - undecodable input is a dead letter
+            except Exception as exc:  # noqa: BLE001 - undecodable input: dead letter or retry
                 failures.append((msg, exc))
         try:
             outcomes = self.stage.processor.process_batch([i.value for i in inputs]) if inputs else []
@@ -179,117 +251,117 @@ class Runner:
                 raise RuntimeError(f"{self.name} returned {len(outcomes)} outcomes for {len(inputs)} inputs")
         except Exception as exc:  # noqa: BLE001 - the processor failed as a whole, not per record
             outcomes = [exc] * len(inputs)
-        ok: list[tuple[Message, list[dict[str, Any]]]] = []
-        for item, outcome in zip(inputs, outcomes):
-            if isinstance(outcome, BaseException):
-                failures.append((item.msg, outcome))
-            else:
-                ok.append((item.msg, outcome))
-        # Encode every output before producing anything, so one bad output fails one record.
+        encoded, rows, sunk = self._encode(inputs, outcomes, failures)
+        if self.stage.sink is not None:
+            try:
+                failures.extend(self._write_sink(rows, sunk))
+            except KafkaException as exc:  # stopped while the sink stayed down: redeliver later
+                log.warning("%s: %s; the batch stays uncommitted", self.name, exc)
+                self._rewind(msgs, settle=0.0)
+                return
+            metrics.SINK_ROWS.labels(self.name).inc(len(rows))
+        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        mine = [m for m in msgs if (m.topic(), m.partition()) in owned]
+        try:
+            self.delivery.begin()
+            for msg, values in encoded:
+                if (msg.topic(), msg.partition()) in owned:
+                    self.emit(values)
+            for msg, exc in failures:
+                if (msg.topic(), msg.partition()) in owned:
+                    self.route_failure(msg, exc)
+            self.delivery.commit(self.consumer, self._next_offsets(mine))
+        except (KafkaException, BufferError) as exc:
+            log.error("%s: batch not committed (%s); aborting and rewinding", self.name, exc)
+            self.delivery.abort()
+            self._rewind(mine)
+            return
+        self.processed += len(mine)
+        metrics.IN_FLIGHT.labels(self.name).set(0)
+        metrics.IN_FLIGHT_BYTES.labels(self.name).set(0)
+        metrics.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+
+    def _state(self, msg: Message) -> RetryState:
+        return retry_state(msg.headers()) if msg.topic() == self.retry_topic else RetryState()
+
+    def _encode(self, inputs: list[_Input], outcomes: list[Any], failures: list[tuple[Message, BaseException]]):
+        """Split outcomes into encoded outputs, sink rows and failures (appended to ``failures``).
+
+        Every output is encoded before anything is produced, so one bad output fails one record.
+        Returns ``(encoded, rows, sunk)``: ``[(msg, [(doc_id, value bytes)])]``, the sink rows,
+        and the messages that produced rows.
+        """
         encoded: list[tuple[Message, list[tuple[str, bytes]]]] = []
         rows: list[dict[str, Any]] = []
         sunk: list[Message] = []
-        for msg, outputs in ok:
+        limit = self.settings.max_message_bytes - 64 * 1024  # room for key, headers, batch overhead
+        for item, outcome in zip(inputs, outcomes):
+            msg = item.msg
+            if isinstance(outcome, BaseException):
+                failures.append((msg, outcome))
+                continue
             try:
                 if self.output_topic is None:
-                    rows.extend(outputs)
-                    if outputs:
+                    rows.extend(outcome)
+                    if outcome:
                         sunk.append(msg)
-                else:
-                    encoded.append((msg, [(o["doc_id"], self.serde.encode(self.output_topic, o)) for o in outputs]))
+                    continue
+                values = [(o["doc_id"], self.serde.encode(self.output_topic, o)) for o in outcome]
+                too_big = [len(v) for _, v in values if len(v) > limit]
+                if too_big:
+                    raise DocumentLimitError(f"output record of {max(too_big)} bytes exceeds the "
+                                             f"{limit}-byte message limit")
+                encoded.append((msg, values))
             except Exception as exc:  # noqa: BLE001 - this record's dead letter (or a retry)
                 failures.append((msg, exc))
-        transient = next((e for _, e in failures if not getattr(e, "permanent", True)), None)
-        if transient is not None:
-            self._retry_later(msgs, transient)
-            return
-        for msg, values in encoded:
-            self.emit(msg, values)
-        for msg, exc in failures:
-            self.route_failure(msg, exc)
-        try:
-            if self.stage.sink is not None:
-                self._write_sink(rows, sunk)
-                metrics.SINK_ROWS.labels(self.name).inc(len(rows))
-            self.deliver(msgs)
-        except KafkaException as exc:
-            log.error("%s: batch not acknowledged (%s); rewinding", self.name, exc)
-            self._rewind(msgs)
-            return
-        self._transient_backoff = 0.0
-        self.processed += len(msgs)
-        metrics.IN_FLIGHT.labels(self.name).set(0)
-        metrics.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+        return encoded, rows, sunk
 
-    TRANSIENT_BACKOFF_INITIAL = 1.0
-    TRANSIENT_BACKOFF_MAX = 30.0
-    """Backoff (seconds) before a batch with a transient failure is read again: doubling from
-    1 s to 30 s, the range Kafka clients use for reconnect backoff (librdkafka's
-    ``reconnect.backoff.ms`` / ``reconnect.backoff.max.ms`` defaults are 100 ms and 10 s)."""
+    def emit(self, values: list[tuple[str, bytes]]) -> None:
+        """Produce encoded outputs ``(doc_id, value)`` to the output topic, in the batch's transaction.
 
-    def _retry_later(self, msgs: Sequence[Message], exc: BaseException) -> None:
-        """A record failed transiently (e.g. Milvus or the registry unavailable): produce
-        nothing, pause, wait an exponential backoff while polling, then read the batch again."""
-        self._transient_backoff = min(self.TRANSIENT_BACKOFF_MAX,
-                                      max(self.TRANSIENT_BACKOFF_INITIAL, 2 * self._transient_backoff))
-        metrics.TRANSIENT_RETRIES.labels(self.name, exception_name(exc)).inc()
-        log.warning("%s: transient failure (%s: %s); retrying the batch in %.1fs", self.name,
-                    type(exc).__name__, exc, self._transient_backoff)
-        self._pause()
-        self._wait_paused(self._transient_backoff)
-        self._resume()
-        self._rewind(msgs, settle=0.0)
-
-    def emit(self, msg: Message, values: list[tuple[str, bytes]]) -> None:
-        """Produce the encoded outputs ``(doc_id, value)`` of ``msg`` to the output topic.
-
-        A record the broker refuses outright (e.g. larger than ``message.max.bytes``) makes
-        ``msg`` a dead letter instead.
+        Raises:
+            KafkaException: the broker refused a record (the batch is aborted and retried).
         """
         assert self.output_topic is not None
         for doc_id, value in values:
-            try:
-                produce(self.producer, self.output_topic, key=key_bytes(doc_id), value=value,
-                        on_delivery=self.delivery.callback)
-            except KafkaException as exc:
-                self.route_failure(msg, exc)
-                return
+            self.delivery.produce(self.output_topic, key=key_bytes(doc_id), value=value)
             metrics.RECORDS_OUT.labels(self.name, self.output_topic).inc()
 
     def route_failure(self, msg: Message, exc: BaseException) -> None:
-        """Send ``msg`` unchanged to the dead-letter topic with error headers."""
+        """Send a failed ``msg`` on: a transient failure with attempts left goes to the retry
+        topic (due after the backoff); anything else to the dead-letter topic. Key, value,
+        original headers and timestamp are kept byte for byte; origin and attempts are those
+        of the first delivery."""
+        state = self._state(msg)
         ts_type, ts = msg.timestamp()
-        origin = Origin(msg.topic(), msg.partition(), msg.offset(), ts if ts and ts > 0 else 0)
-        headers = dead_letter_headers(msg.headers(), exc, origin, processor=self.name,
-                                      version=self.stage.processor.version, group=self.group_id)
-        log.warning("%s: dead-lettering %s[%d]@%d: %s: %s", self.name, origin.topic, origin.partition,
-                    origin.offset, type(exc).__name__, exc)
-        produce(self.producer, self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers,
-                timestamp=origin.timestamp or None, on_delivery=self.delivery.callback)
-        metrics.ERRORS.labels(self.name, exception_name(exc)).inc()
+        ts = ts if ts and ts > 0 else 0
+        if state.origin_topic is not None:
+            origin = Origin(state.origin_topic, state.origin_partition or 0, state.origin_offset or 0, ts)
+        else:
+            origin = Origin(msg.topic(), msg.partition(), msg.offset(), ts)
+        failed = state.attempt + 1
+        name = exception_name(exc)
+        metrics.ERRORS.labels(self.name, name).inc()
+        if not getattr(exc, "permanent", True) and not self.retry_policy.exhausted(failed):
+            headers = self.retry_policy.retry_headers(
+                msg.headers(), state=state, origin=(origin.topic, origin.partition, origin.offset),
+                exc=exc, exception_class=name)
+            log.info("%s: retrying %s[%d]@%d (attempt %d failed: %s: %s)", self.name, origin.topic,
+                     origin.partition, origin.offset, failed, type(exc).__name__, exc)
+            self.delivery.produce(self.retry_topic, key=msg.key(), value=msg.value(), headers=headers,
+                                  timestamp=ts or None)
+            metrics.RETRIED.labels(self.name, name).inc()
+            self.retried += 1
+            return
+        headers = dead_letter_headers(strip_retry_headers(msg.headers()), exc, origin, processor=self.name,
+                                      version=self.stage.processor.version, group=self.group_id,
+                                      attempt=failed, first_failed_at=state.first_failed_at)
+        log.warning("%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s", self.name, origin.topic,
+                    origin.partition, origin.offset, failed, type(exc).__name__, exc)
+        self.delivery.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers,
+                              timestamp=ts or None)
         metrics.DEAD_LETTERED.labels(self.name).inc()
         self.dead_lettered += 1
-
-    def deliver(self, msgs: Sequence[Message]) -> None:
-        """Wait for every produced record, then commit the batch's offsets synchronously.
-
-        Only partitions still assigned are committed (a cooperative rebalance may have
-        moved some away meanwhile; their new owner re-reads them). A failed commit is
-        logged, not retried by reprocessing: the outputs are already acknowledged, and
-        the next commit covers these offsets.
-
-        Raises:
-            KafkaException: a produced record was not acknowledged.
-        """
-        self.delivery.wait(self.producer)
-        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        offsets = [tp for tp in self._next_offsets(msgs) if (tp.topic, tp.partition) in owned]
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            log.warning("%s: offset commit failed (%s); the next commit covers it", self.name, exc)
 
     @staticmethod
     def _offset_ranges(msgs: Sequence[Message]) -> dict[tuple[str, int], tuple[int, int]]:
@@ -313,11 +385,15 @@ class Runner:
                 log.warning("%s: cannot rewind %s[%d]: %s", self.name, t, p, exc)
         time.sleep(settle)
 
-    # -- backpressure ----------------------------------------------------------------
-    def _write_sink(self, rows: list[dict[str, Any]], sources: list[Message]) -> None:
-        """Write and flush ``rows``. A permanent sink error (not backpressure) dead-letters
-        every input that produced rows in this batch and discards the buffered rows, so one
-        rejected row cannot block the partition forever."""
+    # -- sink and backpressure --------------------------------------------------------
+    def _write_sink(self, rows: list[dict[str, Any]], sources: list[Message]) -> list[tuple[Message, BaseException]]:
+        """Write and flush ``rows``. Returns failures to route: a permanent sink error (not
+        backpressure) fails every input that produced rows in this batch and discards the
+        buffered rows, so one rejected row cannot block the partition forever.
+
+        Raises:
+            KafkaException: stopped while the sink stayed unavailable.
+        """
         sink = self.stage.sink
         assert sink is not None
         try:
@@ -330,12 +406,12 @@ class Runner:
         except KafkaException:
             raise
         except Exception as exc:  # noqa: BLE001 - the sink rejected the batch permanently
-            log.error("%s: sink rejected the batch (%s: %s); dead-lettering its %d inputs",
+            log.error("%s: sink rejected the batch (%s: %s); failing its %d inputs",
                       self.name, type(exc).__name__, exc, len(sources))
             sink.discard()
-            self._resume()
-            for msg in sources:
-                self.route_failure(msg, exc)
+            self.pauser.resume()
+            return [(msg, exc) for msg in sources]
+        return []
 
     STOP_FLUSH_ATTEMPTS = 3
     """Flush attempts (each at most 2 s apart) still made after a stop request while the sink
@@ -359,7 +435,7 @@ class Runner:
             except SinkBackpressureError as exc:
                 metrics.BACKPRESSURE.labels(self.name).inc()
                 log.warning("%s: sink backpressure (%s); pausing for %.1fs", self.name, exc, exc.retry_after)
-                self._pause()
+                self.pauser.pause()
                 if self._stop.is_set():
                     attempts_after_stop += 1
                     if attempts_after_stop > self.STOP_FLUSH_ATTEMPTS:
@@ -367,35 +443,5 @@ class Runner:
                                                         "stopped while the sink was unavailable"))
                     time.sleep(min(exc.retry_after, 2.0))
                 else:
-                    self._wait_paused(exc.retry_after)
-        self._resume()
-
-    def _pause(self) -> None:
-        if not self.paused:
-            assignment = self.consumer.assignment()
-            if assignment:
-                self.consumer.pause(assignment)
-            self.paused = True
-            metrics.PAUSED.labels(self.name).set(1)
-
-    def _resume(self) -> None:
-        if self.paused:
-            assignment = self.consumer.assignment()
-            if assignment:
-                self.consumer.resume(assignment)
-            self.paused = False
-            metrics.PAUSED.labels(self.name).set(0)
-
-    def _wait_paused(self, seconds: float) -> None:
-        """Poll (serving group heartbeats and rebalances) for ``seconds`` while paused.
-
-        A message returned despite the pause is sought back so it is not lost.
-        """
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self._stop.is_set():
-            msg = self.consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
-            if msg is not None and msg.error() is None:
-                self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
-            assignment = self.consumer.assignment()
-            if assignment:
-                self.consumer.pause(assignment)  # newly assigned partitions stay paused too
+                    self.pauser.wait(exc.retry_after, self._stop)
+        self.pauser.resume()

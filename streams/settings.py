@@ -108,6 +108,7 @@ class Settings:
     max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES
     transactions: bool = True
     fault_transient_rate: float = 0.0
+    instance_id: Optional[str] = None
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -164,6 +165,7 @@ class Settings:
             max_in_flight_bytes=_int(e, env.MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_IN_FLIGHT_BYTES),
             transactions=(e.get(env.TRANSACTIONS) or "1").strip().lower() not in ("0", "false", "no", "off"),
             fault_transient_rate=_float(e, env.FAULT_TRANSIENT_RATE, 0.0),
+            instance_id=e.get(env.INSTANCE_ID) or None,
         )
 
     def retry_delays_for(self, processor: str) -> tuple[float, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,6 +100,8 @@ class Supervisor:
     grace: float = 30.0
     children: list[_Child] = field(default_factory=list)
     _stopping: bool = False
+    STABLE_AFTER = 60.0
+    """Seconds a child must have run for its restart backoff to start again at 1 s."""
 
     def _spawn(self, child: _Child) -> None:
         environ = dict(os.environ)
@@ -107,6 +110,9 @@ class Supervisor:
         environ[env.BLOB_DIR] = str(self.settings.blob_dir)
         environ[env.BOOTSTRAP_SERVERS] = self.settings.bootstrap_servers
         environ[env.SCHEMA_REGISTRY_URL] = self.settings.schema_registry_url
+        # Stable per child across restarts: the restarted child's transactional producer
+        # fences its killed predecessor and aborts its open transaction right away.
+        environ[env.INSTANCE_ID] = f"{socket.gethostname()}.{os.getpid()}.{self.children.index(child)}"
         if self.settings.metrics_port:
             environ[env.METRICS_PORT] = str(self.settings.metrics_port + self.children.index(child))
         out = None
@@ -130,6 +136,8 @@ class Supervisor:
         for c in self.children:
             if self._stopping or c.proc is None or c.proc.poll() is None:
                 continue
+            if time.monotonic() - c.started_at > self.STABLE_AFTER:
+                c.restarts = 0  # it ran fine for a while: restart fast again
             backoff = min(30.0, 2.0 ** c.restarts)
             if time.monotonic() - c.started_at < backoff:
                 continue

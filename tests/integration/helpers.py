@@ -16,10 +16,12 @@ def cli_env(settings) -> dict[str, str]:
             env.MILVUS_URI: settings.milvus_uri}
 
 
-def read_all(settings, topic: str, *, expect: int | None = None, timeout: float = 30.0) -> list:
+def read_all(settings, topic: str, *, expect: int | None = None, timeout: float = 30.0, **overrides) -> list:
     """All committed records on ``topic`` (raw ``Message`` objects), waiting until
-    ``expect`` records arrived or ``timeout`` seconds passed."""
-    consumer = make_consumer(settings, f"test-reader-{time.monotonic_ns()}", **{"statistics.interval.ms": 0})
+    ``expect`` records arrived or ``timeout`` seconds passed. ``overrides`` are consumer
+    settings (e.g. ``isolation.level``)."""
+    consumer = make_consumer(settings, f"test-reader-{time.monotonic_ns()}",
+                             **{"statistics.interval.ms": 0, **overrides})
     consumer.subscribe([topic])
     out = []
     deadline = time.monotonic() + timeout

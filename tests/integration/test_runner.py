@@ -9,7 +9,6 @@ from prometheus_client import REGISTRY
 
 from dlq import envelope
 from processors.base import Processor
-from processors.errors import TransientError
 from sinks.base import Sink, SinkBackpressureError
 from streams.admin import create_topics
 from streams.cli import main
@@ -135,13 +134,13 @@ def test_backpressure_pauses_then_stores_everything_once(settings):
     sink = FlakySink(failures=3)
     runner = Runner(settings, Stage(PassThrough(), ("texts",), None, sink=sink), batch_size=50)
     paused_seen = []
-    orig_wait = runner._wait_paused
+    orig_wait = runner.pauser.wait
 
-    def spy(seconds):
+    def spy(seconds, stop):
         paused_seen.append(runner.paused)
-        orig_wait(seconds)
+        orig_wait(seconds, stop)
 
-    runner._wait_paused = spy
+    runner.pauser.wait = spy
     runner.run(max_idle_seconds=4.0)
     assert paused_seen and all(paused_seen)
     assert not runner.paused
@@ -196,33 +195,3 @@ def test_a_processor_failing_as_a_whole_dead_letters_each_record(settings):
     runner.run(max_idle_seconds=3.0)
     dead = read_all(settings, topic(settings, "dlq.embed"), expect=3)
     assert {m.key().decode() for m in dead} == ids
-
-
-class FlakyDownstream(ShoutingClassifier):
-    """Reports its downstream unavailable (a transient error) for the first two batches."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def process_batch(self, records):
-        self.calls += 1
-        if self.calls <= 2:
-            return [TransientError("downstream unavailable")] * len(records)
-        return super().process_batch(records)
-
-
-def test_transient_failures_are_retried_not_dead_lettered(settings):
-    create_topics(settings)
-    with InputProducer(settings) as p:
-        ids = {p.text(t)["doc_id"] for t in ("ONE", "two", "THREE")}
-    retries_before = _metric("conveyor_transient_retries_total", processor="classify",
-                             exception="processors.errors.TransientError")
-    proc = FlakyDownstream()
-    runner = Runner(settings, Stage(proc, ("texts",), "predictions"), batch_size=10)
-    runner.run(max_idle_seconds=6.0)
-    assert proc.calls >= 3 and runner.dead_lettered == 0 and runner.processed == 3
-    assert _metric("conveyor_transient_retries_total", processor="classify",
-                   exception="processors.errors.TransientError") - retries_before == 2
-    preds = read_all(settings, topic(settings, "predictions"), expect=3)
-    assert sorted(m.key().decode() for m in preds) == sorted(ids)  # exactly once each
-    assert read_all(settings, topic(settings, "dlq.classify"), timeout=3) == []
