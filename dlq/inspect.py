@@ -1,38 +1,178 @@
-"""Reading dead letters: every DLQ topic of a namespace, as JSON-able dicts."""
+"""Reading dead letters: every dead-letter topic of a namespace, filtered.
+
+A :class:`DeadLetter` is one record of a ``{ns}.dlq.<processor>`` topic: the failed
+record's original key, value, headers and timestamp plus the ``conveyor.dlq.*`` error
+headers (see :mod:`dlq.envelope`). :class:`DeadLetterFilter` selects them by origin topic,
+processor, error class, exception, failure time and doc id.
+"""
 from __future__ import annotations
 
-from typing import Iterator, Optional
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
 
 from dlq import envelope
-from streams.io import message_dict, read_to_end
+from streams.io import read_to_end
 from streams.settings import Settings
-from streams.topics import dlq_role, dlq_topics
+from streams.topics import PROCESSORS, catalogue, dlq_role, dlq_topics
 
 
-def list_dead_letters(settings: Settings, *, timeout: float = 60.0,
-                      processor: Optional[str] = None) -> Iterator[dict]:
-    """Yield every dead letter of the namespace (all processors, or one), reading each
-    dead-letter topic from the beginning to its current end.
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-letter record.
 
-    Each dict has ``dlq_topic``, ``partition``, ``offset``, ``key`` (the doc id),
-    ``timestamp`` (original, epoch ms), ``value_bytes`` (size of the original value),
-    ``error`` (the ``conveyor.dlq.*`` headers without their prefix, stack trace left
-    out) and ``headers`` (the original record's own headers).
+    ``key``/``value`` are the original bytes; ``headers`` the original record's own
+    headers (``conveyor.dlq.*`` removed); ``error`` the ``conveyor.dlq.*`` headers
+    without their prefix (e.g. ``error["exception.class"]``); ``timestamp`` the
+    original timestamp, epoch ms.
+    """
+
+    dlq_topic: str
+    partition: int
+    offset: int
+    key: Optional[bytes]
+    value: Optional[bytes]
+    timestamp: int
+    headers: list[tuple[str, bytes]]
+    error: dict[str, str]
+
+    @property
+    def ref(self) -> str:
+        """``<dlq topic>:<partition>:<offset>``, the dead letter's unique address."""
+        return f"{self.dlq_topic}:{self.partition}:{self.offset}"
+
+    @property
+    def doc_id(self) -> Optional[str]:
+        """The key as text (the doc/text id)."""
+        return self.key.decode("utf-8", "replace") if self.key is not None else None
+
+    @property
+    def failed_at(self) -> int:
+        """Time of the last failure, epoch ms (0 if the header is missing)."""
+        try:
+            return int(self.error.get("failed.at", "0"))
+        except ValueError:
+            return 0
+
+    def summary(self, *, stacktrace: bool = False) -> dict[str, Any]:
+        """JSON-able view: address, doc id, sizes, error headers, original headers (as text)."""
+        error = dict(self.error)
+        if not stacktrace:
+            error.pop("stacktrace", None)
+        return {"ref": self.ref, "dlq_topic": self.dlq_topic, "partition": self.partition, "offset": self.offset,
+                "key": self.doc_id, "timestamp": self.timestamp, "value_bytes": len(self.value or b""),
+                "error": error, "headers": envelope.decode_headers(self.headers)}
+
+
+def parse_time(raw: Optional[str]) -> Optional[int]:
+    """``raw`` as epoch ms: an integer (epoch ms) or an ISO 8601 time (UTC if no zone).
+
+    Raises:
+        ValueError: neither form parses.
+    """
+    if raw is None or raw == "":
+        return None
+    if raw.isdigit():
+        return int(raw)
+    t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters to select; every set criterion must match.
+
+    ``origin_topic``: full name or role of the topic the record failed on;
+    ``processor``: failing processor; ``error_class``: ``permanent``/``transient``;
+    ``exception``: substring of the exception class (case-insensitive);
+    ``since``/``until``: last-failure time bounds, epoch ms (inclusive/exclusive);
+    ``doc_ids``: keys to keep.
+    """
+
+    origin_topic: Optional[str] = None
+    processor: Optional[str] = None
+    error_class: Optional[str] = None
+    exception: Optional[str] = None
+    since: Optional[int] = None
+    until: Optional[int] = None
+    doc_ids: frozenset[str] = field(default_factory=frozenset)
+
+    def matches(self, d: DeadLetter, settings: Settings) -> bool:
+        """Whether ``d`` passes every criterion."""
+        if self.origin_topic:
+            specs = catalogue(settings)
+            wanted = specs[self.origin_topic].name if self.origin_topic in specs else self.origin_topic
+            if d.error.get("origin.topic") != wanted:
+                return False
+        if self.processor and d.error.get("processor") != self.processor:
+            return False
+        if self.error_class and d.error.get("error.class") != self.error_class:
+            return False
+        if self.exception and self.exception.lower() not in d.error.get("exception.class", "").lower():
+            return False
+        if self.since is not None and d.failed_at < self.since:
+            return False
+        if self.until is not None and d.failed_at >= self.until:
+            return False
+        if self.doc_ids and d.doc_id not in self.doc_ids:
+            return False
+        return True
+
+
+def _from_message(msg) -> DeadLetter:
+    headers = msg.headers() or []
+    return DeadLetter(
+        dlq_topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), key=msg.key(), value=msg.value(),
+        timestamp=msg.timestamp()[1],
+        headers=[(k, v or b"") for k, v in headers if not k.startswith(envelope.PREFIX)],
+        error={k[len(envelope.PREFIX):]: v for k, v in envelope.decode_headers(headers).items()
+               if k.startswith(envelope.PREFIX)},
+    )
+
+
+def iter_dead_letters(settings: Settings, flt: DeadLetterFilter = DeadLetterFilter(), *,
+                      timeout: float = 60.0) -> Iterator[DeadLetter]:
+    """Every dead letter of the namespace matching ``flt``, each dead-letter topic read from
+    the beginning to its end as of the call.
+
+    Raises:
+        ValueError: ``flt.processor`` is not a processor name.
+        TimeoutError: a topic could not be read to its end within ``timeout`` seconds.
+    """
+    if flt.processor and flt.processor not in PROCESSORS:
+        raise ValueError(f"unknown processor {flt.processor!r}; choose from {', '.join(PROCESSORS)}")
+    for topic in dlq_topics(settings):
+        if flt.processor and topic != f"{settings.namespace}.{dlq_role(flt.processor)}":
+            continue
+        for msg in read_to_end(settings, topic, timeout=timeout, missing_ok=True):
+            d = _from_message(msg)
+            if flt.matches(d, settings):
+                yield d
+
+
+def list_dead_letters(settings: Settings, *, timeout: float = 60.0, processor: Optional[str] = None,
+                      flt: Optional[DeadLetterFilter] = None) -> Iterator[dict]:
+    """:meth:`DeadLetter.summary` of every matching dead letter (stack traces left out).
 
     Raises:
         TimeoutError: a topic could not be read to its end within ``timeout`` seconds.
     """
-    for topic in dlq_topics(settings):
-        if processor and topic != f"{settings.namespace}.{dlq_role(processor)}":
-            continue
-        for msg in read_to_end(settings, topic, timeout=timeout, missing_ok=True):
-            rec = message_dict(msg)
-            headers = rec.get("headers") or {}
-            yield {
-                "dlq_topic": rec["topic"], "partition": rec["partition"], "offset": rec["offset"],
-                "key": rec["key"], "timestamp": rec["timestamp"],
-                "value_bytes": len(rec["value"] or b""),
-                "error": {k[len(envelope.PREFIX):]: v for k, v in headers.items()
-                          if k.startswith(envelope.PREFIX) and k != envelope.STACKTRACE},
-                "headers": {k: v for k, v in headers.items() if not k.startswith(envelope.PREFIX)},
-            }
+    flt = flt or DeadLetterFilter(processor=processor)
+    for d in iter_dead_letters(settings, flt, timeout=timeout):
+        yield d.summary()
+
+
+def decode_payload(settings: Settings, d: DeadLetter, serde=None) -> dict[str, Any]:
+    """The original value decoded with the schema its wire-format id names, when it can be.
+
+    Returns ``{"payload": record}`` or ``{"payload_error": reason}``.
+    """
+    from streams.serde import AvroSerde
+
+    origin = d.error.get("origin.topic") or d.dlq_topic
+    try:
+        return {"payload": (serde or AvroSerde(settings)).decode(origin, d.value)}
+    except Exception as exc:  # noqa: BLE001 - a dead letter is often undecodable by nature
+        return {"payload_error": f"{type(exc).__name__}: {exc}"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -194,16 +195,121 @@ def dlq() -> None:
     """Dead-letter topics."""
 
 
+def _dlq_filter_options(fn):
+    """The selection options shared by ``dlq list``, ``show`` and ``replay``."""
+    opts = [
+        click.option("--topic", "origin_topic", default=None,
+                     help="Origin topic the records failed on (role like `texts` or full name)."),
+        click.option("--processor", default=None, help="Failing processor (extract, embed, index, classify, drift)."),
+        click.option("--error-class", type=click.Choice(["permanent", "transient"]), default=None),
+        click.option("--exception", default=None, help="Substring of the exception class, e.g. CorruptDocument."),
+        click.option("--since", default=None, help="Failed at or after: ISO 8601 (UTC if no zone) or epoch ms."),
+        click.option("--until", default=None, help="Failed before: ISO 8601 or epoch ms."),
+        click.option("--doc-id", "doc_ids", multiple=True, help="Only this doc id (repeatable)."),
+        click.option("--timeout", type=float, default=60.0, show_default=True,
+                     help="Seconds to read each dead-letter topic to its end."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids):
+    from dlq.inspect import DeadLetterFilter, parse_time
+
+    try:
+        return DeadLetterFilter(origin_topic=origin_topic, processor=processor, error_class=error_class,
+                                exception=exception, since=parse_time(since), until=parse_time(until),
+                                doc_ids=frozenset(doc_ids))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _table(rows: list[dict]) -> None:
+    cols = ["ref", "key", "processor", "error.class", "exception", "attempt", "failed at", "message"]
+    lines = [cols]
+    for r in rows:
+        e = r["error"]
+        failed = e.get("failed.at", "")
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(failed) / 1000)) if failed.isdigit() else failed
+        lines.append([r["ref"], r["key"] or "", e.get("processor", ""), e.get("error.class", ""),
+                      e.get("exception.class", "").rsplit(".", 1)[-1], e.get("attempt", ""), when,
+                      e.get("exception.message", "").replace("\n", " ")[:60]])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(cols))]
+    for line in lines:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())
+
+
 @dlq.command("list")
-@click.option("--processor", default=None, help="Only this processor's dead letters.")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to read each dead-letter topic to its end.")
-def dlq_list(processor: Optional[str], timeout: float) -> None:
-    """Print every dead letter with its error headers, as JSON lines."""
+@_dlq_filter_options
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True)
+def dlq_list(origin_topic, processor, error_class, exception, since, until, doc_ids, timeout, fmt) -> None:
+    """Print the selected dead letters with their error headers (JSON lines or a table)."""
     from dlq.inspect import list_dead_letters
 
-    for rec in list_dead_letters(_settings(), timeout=timeout, processor=processor):
-        _echo(rec)
+    flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
+    try:
+        rows = list_dead_letters(_settings(), timeout=timeout, flt=flt)
+        if fmt == "table":
+            _table(list(rows))
+        else:
+            for rec in rows:
+                _echo(rec)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@dlq.command("show")
+@_dlq_filter_options
+@click.option("--ref", "refs", multiple=True, help="Only this dead letter, `<dlq topic>:<partition>:<offset>`.")
+def dlq_show(origin_topic, processor, error_class, exception, since, until, doc_ids, timeout, refs) -> None:
+    """Print the selected dead letters in full — stack trace, original headers and the
+    original payload decoded when it can be (bytes abbreviated) — as JSON lines."""
+    from dlq.inspect import decode_payload, iter_dead_letters
+    from streams.io import abbreviate
+    from streams.serde import AvroSerde
+
+    settings = _settings()
+    flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
+    serde = AvroSerde(settings)
+    try:
+        for d in iter_dead_letters(settings, flt, timeout=timeout):
+            if refs and d.ref not in refs:
+                continue
+            _echo({**d.summary(stacktrace=True), **abbreviate(decode_payload(settings, d, serde))})
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@dlq.command("replay")
+@_dlq_filter_options
+@click.option("--to", "to_topic", default=None, help="Publish to this topic instead of each origin topic.")
+@click.option("--dry-run", is_flag=True, help="Print what would be replayed; publish nothing.")
+@click.option("--rate", type=float, default=None, help="At most N records per second.")
+@click.option("--force", is_flag=True, help="Replay dead letters that were replayed before, again.")
+@click.option("--quiet", is_flag=True, help="No per-record lines, only the totals.")
+def dlq_replay(origin_topic, processor, error_class, exception, since, until, doc_ids, timeout, to_topic,
+               dry_run, rate, force, quiet) -> None:
+    """Re-publish the selected dead letters to their origin topic (or --to) with the original
+    key, value and headers plus conveyor.replay.* provenance headers. Dead letters already
+    replayed are skipped (ledger topic `dlq.replays`), so running a replay twice does not
+    produce duplicate results. Prints one JSON line per record, then the totals."""
+    from tqdm import tqdm
+
+    from dlq.replay import replay
+
+    settings = _settings()
+    flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
+
+    def progress(items, total):
+        return tqdm(items, total=total, unit="rec", file=sys.stderr, disable=quiet or not sys.stderr.isatty())
+
+    try:
+        report = replay(settings, flt, to_topic=to_topic, dry_run=dry_run, rate=rate, force=force,
+                        timeout=timeout, on_record=None if quiet else _echo, progress=progress)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _echo(report.totals())
 
 
 # -- demo ----------------------------------------------------------------------------

@@ -1,0 +1,185 @@
+"""Replaying dead letters once their cause is fixed.
+
+:func:`replay` re-publishes selected dead letters to the topic they failed on (or another
+topic) with the original key, value, headers and timestamp, plus replay provenance headers:
+
+=============================  ==================================================
+header                         value (UTF-8)
+=============================  ==================================================
+conveyor.replay.id             id of this replay run
+conveyor.replay.of             ``<dlq topic>:<partition>:<offset>`` replayed
+conveyor.replay.at             replay time, epoch ms
+conveyor.replay.error.class    error class of the dead letter (why it was there)
+=============================  ==================================================
+
+Each replayed record and a ledger entry keyed by its dead letter's address
+(``{ns}.dlq.replays``, a compacted topic) are written in one Kafka transaction, so a
+replay run that is repeated — or crashes and is run again — skips what was already
+replayed, and the same dead letter never yields two results. ``force`` replays again
+regardless. A record that fails again becomes a new dead letter (new address), which
+can be replayed in turn.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from confluent_kafka import KafkaException
+
+from dlq.inspect import DeadLetter, DeadLetterFilter, iter_dead_letters
+from streams.io import read_to_end
+from streams.kafka import make_admin, make_producer, produce
+from streams.settings import Settings
+from streams.topics import REPLAYS_ROLE, catalogue
+
+PREFIX = "conveyor.replay."
+REPLAY_ID = PREFIX + "id"
+REPLAY_OF = PREFIX + "of"
+REPLAY_AT = PREFIX + "at"
+REPLAY_ERROR_CLASS = PREFIX + "error.class"
+TRANSACTION_RECORDS = 100
+"""Dead letters replayed per transaction (each commit makes them and their ledger entries durable)."""
+
+
+@dataclass
+class ReplayReport:
+    """Outcome of a replay run: counts and the per-record plan/result lines."""
+
+    replay_id: str
+    dry_run: bool
+    selected: int = 0
+    replayed: int = 0
+    skipped_already_replayed: int = 0
+    skipped_no_target: int = 0
+    records: list[dict] = field(default_factory=list)
+
+    def totals(self) -> dict:
+        """Counts as a JSON-able dict."""
+        return {"replay_id": self.replay_id, "dry_run": self.dry_run, "selected": self.selected,
+                "replayed": self.replayed, "skipped_already_replayed": self.skipped_already_replayed,
+                "skipped_no_target": self.skipped_no_target}
+
+
+def replayed_refs(settings: Settings, *, timeout: float = 60.0) -> dict[str, dict]:
+    """``{dead-letter address: ledger entry}`` of every dead letter replayed so far.
+
+    Raises:
+        TimeoutError: the ledger topic could not be read to its end in time.
+    """
+    ledger = catalogue(settings)[REPLAYS_ROLE].name
+    out: dict[str, dict] = {}
+    for msg in read_to_end(settings, ledger, timeout=timeout, missing_ok=True):
+        if msg.key() is None:
+            continue
+        ref = msg.key().decode("utf-8", "replace")
+        if msg.value() is None:
+            out.pop(ref, None)  # tombstone
+            continue
+        try:
+            out[ref] = json.loads(msg.value())
+        except ValueError:
+            out[ref] = {}
+    return out
+
+
+def _target(d: DeadLetter, to_topic: Optional[str]) -> Optional[str]:
+    return to_topic or d.error.get("origin.topic") or None
+
+
+def replay(settings: Settings, flt: DeadLetterFilter, *, to_topic: Optional[str] = None, dry_run: bool = False,
+           rate: Optional[float] = None, force: bool = False, timeout: float = 60.0,
+           on_record: Optional[Callable[[dict], None]] = None,
+           progress: Optional[Callable[[Iterable[DeadLetter], int], Iterable[DeadLetter]]] = None) -> ReplayReport:
+    """Re-publish the dead letters matching ``flt``.
+
+    Args:
+        settings: namespace and connection.
+        flt: which dead letters.
+        to_topic: target topic (full name or role) instead of each record's origin topic.
+        dry_run: plan only: report what would be replayed, produce nothing.
+        rate: at most this many records per second (``None``: unthrottled).
+        force: replay dead letters the ledger says were replayed already.
+        timeout: seconds to read each topic to its end.
+        on_record: called with each record's plan/result line (JSON-able dict).
+        progress: wraps the iterable of selected dead letters (e.g. ``tqdm``), given the count.
+
+    Returns:
+        the :class:`ReplayReport`.
+
+    Raises:
+        ValueError: ``to_topic`` does not exist.
+        KafkaException: a transaction could not be committed (nothing of that transaction
+            is visible; running the replay again resumes it).
+    """
+    report = ReplayReport(replay_id=uuid.uuid4().hex[:16], dry_run=dry_run)
+    done = {} if force else replayed_refs(settings, timeout=timeout)
+    selected = list(iter_dead_letters(settings, flt, timeout=timeout))
+    report.selected = len(selected)
+    existing = set(make_admin(settings).list_topics(timeout=timeout).topics)
+    if to_topic:
+        specs = catalogue(settings)
+        to_topic = specs[to_topic].name if to_topic in specs else to_topic
+        if to_topic not in existing:
+            raise ValueError(f"target topic {to_topic!r} does not exist")
+    ledger = catalogue(settings)[REPLAYS_ROLE].name
+    producer = None
+    if not dry_run:
+        producer = make_producer(settings, **{"transactional.id": f"{settings.namespace}.replay.{report.replay_id}"})
+        producer.init_transactions(30)
+    in_txn = 0
+    started = time.monotonic()
+    items: Iterable[DeadLetter] = progress(selected, len(selected)) if progress else selected
+    try:
+        for d in items:
+            target = _target(d, to_topic)
+            line = {"ref": d.ref, "key": d.doc_id, "to": target, "exception": d.error.get("exception.class")}
+            if d.ref in done:
+                report.skipped_already_replayed += 1
+                line["action"] = "skip: already replayed"
+                line["replayed_by"] = done[d.ref].get("replay_id")
+            elif target is None or target not in existing:
+                report.skipped_no_target += 1
+                line["action"] = "skip: no target topic"
+            elif dry_run:
+                report.replayed += 1
+                line["action"] = "would replay"
+            else:
+                if rate:
+                    wait = started + report.replayed / rate - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                if in_txn == 0:
+                    producer.begin_transaction()
+                _publish(producer, d, target, ledger, report.replay_id)
+                in_txn += 1
+                report.replayed += 1
+                line["action"] = "replayed"
+                if in_txn >= TRANSACTION_RECORDS:
+                    producer.commit_transaction(60)
+                    in_txn = 0
+            report.records.append(line)
+            if on_record:
+                on_record(line)
+        if producer is not None and in_txn:
+            producer.commit_transaction(60)
+            in_txn = 0
+    except (KafkaException, BufferError):
+        if producer is not None and in_txn:
+            producer.abort_transaction(30)
+        raise
+    return report
+
+
+def _publish(producer, d: DeadLetter, target: str, ledger: str, replay_id: str) -> None:
+    now = int(time.time() * 1000)
+    headers = [h for h in d.headers if not h[0].startswith(PREFIX)] + [
+        (REPLAY_ID, replay_id.encode()), (REPLAY_OF, d.ref.encode()), (REPLAY_AT, str(now).encode()),
+        (REPLAY_ERROR_CLASS, d.error.get("error.class", "").encode()),
+    ]
+    produce(producer, target, key=d.key, value=d.value, headers=headers, timestamp=d.timestamp or None)
+    entry = {"replay_id": replay_id, "replayed_at": now, "to": target, "key": d.doc_id,
+             "exception": d.error.get("exception.class")}
+    produce(producer, ledger, key=d.ref.encode(), value=json.dumps(entry).encode())
