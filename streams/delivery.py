@@ -86,7 +86,7 @@ class AtLeastOnceDelivery:
             except KafkaException as exc:
                 log.warning("%s: offset commit failed (%s); the next commit covers it", self.name, exc)
 
-    def abort(self) -> None:
+    def abort(self, exc: Optional[BaseException] = None) -> None:
         """Nothing to undo: records already sent stay (at-least-once)."""
 
     def close(self, timeout: float = 30.0) -> None:
@@ -166,10 +166,17 @@ class TransactionalDelivery(AtLeastOnceDelivery):
                     continue
                 raise
 
-    def abort(self) -> None:
+    def abort(self, exc: Optional[BaseException] = None) -> None:
         """Abort the open transaction (its records are never visible to read_committed
-        consumers). A producer in a fatal state (e.g. fenced) is replaced."""
+        consumers). A producer in a fatal state (``exc`` is a fatal Kafka error, e.g. fenced,
+        or the abort itself fails) is replaced by a new one with the same transactional id."""
         metrics.TRANSACTIONS_ABORTED.labels(self.name).inc()
+        err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if isinstance(err, KafkaError) and err.fatal():
+            log.warning("%s: fatal producer error (%s); replacing the producer", self.name, err)
+            self._replace_producer()
+            self.open = False
+            return
         if not self.open:
             return
         try:

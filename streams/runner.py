@@ -273,7 +273,7 @@ class Runner:
             self.delivery.commit(self.consumer, self._next_offsets(mine))
         except (KafkaException, BufferError) as exc:
             log.error("%s: batch not committed (%s); aborting and rewinding", self.name, exc)
-            self.delivery.abort()
+            self.delivery.abort(exc)
             self._rewind(mine)
             return
         self.processed += len(mine)
