@@ -16,7 +16,7 @@ from streams import retry
 from streams.admin import create_topics
 from streams.delivery import TransactionalDelivery
 from streams.io import InputProducer
-from streams.kafka import make_consumer
+from streams.kafka import make_admin, make_consumer
 from streams.runner import Runner, Stage
 from streams.topics import topic
 from tests.integration.helpers import read_all
@@ -177,3 +177,52 @@ def test_rebalance_mid_stream_loses_and_doubles_nothing(settings):
     preds = read_all(settings, topic(settings, "predictions"), expect=300, timeout=30)
     keys = [m.key().decode() for m in preds]
     assert len(keys) == 300 and sorted(keys) == sorted(ids)
+
+
+class PoisonAware(Labeller):
+    """Fails permanently on the record keyed ``t-poison``."""
+
+    def process_one(self, record):
+        if record["doc_id"] == "t-poison":
+            self.calls[record["doc_id"]].append(time.time())
+            raise ValueError("poison pill")
+        return super().process_one(record)
+
+
+def _set_topic_config(settings, name: str, key: str, value: str) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, name,
+                         incremental_configs=[ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    admin = make_admin(settings)
+    for fut in admin.incremental_alter_configs([res]).values():
+        fut.result(10)
+
+
+def test_a_failed_dead_letter_write_commits_nothing(settings):
+    create_topics(settings)
+    with InputProducer(settings) as p:
+        good = p.text("fine", doc_id="t-good")["doc_id"]
+        p.text("poison", doc_id="t-poison")
+    dlq_topic = topic(settings, "dlq.classify")
+    _set_topic_config(settings, dlq_topic, "max.message.bytes", "200")  # the broker refuses the dead letter
+    proc = PoisonAware()
+    runner = Runner(settings, Stage(proc, ("texts",), "predictions"), batch_size=10)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    time.sleep(8.0)
+    runner.stop()
+    thread.join(30)
+    assert len(proc.calls[good]) >= 2  # the batch was aborted and processed again
+    assert read_all(settings, topic(settings, "predictions"), timeout=3) == []  # aborted: invisible
+    texts = topic(settings, "texts")
+    c = make_consumer(settings, settings.group_id("classify"))
+    committed = c.committed([TopicPartition(texts, p) for p in range(3)], timeout=10)
+    c.close()
+    assert all(tp.offset < 0 for tp in committed)  # nothing committed
+
+    _set_topic_config(settings, dlq_topic, "max.message.bytes", str(settings.max_message_bytes))
+    runner = Runner(settings, Stage(proc, ("texts",), "predictions"), batch_size=10)
+    runner.run(max_idle_seconds=3.0)
+    assert [m.key() for m in read_all(settings, dlq_topic, expect=1)] == [b"t-poison"]
+    assert [m.key() for m in read_all(settings, topic(settings, "predictions"), expect=1)] == [b"t-good"]
