@@ -36,7 +36,8 @@ class EmptyDocumentError(DocumentError):
 
 
 class DocumentLimitError(DocumentError):
-    """The document exceeds a configured limit (pixels, pages, bytes)."""
+    """The document exceeds a configured limit (pixels, pages, text length; see
+    :mod:`processors.limits`)."""
 
 
 class EncryptedDocumentError(DocumentError):
@@ -45,6 +46,10 @@ class EncryptedDocumentError(DocumentError):
 
 class ModelInputError(ConveyorError):
     """The record cannot be fed to a model (e.g. no text, wrong vector size)."""
+
+
+class TextLimitError(ModelInputError):
+    """A text is longer than the limit (:data:`processors.limits.MAX_TEXT_CHARS`)."""
 
 
 class ModelIntegrityError(ConveyorError):

@@ -84,7 +84,9 @@ def build_stage(name: str, settings: Settings) -> Stage:
     if name == "embed":
         from processors.embed import EmbedProcessor
 
-        return Stage(EmbedProcessor(), ("texts", "extracted"), "embedded")
+        # A text near MAX_TEXT_CHARS embeds for tens of seconds; a batch of them may take minutes.
+        return Stage(EmbedProcessor(), ("texts", "extracted"), "embedded",
+                     consumer_overrides={"max.poll.interval.ms": EXTRACT_MAX_POLL_MS})
     if name == "index":
         from processors.index import IndexProcessor
 

@@ -15,7 +15,8 @@ import numpy as np
 from processors.base import Outcome, Processor, Record
 from processors.embed.chunking import Chunk, chunk_text
 from processors.embed.model import EMBEDDING_DIM, MAX_SEQ_LENGTH, MiniLMEmbedder, l2_normalize
-from processors.errors import ModelInputError
+from processors.errors import ModelInputError, TextLimitError
+from processors.limits import MAX_TEXT_CHARS
 
 __all__ = [
     "EmbedProcessor",
@@ -90,6 +91,9 @@ class EmbedProcessor(Processor):
             go to one :meth:`MiniLMEmbedder.embed` call.
         max_tokens: tokens per chunk including [CLS]/[SEP] (≤ 256).
         overlap: tokens shared by consecutive chunks.
+        max_text_chars: longest text (characters) embedded; a longer one is refused with
+            :class:`~processors.errors.TextLimitError` before it is tokenized (default
+            :data:`processors.limits.MAX_TEXT_CHARS`, where the cost is worked out).
     """
 
     name = "embed"
@@ -103,10 +107,12 @@ class EmbedProcessor(Processor):
         overlap: int = 32,
         batch_size: int = 8,
         intra_op_threads: int = 2,
+        max_text_chars: int = MAX_TEXT_CHARS,
     ) -> None:
         self.embedder = embedder or MiniLMEmbedder(intra_op_threads=intra_op_threads, batch_size=batch_size)
         self.max_tokens = max_tokens
         self.overlap = overlap
+        self.max_text_chars = max_text_chars
 
     # ------------------------------------------------------------------ plan
     def _plan(self, record: Record) -> _Plan:
@@ -119,6 +125,11 @@ class EmbedProcessor(Processor):
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ModelInputError(f"{kind} {record.get('doc_id')!r} has no text to embed")
+        if len(text) > self.max_text_chars:
+            raise TextLimitError(
+                f"{kind} {record.get('doc_id')!r} has {len(text):,} characters, more than the limit of "
+                f"{self.max_text_chars:,} (processors.limits.MAX_TEXT_CHARS); split it into several texts"
+            )
         chunks = chunk_text(text, self.embedder.tokenizer, max_tokens=self.max_tokens, overlap=self.overlap)
         return _Plan(record=record, kind=kind, text=text, chunks=chunks)
 

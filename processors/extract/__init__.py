@@ -21,6 +21,7 @@ from processors.base import Processor, Record
 from processors.errors import (
     ConveyorError,
     CorruptDocumentError,
+    DocumentLimitError,
     EmptyDocumentError,
     TransientError,
 )
@@ -29,6 +30,7 @@ from processors.extract.detect import detect_type
 from processors.extract.fields import extract_fields
 from processors.extract.images import load_pages
 from processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
+from processors.limits import MAX_PAGES, MAX_PIXELS, MAX_TEXT_CHARS
 
 __all__ = ["ExtractProcessor", "extract_bytes"]
 
@@ -41,8 +43,9 @@ def extract_bytes(
     filename: str,
     content_type: str | None = None,
     *,
-    max_pages: int = 50,
-    max_pixels: int = 60_000_000,
+    max_pages: int = MAX_PAGES,
+    max_pixels: int = MAX_PIXELS,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> dict[str, Any]:
     """Extract text, per-page text and key fields from one document.
 
@@ -57,6 +60,8 @@ def extract_bytes(
         content_type: Declared MIME type (for messages only).
         max_pages: Most pages (PDF pages or TIFF frames) accepted.
         max_pixels: Most pixels per image page / rendered PDF page.
+        max_text_chars: Most characters of the extracted ``text``.
+        (Defaults and their reasons: :mod:`processors.limits`.)
 
     Returns:
         ``{"text": str, "pages": [{"page_number": int (1-based), "text": str,
@@ -70,7 +75,7 @@ def extract_bytes(
         UnsupportedDocumentError: not a supported type (e.g. HEIC without a plugin).
         CorruptDocumentError: damaged/truncated file.
         EncryptedDocumentError: password-protected PDF.
-        DocumentLimitError: too many pages or pixels.
+        DocumentLimitError: too many pages or pixels, or more text than ``max_text_chars``.
     """
     doc_type = detect_type(data, filename, content_type)
     pages: list[dict[str, Any]] = []
@@ -97,6 +102,11 @@ def extract_bytes(
             })
 
     text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
+    if len(text) > max_text_chars:
+        raise DocumentLimitError(
+            f"{filename!r} ({doc_type.format}, {len(pages)} page(s)) has {len(text):,} characters of text, "
+            f"more than the limit of {max_text_chars:,} (processors.limits.MAX_TEXT_CHARS)"
+        )
     if meaningful_chars(text) == 0:
         raise EmptyDocumentError(
             f"no text found in {filename!r} ({doc_type.format}, {len(pages)} page(s)): "
@@ -118,6 +128,7 @@ class ExtractProcessor(Processor):
             too large to travel inline. ``None``: only inline ``content`` works.
         max_pages: Page limit passed to :func:`extract_bytes`.
         max_pixels: Pixel limit passed to :func:`extract_bytes`.
+        max_text_chars: Text length limit passed to :func:`extract_bytes`.
     """
 
     name = "extract"
@@ -127,12 +138,14 @@ class ExtractProcessor(Processor):
         self,
         blob_reader: Callable[[str], bytes] | None = None,
         *,
-        max_pages: int = 50,
-        max_pixels: int = 60_000_000,
+        max_pages: int = MAX_PAGES,
+        max_pixels: int = MAX_PIXELS,
+        max_text_chars: int = MAX_TEXT_CHARS,
     ) -> None:
         self._blob_reader = blob_reader
         self._max_pages = max_pages
         self._max_pixels = max_pixels
+        self._max_text_chars = max_text_chars
 
     def process_one(self, record: Record) -> list[Record]:
         """Extract one ``Document`` record.
@@ -164,6 +177,7 @@ class ExtractProcessor(Processor):
             record.get("content_type"),
             max_pages=self._max_pages,
             max_pixels=self._max_pixels,
+            max_text_chars=self._max_text_chars,
         )
         return [{
             **self.meta(record),

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from processors.errors import ConveyorError, CorruptDocumentError, DocumentLimitError
+from processors.limits import MAX_PAGES, MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ def load_pages(
     data: bytes,
     *,
     formats: Sequence[str] | None = None,
-    max_pages: int = 50,
-    max_pixels: int = 60_000_000,
+    max_pages: int = MAX_PAGES,
+    max_pixels: int = MAX_PIXELS,
     max_side: int | None = None,
 ) -> list[np.ndarray]:
     """Decode ``data`` into a list of RGB pages.

@@ -25,6 +25,16 @@ DEFAULT_MAX_SIDE = 4000
 #: RapidOCR's own long-side cap; kept equal to ours so it never shrinks again.
 _ENGINE_MAX_SIDE = DEFAULT_MAX_SIDE
 
+#: Shortest side (pixels) and largest side ratio of an image handed to the engine. RapidOCR
+#: 1.4 (its ``config.yaml``: ``min_side_len`` 30, ``min_height`` 30, ``width_height_ratio`` 8,
+#: det ``limit_side_len`` 736 with ``limit_type: min``) *upscales* a thin strip until its short
+#: side is 30 px, letterboxes images wider than 8:1 to a height of width / 8, then upscales the
+#: short side to 736 px: a 3 x 4000 px strip became a 9,984 x 40,000 float32 tensor (4.5 GiB).
+#: :func:`_pad_for_engine` pads such pages with their background instead, so the engine never
+#: enlarges an input by more than 736 / 32 on a side that is at most 4000 / 8.
+ENGINE_MIN_SIDE = 32
+ENGINE_MAX_RATIO = 8
+
 _engine = None
 _engine_lock = threading.Lock()
 _call_lock = threading.Lock()
@@ -112,7 +122,7 @@ def ocr_image(
     scale = min(1.0, max_side / max(height, width), (max_pixels / (height * width)) ** 0.5)
     if scale < 1.0:
         rgb = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # RapidOCR treats 3-channel arrays as BGR
+    bgr = np.ascontiguousarray(_pad_for_engine(rgb)[:, :, ::-1])  # RapidOCR treats 3-channel arrays as BGR
 
     engine = get_engine()
     with _call_lock:
@@ -127,6 +137,22 @@ def ocr_image(
         lines.append(OcrLine(text=text, box=points, score=float(score)))
     confidence = float(np.mean([line.score for line in lines])) if lines else None
     return OcrResult(lines=lines, text=lines_to_text(lines), confidence=confidence)
+
+
+def _pad_for_engine(rgb: np.ndarray) -> np.ndarray:
+    """Pad an ``(h, w, 3)`` page at the bottom/right with its median colour so that both
+    sides are at least :data:`ENGINE_MIN_SIDE` and neither exceeds :data:`ENGINE_MAX_RATIO`
+    times the other. Pixel coordinates of the original area do not change."""
+    height, width = rgb.shape[:2]
+    new_h = max(height, ENGINE_MIN_SIDE, -(-width // ENGINE_MAX_RATIO))
+    new_w = max(width, ENGINE_MIN_SIDE, -(-height // ENGINE_MAX_RATIO))
+    if (new_h, new_w) == (height, width):
+        return rgb
+    background = np.median(rgb[:: max(1, height // 64), :: max(1, width // 64)].reshape(-1, 3), axis=0)
+    out = np.empty((new_h, new_w, 3), dtype=np.uint8)
+    out[...] = background.astype(np.uint8)
+    out[:height, :width] = rgb
+    return out
 
 
 def lines_to_text(lines: list[OcrLine]) -> str:

@@ -31,6 +31,7 @@ from processors.errors import (
     EncryptedDocumentError,
 )
 from processors.extract.ocr import OcrResult
+from processors.limits import MAX_PAGES, MAX_PIXELS
 
 _pdfium_lock = threading.RLock()
 
@@ -85,8 +86,8 @@ def extract_pdf(
     data: bytes,
     *,
     ocr: Callable[[np.ndarray], OcrResult],
-    max_pages: int = 50,
-    max_pixels: int = 60_000_000,
+    max_pages: int = MAX_PAGES,
+    max_pixels: int = MAX_PIXELS,
     min_text_chars: int = DEFAULT_MIN_TEXT_CHARS,
     dpi: int = DEFAULT_DPI,
     max_side: int = DEFAULT_MAX_SIDE,

@@ -53,7 +53,7 @@ def test_outputs_dead_letters_and_commits(settings):
         ids = [p.text(t)["doc_id"] for t in ("HELLO", "quiet please", "boom goes the input")]
     # A record that is not Avro at all, with a header of its own.
     raw = make_producer(settings)
-    raw.produce(texts, key=b"junk-1", value=os.urandom(40), headers=[("origin", b"fuzz")], timestamp=1_700_000_000_000)
+    raw.produce(texts, key=b"junk-1", value=b"\x9c" + os.urandom(39), headers=[("origin", b"fuzz")], timestamp=1_700_000_000_000)
     raw.flush(10)
 
     dead_before = _metric("conveyor_dead_lettered_total", processor="classify")
