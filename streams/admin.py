@@ -1,4 +1,8 @@
-"""Topic administration: create the catalogue's topics and list them."""
+"""Topic administration: create the catalogue's topics and list them.
+
+Both connect through :func:`streams.security.connect_admin`, so wrong Kafka credentials
+end at once in a :class:`~streams.security.KafkaAuthenticationError` that says so.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,6 +13,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
 from streams.kafka import make_admin
+from streams.security import connect_admin
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import TopicSpec, catalogue
@@ -25,9 +30,11 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
     Returns ``{topic: "created" | "exists"}``.
 
     Raises:
+        KafkaAuthenticationError: the broker rejected the credentials (about a second).
+        KafkaConnectionError: no broker answered within ``timeout`` seconds.
         KafkaException: the broker rejected a topic for another reason.
     """
-    admin = make_admin(settings)
+    admin = connect_admin(settings, timeout)
     specs = list(catalogue(settings).values())
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [s for s in specs if s.name not in existing]
@@ -79,8 +86,13 @@ def _wait_until_visible(admin, names: list[str], timeout: float) -> None:
 
 
 def list_topics(settings: Settings, *, timeout: float = 10.0) -> list[dict]:
-    """The catalogue's topics with whether each exists on the cluster and its partitions."""
-    meta = make_admin(settings).list_topics(timeout=timeout)
+    """The catalogue's topics with whether each exists on the cluster and its partitions.
+
+    Raises:
+        KafkaAuthenticationError: the broker rejected the credentials (about a second).
+        KafkaConnectionError: no broker answered within ``timeout`` seconds.
+    """
+    meta = connect_admin(settings, timeout).list_topics(timeout=timeout)
     rows = []
     for s in catalogue(settings).values():
         t = meta.topics.get(s.name)

@@ -17,6 +17,16 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _kafka_settings() -> Settings:
+    """Settings of a command that talks to Kafka, after one authenticated metadata request,
+    so wrong credentials or a wrong address end at once with one clear line."""
+    from streams.security import check_kafka
+
+    settings = _settings()
+    check_kafka(settings, timeout=30)
+    return settings
+
+
 def _echo(obj: dict) -> None:
     click.echo(json.dumps(obj, default=str, ensure_ascii=False))
 
@@ -26,7 +36,21 @@ def _setup_logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group; a Kafka connection or authentication failure (its message names the
+    broker, protocol, mechanism and user, never the password) becomes ``Error: <message>``
+    on stderr and exit code 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from streams.security import KafkaConnectionError
+
+        try:
+            return super().invoke(ctx)
+        except KafkaConnectionError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """Conveyor: streaming document and text intake on Kafka (extract → embed → index/classify)."""
 
@@ -101,7 +125,7 @@ def run(names: tuple[str, ...]) -> None:
     Several runner stages given together share this process (one thread each).
     ``all`` supervises every processor as a child process and restarts crashes.
     """
-    settings = _settings()
+    settings = _kafka_settings()
     _setup_logging(settings)
     from streams import metrics
 
@@ -140,7 +164,7 @@ def produce_documents(paths: tuple[str, ...]) -> None:
     from streams.io import InputProducer, iter_files
 
     failures = 0
-    with InputProducer(_settings()) as producer:
+    with InputProducer(_kafka_settings()) as producer:
         for path, error in iter_files(paths):
             if error is None:
                 try:
@@ -163,7 +187,7 @@ def produce_texts(csv_file: Path, text_column: str, id_column: Optional[str], li
     """Produce the rows of CSV_FILE as texts; one JSON line per text."""
     from streams.io import InputProducer, read_texts_csv
 
-    with InputProducer(_settings()) as producer:
+    with InputProducer(_kafka_settings()) as producer:
         try:
             for doc_id, text in read_texts_csv(csv_file, text_column, id_column, limit):
                 _echo(producer.text(text, doc_id=doc_id, source=csv_file.name))
@@ -182,7 +206,7 @@ def consume_cmd(topic: str, from_beginning: bool, max_messages: Optional[int], t
     from streams.io import abbreviate, consume
     from streams.topics import catalogue
 
-    settings = _settings()
+    settings = _kafka_settings()
     specs = catalogue(settings)
     name = specs[topic].name if topic in specs else topic
     for rec in consume(settings, name, from_beginning=from_beginning, max_messages=max_messages, timeout=timeout):
@@ -249,7 +273,7 @@ def dlq_list(origin_topic, processor, error_class, exception, since, until, doc_
 
     flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
     try:
-        rows = list_dead_letters(_settings(), timeout=timeout, flt=flt)
+        rows = list_dead_letters(_kafka_settings(), timeout=timeout, flt=flt)
         if fmt == "table":
             _table(list(rows))
         else:
@@ -269,7 +293,7 @@ def dlq_show(origin_topic, processor, error_class, exception, since, until, doc_
     from streams.io import abbreviate
     from streams.serde import AvroSerde
 
-    settings = _settings()
+    settings = _kafka_settings()
     flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
     serde = AvroSerde(settings)
     try:
@@ -298,7 +322,7 @@ def dlq_replay(origin_topic, processor, error_class, exception, since, until, do
 
     from dlq.replay import replay
 
-    settings = _settings()
+    settings = _kafka_settings()
     flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
 
     def progress(items, total):

@@ -14,15 +14,21 @@ from typing import Any, Optional
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from streams.security import error_callback
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """Producer settings: acks=all, idempotence, large messages, lz4 compression."""
+    """Producer settings: acks=all, idempotence, large messages, lz4 compression.
+
+    ``error_cb`` raises :class:`streams.security.KafkaAuthenticationError` (from ``poll``/``flush``)
+    when the broker rejects the credentials, instead of librdkafka retrying forever.
+    """
     conf: dict[str, Any] = {
         **settings.kafka_config(),
+        "error_cb": error_callback(settings),
         "acks": "all",
         "enable.idempotence": True,
         "message.max.bytes": settings.max_message_bytes,
@@ -36,10 +42,13 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
     """Consumer settings: manual commits, earliest reset, cooperative-sticky, read_committed.
 
-    ``statistics.interval.ms`` is on so the runner can publish consumer lag.
+    ``statistics.interval.ms`` is on so the runner can publish consumer lag. ``error_cb``
+    raises :class:`streams.security.KafkaAuthenticationError` (from ``poll``/``consume``) when
+    the broker rejects the credentials, instead of librdkafka retrying forever.
     """
     conf: dict[str, Any] = {
         **settings.kafka_config(),
+        "error_cb": error_callback(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

@@ -5,7 +5,7 @@ Secrets are :class:`pydantic.SecretStr`, so ``repr``/logging never shows them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -92,7 +92,9 @@ class Settings:
     kafka_sasl_username: Optional[str] = None
     kafka_sasl_password: Optional[SecretStr] = None
     kafka_ssl_ca_location: Optional[str] = None
-    kafka_extra: tuple[tuple[str, str], ...] = ()
+    kafka_extra: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """``CONVEYOR_RDKAFKA_*`` passthrough; left out of ``repr``: it may hold secrets
+    (``ssl.key.password``, ``sasl.oauthbearer.client.secret``)."""
     blob_dir: Path = Path.home() / ".cache" / "conveyor" / "blobs"
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES

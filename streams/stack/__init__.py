@@ -9,6 +9,10 @@ Layout under ``settings.home``: ``kafka/`` (jars, config, data), ``apicurio/`` (
 config, H2 database), ``logs/kafka.log`` and ``logs/registry.log``, ``run/*.pid``.
 
 ``up`` is idempotent and ``down`` stops only what ``up`` started (pid files).
+
+A second, separate broker with a SASL_PLAINTEXT listener, for security tests, is started
+and stopped by :func:`start_sasl_broker` / :func:`stop_sasl_broker` (see
+:mod:`streams.stack._sasl`); ``up``/``down``/``status`` never touch it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,20 @@ from streams.stack._common import (
     StackError, check_java, exited, failure, home_lock, live_pid, spawn, stop,
 )
 
-__all__ = ["StackError", "up", "down", "status"]
+__all__ = ["StackError", "up", "down", "status", "SaslBroker", "start_sasl_broker", "stop_sasl_broker"]
+
+_SASL_EXPORTS = {"SaslBroker": "SaslBroker", "start_sasl_broker": "start", "stop_sasl_broker": "stop"}
+
+
+def __getattr__(name: str):
+    """The SASL test broker's API, imported on first use (so ``python -m streams.stack._sasl``
+    runs that module once, as ``__main__``)."""
+    if name in _SASL_EXPORTS:
+        from streams.stack import _sasl
+
+        return getattr(_sasl, _SASL_EXPORTS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _PARTS = {"kafka": _kafka, "registry": _registry}
 _NAMES = {"kafka": "Kafka broker", "registry": "Apicurio Registry"}
