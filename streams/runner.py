@@ -43,6 +43,7 @@ from streams.delivery import make_delivery
 from streams.faults import injected_failure
 from streams.kafka import make_admin, make_consumer
 from streams.pausing import PauseControl
+from streams.poison import MAX_CRASHES, CrashGuard, PoisonPillError
 from streams.retry import RetryGate, RetryPolicy, RetryState, retry_state, strip_retry_headers
 from streams.serde import AvroSerde, key_bytes
 from streams.settings import Settings
@@ -115,6 +116,8 @@ class Runner:
         self.delivery = make_delivery(settings, self.name, instance_id=settings.instance_id)
         self.gate = RetryGate(self.consumer, [self.retry_topic])
         self.pauser = PauseControl(self.consumer, self.gate, self.name)
+        self.crash_guard = CrashGuard(settings.home / "run" / "inflight" /
+                                      f"{self.group_id}.{settings.instance_id or 'default'}.json")
         self._stop = threading.Event()
         self.processed = 0
         self.dead_lettered = 0
@@ -231,10 +234,18 @@ class Runner:
                 aborting and rewinding the batch, not raised.
         """
         started = time.perf_counter()
-        metrics.IN_FLIGHT.labels(self.name).set(len(msgs))
         failures: list[tuple[Message, BaseException]] = []
+        todo, poison, put_back = self.crash_guard.admit(msgs)
+        if put_back:
+            self._rewind(put_back, settle=0.0)
+        msgs = todo
+        if poison is not None:
+            msgs = [poison, *todo]
+            failures.append((poison, PoisonPillError(
+                f"the {self.name} process crashed {MAX_CRASHES} times while processing this record alone")))
+        metrics.IN_FLIGHT.labels(self.name).set(len(msgs))
         inputs: list[_Input] = []
-        for msg in msgs:
+        for msg in todo:
             metrics.RECORDS_IN.labels(self.name, msg.topic()).inc()
             injected = injected_failure(self.name, msg.key(), self._state(msg).attempt,
                                         self.settings.fault_transient_rate)
@@ -276,6 +287,7 @@ class Runner:
             self.delivery.abort(exc)
             self._rewind(mine)
             return
+        self.crash_guard.committed(mine)
         self.processed += len(mine)
         metrics.IN_FLIGHT.labels(self.name).set(0)
         metrics.IN_FLIGHT_BYTES.labels(self.name).set(0)
