@@ -18,6 +18,7 @@ aborts, rewinds and processes the batch again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Optional, Sequence
@@ -37,6 +38,12 @@ COMMIT_ATTEMPTS = 5
 """Times a retriable ``commit_transaction`` failure is retried before the batch is aborted."""
 CALL_TIMEOUT = 60.0
 """Seconds each transactional call (init/commit/abort/send offsets) may block."""
+WATCHDOG_TIMEOUT = 30.0
+"""Seconds after which a ``send_offsets_to_transaction``/``commit_transaction`` call that has not
+returned is given up: librdkafka's ``send_offsets_to_transaction`` can ignore its timeout and hang
+forever when the group coordinator went down during the transaction (confluentinc/librdkafka
+issues #5456 and #5511, seen here after a broker restart). The hung producer is abandoned and a
+new one with the same transactional id fences it, which aborts its open transaction."""
 
 
 class AtLeastOnceDelivery:
@@ -118,6 +125,7 @@ class TransactionalDelivery(AtLeastOnceDelivery):
         self.tracker = DeliveryTracker()
         self.producer = self._new_producer()
         self.open = False
+        self._abandoned: list = []  # hung producers, kept referenced while their call is stuck
 
     def _new_producer(self):
         producer = make_producer(self.settings, **{"transactional.id": self.transactional_id,
@@ -152,11 +160,13 @@ class TransactionalDelivery(AtLeastOnceDelivery):
                 :meth:`abort` and rewind the batch.
         """
         if offsets:
-            self.producer.send_offsets_to_transaction(list(offsets), consumer.consumer_group_metadata(),
-                                                      CALL_TIMEOUT)
+            producer, metadata = self.producer, consumer.consumer_group_metadata()
+            self._watched("send_offsets_to_transaction",
+                          lambda: producer.send_offsets_to_transaction(list(offsets), metadata, WATCHDOG_TIMEOUT))
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
-                self.producer.commit_transaction(CALL_TIMEOUT)
+                producer = self.producer
+                self._watched("commit_transaction", lambda: producer.commit_transaction(WATCHDOG_TIMEOUT))
                 self.open = False
                 return
             except KafkaException as exc:
@@ -165,6 +175,34 @@ class TransactionalDelivery(AtLeastOnceDelivery):
                     log.warning("%s: commit_transaction: %s; retrying", self.name, err)
                     continue
                 raise
+
+    def _watched(self, what: str, call) -> None:
+        """Run ``call`` with a :data:`WATCHDOG_TIMEOUT` watchdog.
+
+        Raises:
+            KafkaException: what ``call`` raised, or ``_TIMED_OUT`` when it hung (the producer
+                has then been replaced and the transaction is gone).
+        """
+        outcome: dict = {}
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                outcome["exc"] = exc
+
+        thread = threading.Thread(target=target, name=f"{self.name}-{what}", daemon=True)
+        thread.start()
+        thread.join(WATCHDOG_TIMEOUT + 5.0)
+        if thread.is_alive():
+            log.error("%s: %s hung for %.0fs (librdkafka #5456); replacing the producer", self.name, what,
+                      WATCHDOG_TIMEOUT + 5.0)
+            self._abandoned.append(self.producer)
+            self.producer = self._new_producer()  # fences the hung one: its transaction is aborted
+            self.open = False
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{what} hung; producer replaced"))
+        if "exc" in outcome:
+            raise outcome["exc"]
 
     def abort(self, exc: Optional[BaseException] = None) -> None:
         """Abort the open transaction (its records are never visible to read_committed
