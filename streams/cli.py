@@ -351,5 +351,9 @@ def demo(n_texts: int, timeout: float) -> None:
     sys.exit(0 if ok else 1)
 
 
+from streams.drift.cli import drift as _drift_group  # noqa: E402 - registered after the core commands
+
+main.add_command(_drift_group)
+
 if __name__ == "__main__":
     main()

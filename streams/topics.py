@@ -89,6 +89,11 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
             role, f"{ns}.{role}", None, 3,
             f"records the {proc} processor retries after a transient failure (original bytes, due-time header)",
         )
+    specs["drift-reference"] = TopicSpec(
+        "drift-reference", f"{ns}.drift-reference", None, 1,
+        "the drift monitor's pinned or learned reference (compacted; `conveyor drift reference`)",
+        config=(("cleanup.policy", "compact"),),
+    )
     specs[REPLAYS_ROLE] = TopicSpec(
         REPLAYS_ROLE, f"{ns}.{REPLAYS_ROLE}", None, 1,
         "compacted ledger of replayed dead letters (key: dead-letter topic/partition/offset)",

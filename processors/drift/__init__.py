@@ -1,32 +1,39 @@
-"""Drift monitoring: pure statistics (:mod:`.stats`) and windowed state (:mod:`.monitor`,
-built on :mod:`.aggregate`, :mod:`.clock` and :mod:`.report`).
+"""Drift monitoring: two-sample tests (:mod:`.stats` for labels, :mod:`.twosample` for
+lengths, OCR confidence and embeddings), bounded samples (:mod:`.sample`) and windowed
+state (:mod:`.monitor`, built on :mod:`.aggregate`, :mod:`.clock` and :mod:`.report`).
+:mod:`.scenarios` validates it offline on the shared corpus (:mod:`.corpus`).
 
-Nothing here imports Kafka or faust; the streaming plumbing is
-:mod:`streams.drift`.
+Nothing here imports Kafka or faust; the streaming plumbing is :mod:`streams.drift`.
 """
-from processors.drift.monitor import PRODUCER_VERSION, DriftMonitor, StreamClock, WindowAggregate
-from processors.drift.stats import (
-    EMBEDDING_THRESHOLD,
-    NOISE_FACTOR,
-    PSI_MODERATE,
-    PSI_THRESHOLD,
-    length_bucket,
-    mean_cosine_distance,
-    psi,
+from processors.drift.monitor import (
+    EMBEDDING,
+    OCR_CONFIDENCE,
+    PRODUCER_VERSION,
+    TEXT_LENGTH,
+    DriftMonitor,
+    StreamClock,
+    WindowAggregate,
+    label_signal,
 )
+from processors.drift.stats import ALPHA, chi2_permutation_test, js_distance, psi
+from processors.drift.twosample import MMDTest, TestResult, ks_test
 
 __version__ = PRODUCER_VERSION
 
 __all__ = [
+    "ALPHA",
     "DriftMonitor",
+    "EMBEDDING",
+    "MMDTest",
+    "OCR_CONFIDENCE",
     "StreamClock",
+    "TEXT_LENGTH",
+    "TestResult",
     "WindowAggregate",
-    "EMBEDDING_THRESHOLD",
-    "NOISE_FACTOR",
-    "PSI_MODERATE",
-    "PSI_THRESHOLD",
-    "length_bucket",
-    "mean_cosine_distance",
+    "chi2_permutation_test",
+    "js_distance",
+    "ks_test",
+    "label_signal",
     "psi",
     "__version__",
 ]

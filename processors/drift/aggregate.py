@@ -1,18 +1,20 @@
 """Per-window drift state: the signals and their mergeable aggregates.
 
-Pure Python + numpy (no Kafka, no faust). A :class:`WindowAggregate` holds, for
-one tumbling window, the state of every signal seen in it:
+Pure Python + numpy (no Kafka, no faust). A :class:`WindowAggregate` holds, for one
+window, the state of every signal seen in it:
 
-* ``embedding`` (:data:`EMBEDDING`) - :class:`VectorMean`, sum and count of unit
-  document vectors;
-* ``text_length`` (:data:`TEXT_LENGTH`) - :class:`Categorical`, counts per
-  :func:`processors.drift.stats.length_bucket`;
-* ``label:<model>`` (:func:`label_signal`) - :class:`Categorical`, counts per
-  predicted label.
+* ``embedding`` (:data:`EMBEDDING`) - :class:`~processors.drift.sample.Sample` of unit
+  document vectors (tested with MMD);
+* ``text_length`` (:data:`TEXT_LENGTH`) - sample of text lengths in characters (KS);
+* ``ocr_confidence`` (:data:`OCR_CONFIDENCE`) - sample of the mean OCR confidence of
+  documents that were OCR'd, in [0, 1] (KS);
+* ``label:<model>`` (:func:`label_signal`) - :class:`Categorical` counts per predicted
+  label (chi-squared).
 
-All states are sums, so aggregates of partitions or of several windows merge by
-addition (:meth:`WindowAggregate.merge`). :class:`processors.drift.DriftMonitor`
-keeps them per window and compares them to a :class:`Reference`.
+Samples are bottom-k by document id (:mod:`processors.drift.sample`), counts are sums, so
+aggregates of partitions or of several windows merge (:meth:`WindowAggregate.merge`).
+Everything serialises to JSON (:func:`state_to_dict`, :meth:`Reference.to_dict`) for the
+stored reference.
 """
 from __future__ import annotations
 
@@ -22,14 +24,21 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
-from processors.drift import stats
+from processors.drift.sample import Sample, priority
 
 EMBEDDING = "embedding"
-"""Signal name of the mean document embedding."""
+"""Signal name of the document embeddings."""
 TEXT_LENGTH = "text_length"
-"""Signal name of the text length histogram."""
+"""Signal name of the text lengths (characters)."""
+OCR_CONFIDENCE = "ocr_confidence"
+"""Signal name of the mean OCR confidence of OCR'd documents."""
 LABEL_PREFIX = "label:"
 """Signal name prefix of a model's predicted labels: ``label:<model_name>``."""
+
+WINDOW_SAMPLE = 200
+"""Values kept per window and signal (bottom-k): windows with more documents are subsampled."""
+REFERENCE_SAMPLE = 500
+"""Values kept per signal in a reference (MMD cost grows with (reference + window)^2)."""
 
 
 def label_signal(model_name: str) -> str:
@@ -39,7 +48,7 @@ def label_signal(model_name: str) -> str:
 
 @dataclass
 class Categorical:
-    """Counts per category (labels, length buckets): the state of a PSI signal."""
+    """Counts per category (predicted labels)."""
 
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -54,54 +63,45 @@ class Categorical:
     def size(self) -> int:
         return sum(v for v in self.counts.values() if v > 0)
 
-    def copy(self) -> "Categorical":
+    def copy(self, capacity: Optional[int] = None) -> "Categorical":
         return Categorical(dict(self.counts))
 
 
-@dataclass
-class VectorMean:
-    """Sum and count of vectors: the state of the mean-embedding signal."""
-
-    total: Optional[np.ndarray] = None
-    n: int = 0
-
-    def add(self, vector: np.ndarray, n: int = 1) -> None:
-        v = np.asarray(vector, dtype=np.float64).reshape(-1)
-        if self.total is None:
-            self.total = v.copy()
-        elif self.total.shape != v.shape:
-            raise ValueError(f"vector dimension {v.shape[0]} != {self.total.shape[0]}")
-        else:
-            self.total = self.total + v
-        self.n += int(n)
-
-    def merge(self, other: "VectorMean") -> None:
-        if other.total is not None and other.n > 0:
-            self.add(other.total, other.n)
-
-    @property
-    def size(self) -> int:
-        return self.n
-
-    def copy(self) -> "VectorMean":
-        return VectorMean(None if self.total is None else self.total.copy(), self.n)
+SignalState = Union[Categorical, Sample]
 
 
-SignalState = Union[Categorical, VectorMean]
+def state_to_dict(state: SignalState) -> dict[str, Any]:
+    """JSON-able form of a signal state."""
+    if isinstance(state, Categorical):
+        return {"type": "categorical", "counts": dict(state.counts)}
+    return {"type": "sample", **state.to_dict()}
+
+
+def state_from_dict(d: dict[str, Any]) -> SignalState:
+    """Inverse of :func:`state_to_dict`.
+
+    Raises:
+        ValueError, KeyError: a malformed dict.
+    """
+    if d.get("type") == "categorical":
+        return Categorical({str(k): int(v) for k, v in d["counts"].items()})
+    if d.get("type") == "sample":
+        return Sample.from_dict(d)
+    raise ValueError(f"unknown signal state type {d.get('type')!r}")
 
 
 @dataclass
 class WindowAggregate:
     """Everything observed in one window, per signal. Mergeable.
 
-    ``start_ms``/``end_ms`` bound the window (end exclusive). Build one with
-    :meth:`DriftMonitor.new_window` or directly (``streams.drift`` builds
-    them from faust tables).
+    ``start_ms``/``end_ms`` bound the window (end exclusive); ``capacity`` is the sample
+    size kept per sampled signal.
     """
 
     start_ms: int
     end_ms: int
     signals: dict[str, SignalState] = field(default_factory=dict)
+    capacity: int = WINDOW_SAMPLE
 
     def categorical(self, signal: str) -> Categorical:
         state = self.signals.setdefault(signal, Categorical())
@@ -109,22 +109,35 @@ class WindowAggregate:
             raise TypeError(f"signal {signal} is not categorical")
         return state
 
-    def vector(self, signal: str) -> VectorMean:
-        state = self.signals.setdefault(signal, VectorMean())
-        if not isinstance(state, VectorMean):
-            raise TypeError(f"signal {signal} is not a vector mean")
+    def sample(self, signal: str, dim: int = 0) -> Sample:
+        state = self.signals.get(signal)
+        if state is None:
+            state = self.signals[signal] = Sample(self.capacity, dim)
+        if not isinstance(state, Sample):
+            raise TypeError(f"signal {signal} is not sampled")
         return state
 
-    def add_embedding(self, doc_vector: Any, text_length: int) -> bool:
-        """Add one embedded record; returns False when the vector was unusable
-        (empty, non-finite or zero: only its text length is counted then)."""
-        self.categorical(TEXT_LENGTH).add(stats.length_bucket(text_length))
+    def add_embedding(self, doc_vector: Any, text_length: int, ocr_confidence: Optional[float] = None,
+                      doc_id: Optional[str] = None, prio: Optional[float] = None) -> bool:
+        """Add one embedded record (text length, OCR confidence if not None, unit doc vector).
+
+        ``prio`` (default :func:`priority` of ``doc_id``) decides which documents a full
+        sample keeps. Returns False when the vector was unusable (empty, non-finite or zero:
+        only the scalars are counted then).
+
+        Raises:
+            ValueError: the vector dimension differs from earlier vectors of the window.
+        """
+        p = priority(doc_id) if prio is None else float(prio)
+        self.sample(TEXT_LENGTH).add(max(int(text_length), 0), p)
+        if ocr_confidence is not None and math.isfinite(float(ocr_confidence)):
+            self.sample(OCR_CONFIDENCE).add(float(ocr_confidence), p)
         v = np.asarray(doc_vector if doc_vector is not None else [], dtype=np.float64).reshape(-1)
         norm = float(np.linalg.norm(v)) if v.size else 0.0
         if v.size == 0 or not math.isfinite(norm) or norm == 0.0:
             return False
-        # doc_vector is L2-normalised by contract; re-normalise so the noise model holds.
-        self.vector(EMBEDDING).add(v / norm)
+        # doc_vector is L2-normalised by contract; re-normalise so every vector is on the sphere.
+        self.sample(EMBEDDING, v.size).add(v / norm, p)
         return True
 
     def add_prediction(self, model_name: str, label: str) -> None:
@@ -132,11 +145,18 @@ class WindowAggregate:
         self.categorical(label_signal(model_name)).add(label)
 
     def merge(self, other: "WindowAggregate") -> None:
-        """Add ``other``'s observations to this aggregate (window bounds unchanged)."""
+        """Add ``other``'s observations to this aggregate (window bounds unchanged).
+
+        Raises:
+            ValueError: a sampled signal's vector dimension differs.
+            TypeError: a signal has different kinds of state on the two sides.
+        """
         for name, state in other.signals.items():
             mine = self.signals.get(name)
             if mine is None:
-                self.signals[name] = state.copy()
+                self.signals[name] = state.copy(self.capacity if isinstance(state, Sample) else None)
+            elif type(mine) is not type(state):
+                raise TypeError(f"signal {name}: cannot merge {type(state).__name__} into {type(mine).__name__}")
             else:
                 mine.merge(state)  # type: ignore[arg-type]
 
@@ -151,27 +171,45 @@ class WindowAggregate:
 
 @dataclass
 class Reference:
-    """A signal's reference: its merged state over ``windows`` closed windows
-    spanning ``[start_ms, end_ms)``."""
+    """A signal's reference: its state merged over ``windows`` windows spanning
+    ``[start_ms, end_ms)``; ``source`` says where it came from (``learned`` from the first
+    windows, ``pinned`` recent windows, ``set`` explicitly, e.g. from a corpus).
+    ``cache`` holds derived objects (the MMD reference kernel), never serialised."""
 
     state: SignalState
     windows: int
     start_ms: int
     end_ms: int
+    source: str = "learned"
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": state_to_dict(self.state), "windows": self.windows, "start_ms": self.start_ms,
+                "end_ms": self.end_ms, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Reference":
+        return cls(state_from_dict(d["state"]), int(d["windows"]), int(d["start_ms"]), int(d["end_ms"]),
+                   str(d.get("source", "learned")))
 
 
-def aggregate_from_observations(window_ms: int, embeddings: Iterable[tuple[int, Any, int]] = (),
-                                predictions: Iterable[tuple[int, str, str]] = ()) -> dict[int, WindowAggregate]:
-    """Group ``(ts_ms, vector, text_length)`` / ``(ts_ms, model, label)`` observations
-    into per-window aggregates (helper for tests and offline checks)."""
+def aggregate_from_observations(window_ms: int, embeddings: Iterable[tuple] = (),
+                                predictions: Iterable[tuple[int, str, str]] = (),
+                                capacity: int = WINDOW_SAMPLE) -> dict[int, WindowAggregate]:
+    """Group observations into per-window aggregates (helper for tests and offline checks).
+
+    ``embeddings``: ``(ts_ms, vector, text_length[, ocr_confidence[, doc_id]])``;
+    ``predictions``: ``(ts_ms, model, label)``.
+    """
     out: dict[int, WindowAggregate] = {}
 
     def win(ts: int) -> WindowAggregate:
         start = (int(ts) // window_ms) * window_ms
-        return out.setdefault(start, WindowAggregate(start, start + window_ms))
+        return out.setdefault(start, WindowAggregate(start, start + window_ms, capacity=capacity))
 
-    for ts, vec, length in embeddings:
-        win(ts).add_embedding(vec, length)
+    for row in embeddings:
+        ts, vec, length, *rest = row
+        win(ts).add_embedding(vec, length, rest[0] if rest else None, rest[1] if len(rest) > 1 else None)
     for ts, model, label in predictions:
         win(ts).add_prediction(model, label)
     return out

@@ -1,89 +1,120 @@
-"""Drift reports: one window's signal compared to its reference.
+"""Drift reports: one window's signal tested against its reference.
 
-Pure Python + numpy (no Kafka, no faust). :func:`drift_report` builds the dict
-shaped like ``schemas/drift_report.avsc`` that
-:meth:`processors.drift.DriftMonitor.close_windows` returns; the statistics
-and their noise floors are :mod:`processors.drift.stats`'.
+Pure Python + numpy (no Kafka, no faust). :func:`drift_report` runs the signal's test and
+builds the dict shaped like ``schemas/drift_report.avsc`` that
+:meth:`processors.drift.DriftMonitor.close_windows` returns:
+
+==================  =================  ===========================================
+signal              statistic          test
+==================  =================  ===========================================
+``embedding``       ``mmd2``           :class:`~processors.drift.twosample.MMDTest`
+``text_length``     ``ks``             :func:`~processors.drift.twosample.ks_test`
+``ocr_confidence``  ``ks``             :func:`~processors.drift.twosample.ks_test`
+``label:<model>``   ``chi2``           :func:`~processors.drift.stats.chi2_permutation_test`
+==================  =================  ===========================================
+
+``value`` is the statistic, ``threshold`` its critical value at ``alpha``, ``p_value``
+the test's p-value; ``alarm`` is ``p_value <= alpha`` (equivalently ``value >
+threshold``) for windows with at least ``min_samples`` observations.
 """
 from __future__ import annotations
 
 import json
 import math
 import uuid
+import zlib
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from processors.drift import stats
-from processors.drift.aggregate import (
-    Categorical,
-    Reference,
-    SignalState,
-    VectorMean,
-    WindowAggregate,
-)
+from processors.drift import stats, twosample
+from processors.drift.aggregate import Categorical, Reference, SignalState, WindowAggregate
+from processors.drift.sample import Sample
 
 PRODUCER = "drift"
 """``producer`` field of the drift reports."""
-PRODUCER_VERSION = "0.1.0"
+PRODUCER_VERSION = "0.2.0"
 """``producer_version`` field of the drift reports."""
 
 
+def run_test(signal: str, ref: Reference, cur: SignalState, *, alpha: float, mmd_permutations: int,
+             chi2_permutations: int, rng: np.random.Generator) -> Optional[twosample.TestResult]:
+    """The drift test of ``signal``'s window state ``cur`` against ``ref`` (see the module table).
+
+    Returns None when the two sides cannot be compared (too few sampled values, a vector
+    dimension change, a degenerate reference).
+    """
+    try:
+        if isinstance(cur, Categorical):
+            if not isinstance(ref.state, Categorical):
+                return None
+            result = stats.chi2_permutation_test(ref.state.counts, cur.counts, alpha=alpha,
+                                                 n_permutations=chi2_permutations, rng=rng)
+            value = stats.psi(ref.state.counts, cur.counts)
+            result.details.update({
+                "psi": _fmt(value),
+                "psi_severity": ("significant" if value > stats.PSI_THRESHOLD
+                                 else "moderate" if value > stats.PSI_MODERATE else "none"),
+                "js_distance": _fmt(stats.js_distance(ref.state.counts, cur.counts)),
+                "top_shifts": json.dumps([
+                    {"category": c, "p_ref": round(r, 4), "p_cur": round(q, 4), "contribution": round(x, 4)}
+                    for c, r, q, x in stats.psi_contributions(ref.state.counts, cur.counts)
+                ], separators=(",", ":")),
+            })
+            return result
+        if not isinstance(ref.state, Sample) or ref.state.dim != cur.dim:
+            return None
+        if cur.dim:
+            mmd = ref.cache.get("mmd")
+            if mmd is None:
+                mmd = ref.cache["mmd"] = twosample.MMDTest(ref.state.values())
+            return mmd.test(cur.values(), alpha=alpha, n_permutations=mmd_permutations, rng=rng)
+        return twosample.ks_test(ref.state.values(), cur.values(), alpha=alpha)
+    except ValueError:
+        return None
+
+
 def drift_report(signal: str, ref: Reference, cur: SignalState, agg: WindowAggregate, *,
-                 configured_threshold: float, noise_factor: float, min_samples: int,
+                 alpha: float = stats.ALPHA, min_samples: int = 30,
+                 mmd_permutations: int = twosample.MMD_PERMUTATIONS,
+                 chi2_permutations: int = stats.CHI2_PERMUTATIONS, seed: int = 0,
                  producer_version: str = PRODUCER_VERSION,
                  clock: Callable[[], int]) -> Optional[dict[str, Any]]:
     """The drift report of ``signal`` in window ``agg`` (state ``cur``) against ``ref``.
 
-    ``mean_cosine_distance`` for a :class:`VectorMean` signal, ``psi`` for a
-    :class:`Categorical` one. The alarm threshold is
-    :func:`stats.effective_threshold` of ``configured_threshold`` and the noise
-    floor at the two sample sizes; windows with fewer than ``min_samples``
-    observations never alarm (``details["insufficient_samples"] = "true"``).
-    ``clock()`` (ms) gives the report's ``event_time``.
+    The permutations are seeded from ``(seed, window start, signal)``, so a window re-closed
+    after a restart gets the same p-value. Windows with fewer than ``min_samples``
+    observations never alarm (``details["insufficient_samples"] = "true"``). ``clock()``
+    (ms) gives the report's ``event_time``.
 
     Returns:
-        A dict shaped like ``schemas/drift_report.avsc``, or None when nothing is
-        comparable (zero mean vector, vector dimension change).
+        A dict shaped like ``schemas/drift_report.avsc`` (field order included), or None
+        when nothing is comparable (see :func:`run_test`).
     """
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(agg.start_ms) & 0xFFFFFFFFFFFF,
+                                 zlib.crc32(signal.encode("utf-8"))])
+    result = run_test(signal, ref, cur, alpha=alpha, mmd_permutations=mmd_permutations,
+                      chi2_permutations=chi2_permutations, rng=rng)
+    if result is None:
+        return None
+    n_ref, n_cur = ref.state.size, cur.size
     details: dict[str, str] = {
+        "test": result.statistic,
+        "reference_source": ref.source,
         "reference_windows": str(ref.windows),
         "reference_start": str(ref.start_ms),
         "reference_end": str(ref.end_ms),
-        "noise_factor": _fmt(noise_factor),
         "min_samples": str(min_samples),
+        **result.details,
     }
-    n_ref, n_cur = ref.state.size, cur.size
-    try:
-        if isinstance(cur, VectorMean):
-            assert isinstance(ref.state, VectorMean)
-            statistic = "mean_cosine_distance"
-            value = stats.mean_cosine_distance(ref.state.total, n_ref, cur.total, n_cur)
-            floor = stats.mean_cosine_noise_floor(ref.state.total, n_ref, n_cur)
-            details["reference_mean_norm"] = _fmt(float(np.linalg.norm(ref.state.total)) / n_ref)
-            details["current_mean_norm"] = _fmt(float(np.linalg.norm(cur.total)) / n_cur)
-        else:
-            assert isinstance(ref.state, Categorical)
-            statistic = "psi"
-            value = stats.psi(ref.state.counts, cur.counts)
-            k = len({c for c, v in ref.state.counts.items() if v > 0} | {c for c, v in cur.counts.items() if v > 0})
-            floor = stats.psi_noise_floor(k, n_ref, n_cur)
-            details["categories"] = str(k)
-            details["severity"] = ("significant" if value > stats.PSI_THRESHOLD
-                                   else "moderate" if value > stats.PSI_MODERATE else "none")
-            details["top_shifts"] = json.dumps([
-                {"category": c, "p_ref": round(r, 4), "p_cur": round(q, 4), "contribution": round(x, 4)}
-                for c, r, q, x in stats.psi_contributions(ref.state.counts, cur.counts)
-            ], separators=(",", ":"))
-    except ValueError:  # zero mean vector, dimension change: nothing comparable
-        return None
-    threshold = stats.effective_threshold(configured_threshold, floor, noise_factor)
-    details["configured_threshold"] = _fmt(configured_threshold)
-    details["noise_floor"] = _fmt(floor)
+    if isinstance(cur, Sample):
+        details["sampled"] = str(len(cur))
+        details["reference_sampled"] = str(len(ref.state))  # type: ignore[arg-type]
     enough = n_cur >= min_samples
     if not enough:
         details["insufficient_samples"] = "true"
-    alarm = bool(enough and value > threshold)
+    threshold = result.threshold if math.isfinite(result.threshold) else float("inf")
     return {
         "report_id": str(uuid.uuid4()),
         "trace_id": f"drift:{agg.start_ms}",
@@ -91,15 +122,17 @@ def drift_report(signal: str, ref: Reference, cur: SignalState, agg: WindowAggre
         "producer": PRODUCER,
         "producer_version": producer_version,
         "signal": signal,
-        "statistic": statistic,
-        "value": float(value),
-        "threshold": float(threshold) if math.isfinite(threshold) else float(configured_threshold),
-        "alarm": alarm,
+        "statistic": result.statistic,
+        "value": float(result.value),
+        "threshold": float(threshold) if math.isfinite(threshold) else 1e308,
+        "alarm": bool(enough and result.drift),
         "window_start": int(agg.start_ms),
         "window_end": int(agg.end_ms),
         "sample_size": int(n_cur),
         "reference_size": int(n_ref),
         "details": details,
+        "p_value": float(result.p_value),
+        "alpha": float(result.alpha),
     }
 
 
@@ -107,8 +140,20 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def summarize(reports: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One line per report, for logs."""
-    return [f"{r['signal']} {r['statistic']}={r['value']:.4f} thr={r['threshold']:.4f} "
-            f"alarm={r['alarm']} n={r['sample_size']}/{r['reference_size']} "
-            f"[{r['window_start']},{r['window_end']})" for r in reports]
+    """One line per report, for logs. An alarm line starts with ``DRIFT ALARM`` and names
+    the signal, the statistic, its value and threshold, the p-value and the window."""
+    out = []
+    for r in reports:
+        head = "DRIFT ALARM" if r["alarm"] else "no drift"
+        p = r.get("p_value")
+        out.append(f"{head}: signal={r['signal']} statistic={r['statistic']} value={r['value']:.4g} "
+                   f"threshold={r['threshold']:.4g} p={'-' if p is None else f'{p:.4g}'} "
+                   f"alpha={r.get('alpha') if r.get('alpha') is not None else '-'} "
+                   f"n={r['sample_size']}/{r['reference_size']} "
+                   f"window=[{_iso(r['window_start'])}, {_iso(r['window_end'])})")
+    return out

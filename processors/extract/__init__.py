@@ -6,10 +6,14 @@ Modules, one job each:
 * :mod:`.images` — raster images -> upright RGB pages (limits, damage checks);
 * :mod:`.pdf` — PDF pages -> text layer, or render + OCR;
 * :mod:`.ocr` — RapidOCR (PP-OCRv4 ONNX, bundled models) per process;
-* :mod:`.fields` — rule-based dates/total/currency/number/vendor.
+* :mod:`.layout` — OCR boxes -> deskewed reading-order rows with positions;
+* :mod:`.postocr` — digit/letter confusion repair of OCR text;
+* :mod:`.fields` — key fields (dates, total with layout evidence, currency,
+  number, issuer and address) and their normal forms.
 
 :func:`extract_bytes` is the pure function (also used offline, e.g. to build
-training data); :class:`ExtractProcessor` wraps it for ``documents`` ->
+training data; :func:`extract_pages` and :func:`fields_from_pages` are its two
+halves); :class:`ExtractProcessor` wraps it for ``documents`` ->
 ``extracted`` records (``schemas/document.avsc`` -> ``schemas/extracted.avsc``).
 """
 from __future__ import annotations
@@ -28,14 +32,82 @@ from processors.errors import (
 from processors.extract import ocr as _ocr
 from processors.extract.detect import detect_type
 from processors.extract.fields import extract_fields
+from processors.extract.layout import page_layout
 from processors.extract.images import load_pages
 from processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
 from processors.limits import MAX_PAGES, MAX_PIXELS, MAX_TEXT_CHARS
 
-__all__ = ["ExtractProcessor", "extract_bytes"]
+__all__ = ["ExtractProcessor", "extract_bytes", "extract_pages", "fields_from_pages"]
 
 #: Separator between the texts of consecutive pages in ``text``.
 PAGE_SEPARATOR = "\n\n"
+
+
+def extract_pages(
+    data: bytes,
+    filename: str,
+    content_type: str | None = None,
+    *,
+    max_pages: int = MAX_PAGES,
+    max_pixels: int = MAX_PIXELS,
+) -> list[dict[str, Any]]:
+    """Text of every page of one document, with the OCR layout of OCR-ed pages.
+
+    The type is detected from the bytes (``filename`` and ``content_type`` only
+    appear in error messages). PDFs use their text layer per page and OCR for
+    pages without one; images (JPEG, PNG, TIFF — one page per frame —, WebP,
+    BMP, GIF) are OCR-ed.
+
+    Returns:
+        One dict per page: ``{"page_number": int (1-based), "text": str,
+        "method": "text_layer" | "ocr", "ocr_confidence": float in [0, 1] | None,
+        "lines": [OcrLine, ...] (boxes in pixels of the OCR-ed image; empty for
+        text-layer pages), "size": (width, height) pixels | None}``.
+
+    Raises:
+        The errors of :func:`extract_bytes`, except the text-length and
+        no-text checks, which need the whole document.
+    """
+    doc_type = detect_type(data, filename, content_type)
+    pages: list[dict[str, Any]] = []
+    if doc_type.kind == "pdf":
+        for page in extract_pdf(data, ocr=_ocr.ocr_image, max_pages=max_pages, max_pixels=max_pixels):
+            pages.append({
+                "page_number": page.page_number,
+                "text": page.text,
+                "method": page.method,
+                "ocr_confidence": page.ocr_confidence,
+                "lines": list(page.lines),
+                "size": page.size,
+            })
+        return pages
+    images = load_pages(
+        data, formats=[doc_type.format], max_pages=max_pages, max_pixels=max_pixels,
+        max_side=_ocr.DEFAULT_MAX_SIDE,
+    )
+    for number, rgb in enumerate(images, start=1):
+        result = _ocr.ocr_image(rgb)
+        pages.append({
+            "page_number": number,
+            "text": normalise_text(result.text),
+            "method": "ocr",
+            "ocr_confidence": result.confidence,
+            "lines": list(result.lines),
+            "size": (int(rgb.shape[1]), int(rgb.shape[0])),
+        })
+    return pages
+
+
+def fields_from_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """``KeyFields`` dict of a document from the page dicts of :func:`extract_pages`.
+
+    The OCR boxes of the first page (``"lines"``, ``"size"``), when present, are
+    handed to :func:`processors.extract.fields.extract_fields` as its layout.
+    """
+    text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
+    first = pages[0] if pages else {}
+    layout = page_layout(first.get("lines") or [], first.get("size")) if first.get("lines") else None
+    return extract_fields(text, first_page_text=first.get("text", ""), layout=layout)
 
 
 def extract_bytes(
@@ -52,7 +124,8 @@ def extract_bytes(
     The type is detected from the bytes (``filename`` and ``content_type`` only
     appear in error messages). PDFs use their text layer per page and OCR for
     pages without one; images (JPEG, PNG, TIFF — one page per frame —, WebP,
-    BMP, GIF) are OCR-ed.
+    BMP, GIF) are OCR-ed. Key fields use the OCR layout (box positions) of the
+    first page when it was OCR-ed (:func:`fields_from_pages`).
 
     Args:
         data: The document's bytes.
@@ -77,47 +150,37 @@ def extract_bytes(
         EncryptedDocumentError: password-protected PDF.
         DocumentLimitError: too many pages or pixels, or more text than ``max_text_chars``.
     """
-    doc_type = detect_type(data, filename, content_type)
-    pages: list[dict[str, Any]] = []
-    if doc_type.kind == "pdf":
-        for page in extract_pdf(data, ocr=_ocr.ocr_image, max_pages=max_pages, max_pixels=max_pixels):
-            pages.append({
-                "page_number": page.page_number,
-                "text": page.text,
-                "method": page.method,
-                "ocr_confidence": page.ocr_confidence,
-            })
-    else:
-        images = load_pages(
-            data, formats=[doc_type.format], max_pages=max_pages, max_pixels=max_pixels,
-            max_side=_ocr.DEFAULT_MAX_SIDE,
-        )
-        for number, rgb in enumerate(images, start=1):
-            result = _ocr.ocr_image(rgb)
-            pages.append({
-                "page_number": number,
-                "text": normalise_text(result.text),
-                "method": "ocr",
-                "ocr_confidence": result.confidence,
-            })
+    full_pages = extract_pages(data, filename, content_type, max_pages=max_pages, max_pixels=max_pixels)
+    check_text(full_pages, filename, detect_type(data, filename, content_type).format, max_text_chars=max_text_chars)
+    pages = [{key: page[key] for key in ("page_number", "text", "method", "ocr_confidence")} for page in full_pages]
+    return {
+        "text": PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n"),
+        "pages": pages,
+        "page_count": len(pages),
+        "fields": fields_from_pages(full_pages),
+    }
 
+
+def check_text(pages: list[dict[str, Any]], filename: str, fmt: str, *, max_text_chars: int = MAX_TEXT_CHARS) -> None:
+    """Refuse a document whose joined page text is too long or has no meaningful character.
+
+    ``fmt`` is the detected format (``"PDF"``, ``"JPEG"``…), for the message.
+
+    Raises:
+        DocumentLimitError: more than ``max_text_chars`` characters.
+        EmptyDocumentError: no printable non-space character on any page.
+    """
     text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
     if len(text) > max_text_chars:
         raise DocumentLimitError(
-            f"{filename!r} ({doc_type.format}, {len(pages)} page(s)) has {len(text):,} characters of text, "
+            f"{filename!r} ({fmt}, {len(pages)} page(s)) has {len(text):,} characters of text, "
             f"more than the limit of {max_text_chars:,} (processors.limits.MAX_TEXT_CHARS)"
         )
     if meaningful_chars(text) == 0:
         raise EmptyDocumentError(
-            f"no text found in {filename!r} ({doc_type.format}, {len(pages)} page(s)): "
+            f"no text found in {filename!r} ({fmt}, {len(pages)} page(s)): "
             "blank pages, a picture without text, or a contentless/XFA-only PDF"
         )
-    return {
-        "text": text,
-        "pages": pages,
-        "page_count": len(pages),
-        "fields": extract_fields(text, first_page_text=pages[0]["text"]),
-    }
 
 
 class ExtractProcessor(Processor):

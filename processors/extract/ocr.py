@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from statistics import median
 
 import numpy as np
 
@@ -158,33 +157,15 @@ def _pad_for_engine(rgb: np.ndarray) -> np.ndarray:
 def lines_to_text(lines: list[OcrLine]) -> str:
     """Join text boxes into reading-order rows.
 
-    Boxes whose vertical centres are closer than half the median box height
-    belong to one row; a row's boxes are ordered left to right and joined with
-    a space. Receipts thereby keep a label and its amount on one line
+    Boxes are grouped into visual rows by :func:`processors.extract.layout.group_rows`
+    (page skew undone first; boxes whose vertical centres are closer than half the
+    median box height share a row); a row's boxes are ordered left to right and
+    joined with a space. Receipts thereby keep a label and its amount on one line
     (``"SUMME EUR 7,16"``), which :mod:`processors.extract.fields` relies on.
+    Digit/letter confusions inside words are repaired
+    (:func:`processors.extract.postocr.fix_confusions`).
     """
-    if not lines:
-        return ""
+    from processors.extract.layout import group_rows  # layout imports OcrLine from here
+    from processors.extract.postocr import fix_confusions
 
-    def centre_y(line: OcrLine) -> float:
-        return sum(y for _, y in line.box) / len(line.box)
-
-    def height(line: OcrLine) -> float:
-        ys = [y for _, y in line.box]
-        return max(ys) - min(ys)
-
-    tolerance = max(2.0, 0.5 * median(height(line) for line in lines))
-    rows: list[list[OcrLine]] = []
-    row_y = 0.0
-    for line in sorted(lines, key=centre_y):
-        y = centre_y(line)
-        if rows and abs(y - row_y) <= tolerance:
-            rows[-1].append(line)
-            row_y = sum(centre_y(item) for item in rows[-1]) / len(rows[-1])
-        else:
-            rows.append([line])
-            row_y = y
-    return "\n".join(
-        " ".join(item.text for item in sorted(row, key=lambda item: min(x for x, _ in item.box)))
-        for row in rows
-    )
+    return "\n".join(fix_confusions(" ".join(item[0].text for item in row)) for row in group_rows(lines))

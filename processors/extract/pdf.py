@@ -6,7 +6,9 @@ rendered (``dpi``, long side capped at ``max_side`` pixels) and OCR-ed, and
 the OCR text replaces the text layer when it is longer.
 
 Dynamic XFA forms (whose pages only carry Adobe's "Please wait..." placeholder)
-contribute the text of their XFA template and data packets instead.
+contribute the text of their XFA template and data packets instead. The values of
+filled AcroForm fields (not part of the text layer) are appended to their page's
+text (:func:`form_field_lines`).
 
 PDFium is not thread-safe, so every PDFium call here runs under one
 process-wide lock; OCR runs outside it.
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import html
+import logging
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,7 +34,7 @@ from processors.errors import (
     EmptyDocumentError,
     EncryptedDocumentError,
 )
-from processors.extract.ocr import OcrResult
+from processors.extract.ocr import OcrLine, OcrResult
 from processors.limits import MAX_PAGES, MAX_PIXELS
 
 _pdfium_lock = threading.RLock()
@@ -61,12 +65,16 @@ class PdfPageText:
         text: Normalised text (``"\\n"`` line ends, no control characters).
         method: ``"text_layer"`` or ``"ocr"``.
         ocr_confidence: Mean OCR line score in ``[0, 1]`` for OCR pages, else ``None``.
+        lines: The OCR text boxes of an OCR page (pixel coordinates of ``size``), else ``()``.
+        size: ``(width, height)`` in pixels of the OCR-ed rendering, else ``None``.
     """
 
     page_number: int
     text: str
     method: str
     ocr_confidence: float | None
+    lines: tuple[OcrLine, ...] = ()
+    size: tuple[int, int] | None = None
 
 
 def meaningful_chars(text: str) -> int:
@@ -130,16 +138,26 @@ def extract_pdf(
             form_type = pdf.get_formtype()
             xfa_text = _xfa_text(pdf) if form_type in (
                 pdfium_c.FORMTYPE_XFA_FULL, pdfium_c.FORMTYPE_XFA_FOREGROUND) else ""
-            if form_type == pdfium_c.FORMTYPE_ACRO_FORM:
+            has_fields = form_type in (pdfium_c.FORMTYPE_ACRO_FORM, pdfium_c.FORMTYPE_XFA_FOREGROUND)
+            if has_fields:
+                pdfium_log = logging.getLogger("pypdfium2._helpers.document")
+                was_disabled, pdfium_log.disabled = pdfium_log.disabled, True  # "XFA not supported" notice
                 try:
-                    pdf.init_forms()  # so filled AcroForm fields are drawn when rendering
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        pdf.init_forms()  # filled AcroForm fields are drawn when rendering and read below
                 except Exception:  # noqa: BLE001 - forms are optional; render without them
-                    pass
+                    has_fields = False
+                finally:
+                    pdfium_log.disabled = was_disabled
 
         results = []
         for index in range(n_pages):
             with _pdfium_lock:
                 text, image = _page_text_or_image(pdf, index, min_text_chars, dpi, max_side, max_pixels)
+                fields = form_field_lines(pdf, index) if has_fields else []
+            if fields and image is None:
+                text = (text + "\n" + "\n".join(fields)).strip("\n")
             if image is None and _XFA_PLACEHOLDER.search(" ".join(text.split())):
                 text = normalise_text(_XFA_PLACEHOLDER.sub("", " ".join(text.split()))) or ""
                 if index == 0 and xfa_text:
@@ -152,13 +170,68 @@ def extract_pdf(
             result = ocr(image)
             ocr_text = normalise_text(result.text)
             if meaningful_chars(ocr_text) > meaningful_chars(text):
-                results.append(PdfPageText(index + 1, ocr_text, "ocr", result.confidence))
+                size = (int(image.shape[1]), int(image.shape[0]))
+                results.append(PdfPageText(index + 1, ocr_text, "ocr", result.confidence, tuple(result.lines), size))
             else:
                 results.append(PdfPageText(index + 1, text, "text_layer", None))
         return results
     finally:
         with _pdfium_lock:
             pdf.close()
+
+
+def form_field_lines(pdf: pdfium.PdfDocument, index: int) -> list[str]:
+    """Values of the filled AcroForm text and choice fields of page ``index``, top to
+    bottom, as ``"<field tooltip>: <value>"`` (or the value alone without a tooltip).
+
+    Filled form values are widget annotations, not page content, so the text layer
+    lacks them (a filled W-9 reads like a blank one). ``pdf.init_forms()`` must have
+    been called. Returns ``[]`` when the page has no filled field or on any PDFium error.
+    """
+    form = getattr(pdf.formenv, "raw", pdf.formenv)
+    if not form:
+        return []
+    found: list[tuple[float, float, str]] = []
+    page = None
+    try:
+        page = pdf[index]
+        for i in range(pdfium_c.FPDFPage_GetAnnotCount(page.raw)):
+            annot = pdfium_c.FPDFPage_GetAnnot(page.raw, i)
+            try:
+                if pdfium_c.FPDFAnnot_GetSubtype(annot) != pdfium_c.FPDF_ANNOT_WIDGET or \
+                        pdfium_c.FPDFAnnot_GetFormFieldType(form, annot) not in _VALUE_FIELD_TYPES:
+                    continue
+                value = " ".join(_annot_string(pdfium_c.FPDFAnnot_GetFormFieldValue, form, annot).split())
+                if not value:
+                    continue
+                label = " ".join(_annot_string(pdfium_c.FPDFAnnot_GetFormFieldAlternateName, form, annot).split())
+                rect = pdfium_c.FS_RECTF()
+                pdfium_c.FPDFAnnot_GetRect(annot, rect)
+                found.append((-rect.top, rect.left, f"{label}: {value}" if label else value))
+            finally:
+                pdfium_c.FPDFPage_CloseAnnot(annot)
+    except Exception:  # noqa: BLE001 - field values are a bonus
+        return []
+    finally:
+        if page is not None:
+            page.close()
+    return [text for _top, _left, text in sorted(found)]
+
+
+#: FPDF_FORMFIELD_* types whose value is text: text fields, combo and list boxes.
+_VALUE_FIELD_TYPES = {pdfium_c.FPDF_FORMFIELD_TEXTFIELD, pdfium_c.FPDF_FORMFIELD_COMBOBOX,
+                      pdfium_c.FPDF_FORMFIELD_LISTBOX}
+#: Longest field value or tooltip read (UTF-16 bytes).
+_MAX_FIELD_BYTES = 64_000
+
+
+def _annot_string(func, form, annot) -> str:
+    size = func(form, annot, None, 0)
+    if not 2 < size <= _MAX_FIELD_BYTES:
+        return ""
+    buf = ctypes.create_string_buffer(size)
+    func(form, annot, ctypes.cast(buf, ctypes.POINTER(pdfium_c.FPDF_WCHAR)), size)
+    return buf.raw[:size].decode("utf-16-le", errors="replace").rstrip("\x00")
 
 
 def _open(data: bytes, password: str | None) -> pdfium.PdfDocument:

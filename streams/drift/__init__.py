@@ -2,12 +2,14 @@
 
 Data flow::
 
-    <ns>.embedded ──agent──▶ tumbling tables embeddings, lengths ─┐
-    <ns>.predictions ─agent─▶ tumbling table labels ──────────────┤
-                                                                  ▼
-            @app.timer: harvest closed windows ─▶ DriftMonitor (processors.drift)
+    <ns>.embedded ──agent──▶ tumbling tables counts, samples (bottom-k) ─┐
+    <ns>.predictions ─agent─▶ tumbling table labels ─────────────────────┤
+                                                                         ▼
+            @app.timer: harvest closed windows ─▶ DriftMonitor (processors.drift):
+                     MMD (embedding), KS (text_length, ocr_confidence), chi-squared (label:<model>)
                      ─▶ Avro drift reports (key = signal) ─▶ <ns>.drift   (confluent_kafka Producer)
-                     ─▶ gauges conveyor_drift_value{signal,statistic}, conveyor_drift_alarm{signal}
+                     ─▶ gauges conveyor_drift_{value,threshold,p_value,alarm}{signal,...}
+    <ns>.drift-reference (compacted) ◀──▶ stored reference, `conveyor drift reference pin|reset|show`
 
 Modules, one job each:
 
@@ -17,18 +19,33 @@ Modules, one job each:
   (decoding, late records, closing windows);
 * :mod:`.tables` — the windowed tables' keys, values and event time, and reading
   closed windows back out of them;
-* :mod:`.publish` — producing the reports, the drift gauges and counters.
+* :mod:`.publish` — producing the reports, the drift gauges and counters;
+* :mod:`.reference` — the stored reference and its commands (topic ``<ns>.drift-reference``);
+* :mod:`.cli` — the ``conveyor drift`` click group.
 
 Run ONE drift worker per namespace: each worker only sees the partitions
 assigned to it, so several workers would each compute drift on a share of the
 stream. The drift topic has one partition for the same reason.
 
-Restarts: faust restores the tables from their changelogs, but the monitor's
-reference is in memory, so a restarted worker reports the windows still in the
-tables again (at-least-once) and the oldest of them becomes the new reference.
+Restarts: faust restores the tables from their changelogs and the worker loads the
+stored reference from ``<ns>.drift-reference``, so it keeps testing against the same
+reference; windows still in the tables are reported again (at-least-once, with the same
+p-values: the permutations are seeded by window and signal).
 """
-from streams.drift.app import make_app, run_drift
-from streams.drift.config import DriftConfig
-from streams.drift.runtime import DriftRuntime
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["DriftConfig", "DriftRuntime", "make_app", "run_drift"]
+
+_LAZY = {"make_app": "streams.drift.app", "run_drift": "streams.drift.app",
+         "DriftConfig": "streams.drift.config", "DriftRuntime": "streams.drift.runtime"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the faust app only when used, so ``conveyor drift ...`` (``.cli``) and other
+    commands do not pay for importing faust (~1 s)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,12 +30,13 @@ from typing import Optional, Sequence
 
 import faust
 
-from processors.drift import stats
+from processors.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH
+from processors.drift.sample import priority
 from streams import metrics
 from streams.drift.config import PROCESSOR, DriftConfig
 from streams.drift.publish import MAX_PENDING
 from streams.drift.runtime import DriftRuntime
-from streams.drift.tables import event_time, event_timestamp, unit_vector, vec_add
+from streams.drift.tables import event_time, event_timestamp, sample_entry, unit_vector
 from streams.settings import Settings
 from streams.topics import catalogue
 
@@ -97,13 +98,14 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
     labels = app.Table("labels", default=int, partitions=pred_spec.partitions,
                        help="prediction counts per (partition, model, label) and window") \
         .tumbling(window, expires=expires).relative_to(event_timestamp)
-    lengths = app.Table("lengths", default=int, partitions=emb_spec.partitions,
-                        help="text length bucket counts per (partition, bucket) and window") \
+    counts = app.Table("counts", default=int, partitions=emb_spec.partitions,
+                       help="records per (partition, sampled signal) and window") \
         .tumbling(window, expires=expires).relative_to(event_timestamp)
-    embeddings = app.Table("embeddings", default=dict, partitions=emb_spec.partitions,
-                           help="sum and count of unit doc vectors per partition and window") \
+    samples = app.Table("samples", default=dict, partitions=emb_spec.partitions,
+                        help="sampled documents per (partition, doc_id) and window: priority, "
+                             "text length, OCR confidence, unit doc vector") \
         .tumbling(window, expires=expires).relative_to(event_timestamp)
-    rt.labels_table, rt.lengths_table, rt.embeddings_table = labels.table, lengths.table, embeddings.table
+    rt.labels_table, rt.counts_table, rt.samples_table = labels.table, counts.table, samples.table
 
     @app.agent(embedded, name=f"{app_id}.embedded")
     async def on_embedded(stream):
@@ -113,16 +115,26 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
             if admitted is None:
                 continue
             record, ts_ms = admitted
+            try:
+                doc_id = str(record.get("doc_id") or "")
+                length = int(record.get("text_length") or 0)
+                ocr = record.get("ocr_confidence")
+                unit = unit_vector(record.get("doc_vector") or [])
+                if unit is not None:
+                    rt.check_dimension(len(unit))
+            except (TypeError, ValueError) as exc:  # e.g. the vector dimension changed
+                log.warning("drift: dead-lettering embedded record %s: %s", record.get("doc_id"), exc)
+                rt.dead_letter(event.message, exc)
+                continue
+            prio = priority(doc_id or None)
             with event_time(ts_ms):
-                try:
-                    bucket = stats.length_bucket(int(record.get("text_length") or 0))
-                    lengths[json.dumps([part, bucket])] += 1
-                    unit = unit_vector(record.get("doc_vector") or [])
-                    if unit is not None:
-                        embeddings[json.dumps([part])].apply(vec_add, {"n": 1, "sum": unit})
-                except ValueError as exc:  # e.g. the vector dimension changed mid-window
-                    log.warning("drift: dead-lettering embedded record %s: %s", record.get("doc_id"), exc)
-                    rt.dead_letter(event.message, exc)
+                counts[json.dumps([part, TEXT_LENGTH])] += 1
+                if unit is not None:
+                    counts[json.dumps([part, EMBEDDING])] += 1
+                if ocr is not None:
+                    counts[json.dumps([part, OCR_CONFIDENCE])] += 1
+                if rt.admission.admit(part, rt.monitor.window_start(ts_ms), prio):
+                    samples[json.dumps([part, doc_id])] = sample_entry(prio, length, ocr, unit)
 
     @app.agent(predictions, name=f"{app_id}.predictions")
     async def on_predictions(stream):
@@ -138,14 +150,16 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
 
     @app.timer(interval=config.tick, name=f"{app_id}.close_windows")
     async def close_windows():
+        loop = asyncio.get_running_loop()
         try:
-            rt.pending.extend(rt.tick())
+            aggregates, watermark = rt.harvest_closable()  # tables: on the loop thread
+            rt.pending.extend(await loop.run_in_executor(None, rt.close, aggregates, watermark))
         except Exception:  # noqa: BLE001 - a bad window must not stop the timer
             log.exception("drift: closing windows failed")
         if rt.pending:
             batch = list(rt.pending)
             try:
-                await asyncio.get_running_loop().run_in_executor(None, rt.publish, batch)
+                await loop.run_in_executor(None, rt.publish, batch)
             except Exception:  # noqa: BLE001 - retried on the next tick
                 log.exception("drift: publishing %d reports failed; retrying", len(batch))
                 del rt.pending[:max(0, len(rt.pending) - MAX_PENDING)]
@@ -161,7 +175,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
 
     @app.on_before_shutdown.connect
     async def _flush_producer(sender, **kwargs):
-        await asyncio.get_running_loop().run_in_executor(None, rt.close)
+        await asyncio.get_running_loop().run_in_executor(None, rt.shutdown)
 
     return app
 
@@ -192,7 +206,8 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
     can (signal handlers can only be installed in the main thread).
 
     Raises:
-        RuntimeError: a topic is missing (``check_topics``) or lz4 support is missing.
+        RuntimeError: a topic is missing (``check_topics``), lz4 support is missing or the
+            stored reference cannot be read.
         SystemExit: the worker exited with a non-zero status (crash).
     """
     from aiokafka.codec import has_lz4
@@ -205,6 +220,8 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = make_app(settings, config)
+    if app.conveyor_drift.config.store_reference:  # type: ignore[attr-defined]
+        app.conveyor_drift.open_store()  # type: ignore[attr-defined]
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, redirect_stdouts=False,
                           override_logging=False, quiet=True)
     in_main = threading.current_thread() is threading.main_thread()
@@ -226,15 +243,19 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
         if code != 0:
             raise
     finally:
-        app.conveyor_drift.close()  # type: ignore[attr-defined]
+        app.conveyor_drift.shutdown()  # type: ignore[attr-defined]
         asyncio.set_event_loop(None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m streams.drift [options]``: run the worker with settings from the environment."""
     parser = argparse.ArgumentParser(prog="python -m streams.drift", description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-windows", type=int, default=1)
-    parser.add_argument("--min-samples", type=int, default=30)
+    parser.add_argument("--reference-windows", type=int, default=None,
+                        help="windows learned as the reference (default 1)")
+    parser.add_argument("--min-samples", type=int, default=None, help="default 30")
+    parser.add_argument("--alpha", type=float, default=None, help="significance level (default 0.0027)")
+    parser.add_argument("--no-store-reference", action="store_true",
+                        help="keep the reference in memory only (not in <ns>.drift-reference)")
     parser.add_argument("--lateness", type=float, default=None, help="allowed lateness, seconds")
     parser.add_argument("--idle", type=float, default=None, help="idle source timeout, seconds")
     parser.add_argument("--tick", type=float, default=None, help="timer interval, seconds")
@@ -244,8 +265,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics.serve(settings.metrics_port)
     config = DriftConfig.from_settings(
-        settings, reference_windows=args.reference_windows, min_samples=args.min_samples,
-        allowed_lateness_seconds=args.lateness, idle_seconds=args.idle, tick_seconds=args.tick)
+        settings, reference_windows=args.reference_windows, min_samples=args.min_samples, alpha=args.alpha,
+        allowed_lateness_seconds=args.lateness, idle_seconds=args.idle, tick_seconds=args.tick,
+        store_reference=False if args.no_store_reference else None)
     run_drift(settings, config=config)
 
 

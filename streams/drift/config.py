@@ -1,15 +1,41 @@
-"""Tuning of the drift app: :class:`DriftConfig` (window length and what derives from it)."""
+"""Tuning of the drift app: :class:`DriftConfig` (window length and what derives from it).
+
+Environment (read by :meth:`DriftConfig.from_settings`; names in :data:`ENV`):
+
+=====================================  =========  ==============================================
+variable                               default    meaning
+=====================================  =========  ==============================================
+``CONVEYOR_DRIFT_WINDOW_SECONDS``      ``60``     tumbling window length (whole seconds)
+``CONVEYOR_DRIFT_ALPHA``               ``0.0027`` significance level of every test
+``CONVEYOR_DRIFT_REFERENCE_WINDOWS``   ``1``      windows learned as the reference
+``CONVEYOR_DRIFT_MIN_SAMPLES``         ``30``     fewer records in a window: reported, no alarm
+``CONVEYOR_DRIFT_WINDOW_SAMPLE``       ``200``    values kept per window and signal
+``CONVEYOR_DRIFT_STORE_REFERENCE``     ``1``      ``0``: keep the reference in memory only
+=====================================  =========  ==============================================
+"""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+import os
+from typing import Any, Mapping, Optional
 
-from processors.drift import stats
+from processors.drift import stats, twosample
+from processors.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
 from processors.drift.monitor import DriftMonitor
+from streams import env
 from streams.settings import Settings
 
 PROCESSOR = "drift"
 """Processor name: metrics label and group id suffix (``<namespace>.drift``)."""
+
+ENV = {
+    "alpha": env.DRIFT_ALPHA,
+    "reference_windows": env.DRIFT_REFERENCE_WINDOWS,
+    "min_samples": env.DRIFT_MIN_SAMPLES,
+    "window_sample": env.DRIFT_WINDOW_SAMPLE,
+    "store_reference": env.DRIFT_STORE_REFERENCE,
+}
+"""Environment variables of the drift tuning (names from :mod:`streams.env` once defined there)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +44,7 @@ class DriftConfig:
 
     Attributes:
         window_seconds: tumbling window length; faust windows need whole seconds (>= 1).
-        reference_windows: windows merged into each signal's reference.
+        reference_windows: windows merged into each signal's learned reference.
         allowed_lateness_seconds: a window closes this long after the watermark passed
             its end (default ``min(10, window/2)``).
         idle_seconds: a source partition with no record for this long no longer holds
@@ -27,8 +53,10 @@ class DriftConfig:
         expires_seconds: faust drops table windows this long after they ended, by
             wall clock (default ``max(10 windows, 300 s)``); windows replayed from
             further back than this are not reported.
-        min_samples, psi_threshold, length_threshold, embedding_threshold,
-        noise_factor: see :class:`processors.drift.DriftMonitor`.
+        store_reference: keep the reference in ``<ns>.drift-reference`` (load it at start,
+            follow ``conveyor drift reference`` commands).
+        alpha, min_samples, window_sample, reference_sample, mmd_permutations,
+        chi2_permutations: see :class:`processors.drift.DriftMonitor`.
     """
 
     window_seconds: int = 60
@@ -37,23 +65,45 @@ class DriftConfig:
     idle_seconds: Optional[float] = None
     tick_seconds: Optional[float] = None
     expires_seconds: Optional[float] = None
+    store_reference: bool = True
+    alpha: float = stats.ALPHA
     min_samples: int = 30
-    psi_threshold: float = stats.PSI_THRESHOLD
-    length_threshold: float = stats.PSI_THRESHOLD
-    embedding_threshold: float = stats.EMBEDDING_THRESHOLD
-    noise_factor: float = stats.NOISE_FACTOR
+    window_sample: int = WINDOW_SAMPLE
+    reference_sample: int = REFERENCE_SAMPLE
+    mmd_permutations: int = twosample.MMD_PERMUTATIONS
+    chi2_permutations: int = stats.CHI2_PERMUTATIONS
 
     def __post_init__(self) -> None:
         if int(self.window_seconds) != self.window_seconds or self.window_seconds < 1:
             raise ValueError(f"drift window must be a whole number of seconds >= 1 "
                              f"(faust tumbling windows), got {self.window_seconds}")
+        self.monitor()  # validates the statistical parameters
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> "DriftConfig":
-        """Config with ``window_seconds`` from ``CONVEYOR_DRIFT_WINDOW_SECONDS``, rounded
-        to whole seconds (at least 1)."""
-        window = max(1, int(round(settings.drift_window_seconds)))
-        return cls(window_seconds=window, **overrides)
+    def from_settings(cls, settings: Settings, environ: Optional[Mapping[str, str]] = None,
+                      **overrides: Any) -> "DriftConfig":
+        """Config with ``window_seconds`` from ``CONVEYOR_DRIFT_WINDOW_SECONDS`` (rounded to
+        whole seconds, at least 1), the other :data:`ENV` variables when set, then ``overrides``
+        (None values ignored).
+
+        Raises:
+            ValueError: a variable is not a number, or a value is out of range.
+        """
+        e = os.environ if environ is None else environ
+        kw: dict[str, Any] = {"window_seconds": max(1, int(round(settings.drift_window_seconds)))}
+        for field, cast in (("alpha", float), ("reference_windows", int), ("min_samples", int),
+                            ("window_sample", int)):
+            raw = e.get(ENV[field])
+            if raw not in (None, ""):
+                try:
+                    kw[field] = cast(raw)
+                except ValueError:
+                    raise ValueError(f"{ENV[field]}={raw!r} is not a number") from None
+        raw = e.get(ENV["store_reference"])
+        if raw not in (None, ""):
+            kw["store_reference"] = raw.strip().lower() not in ("0", "false", "no", "off")
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
 
     @property
     def lateness(self) -> float:
@@ -76,13 +126,19 @@ class DriftConfig:
         return max(10.0 * self.window_seconds, 300.0)
 
     def monitor(self) -> DriftMonitor:
+        """A :class:`DriftMonitor` with this tuning.
+
+        Raises:
+            ValueError: a statistical parameter is out of range.
+        """
         return DriftMonitor(
             self.window_seconds,
             reference_windows=self.reference_windows,
             allowed_lateness_seconds=self.lateness,
-            psi_threshold=self.psi_threshold,
-            length_threshold=self.length_threshold,
-            embedding_threshold=self.embedding_threshold,
-            noise_factor=self.noise_factor,
+            alpha=self.alpha,
             min_samples=self.min_samples,
+            window_sample=self.window_sample,
+            reference_sample=self.reference_sample,
+            mmd_permutations=self.mmd_permutations,
+            chi2_permutations=self.chi2_permutations,
         )

@@ -1,7 +1,10 @@
 """Publishing drift reports: Avro records on ``<ns>.drift`` (key = signal) and the
-Prometheus gauges ``conveyor_drift_value{signal,statistic}``,
-``conveyor_drift_threshold{signal,statistic}``, ``conveyor_drift_alarm{signal}``
-and counter ``conveyor_drift_reports_total{signal,alarm}``."""
+Prometheus gauges ``conveyor_drift_value{signal,statistic}`` (the test statistic),
+``conveyor_drift_threshold{signal,statistic}`` (its critical value),
+``conveyor_drift_p_value{signal,statistic}``, ``conveyor_drift_alarm{signal}`` (1 when
+the last window alarmed) and ``conveyor_drift_window_end_seconds{signal}``, and counter
+``conveyor_drift_reports_total{signal,alarm}``. Alarms are also logged as warnings
+naming the signal, statistic, value, threshold, p-value and window."""
 from __future__ import annotations
 
 import logging
@@ -23,6 +26,10 @@ DRIFT_ALARM = Gauge("conveyor_drift_alarm", "1 when the last window of the signa
                     ["signal"])
 DRIFT_THRESHOLD = Gauge("conveyor_drift_threshold", "Effective alarm threshold of the last window",
                         ["signal", "statistic"])
+DRIFT_P_VALUE = Gauge("conveyor_drift_p_value", "p-value of the last window's drift test",
+                      ["signal", "statistic"])
+DRIFT_WINDOW_END = Gauge("conveyor_drift_window_end_seconds", "End of the last reported window (Unix time)",
+                         ["signal"])
 DRIFT_REPORTS = Counter("conveyor_drift_reports_total", "Drift reports produced", ["signal", "alarm"])
 
 
@@ -61,7 +68,10 @@ def record_published(reports: list[dict], topic: str) -> None:
         DRIFT_VALUE.labels(report["signal"], report["statistic"]).set(report["value"])
         DRIFT_THRESHOLD.labels(report["signal"], report["statistic"]).set(report["threshold"])
         DRIFT_ALARM.labels(report["signal"]).set(1 if report["alarm"] else 0)
+        if report.get("p_value") is not None:
+            DRIFT_P_VALUE.labels(report["signal"], report["statistic"]).set(report["p_value"])
+        DRIFT_WINDOW_END.labels(report["signal"]).set(report["window_end"] / 1000.0)
         DRIFT_REPORTS.labels(report["signal"], str(report["alarm"]).lower()).inc()
         metrics.RECORDS_OUT.labels(PROCESSOR, topic).inc()
     for line in summarize(reports):
-        (log.warning if "alarm=True" in line else log.info)("drift report: %s", line)
+        (log.warning if line.startswith("DRIFT ALARM") else log.info)("drift report: %s", line)

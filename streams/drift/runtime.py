@@ -4,6 +4,11 @@ The input topics are read as raw bytes and decoded with
 :class:`streams.serde.AvroSerde` in the agents. An undecodable record is logged,
 counted (``conveyor_drift_decode_errors_total{topic}`` and ``conveyor_errors_total``)
 and sent unchanged to the ``dlq.drift`` topic with the dead-letter headers.
+
+Closing windows is split in two: :meth:`DriftRuntime.harvest_closable` reads the faust
+tables (event-loop thread: only the agents write them), :meth:`DriftRuntime.close`
+runs the tests, applies reference commands and stores the reference (a worker thread:
+MMD permutations take ~0.1 s per window). :meth:`DriftRuntime.tick` does both.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from prometheus_client import Counter
 from dlq.envelope import Origin, dead_letter_headers, exception_name
 from processors.drift.monitor import PRODUCER_VERSION, StreamClock, WindowAggregate
 from streams import metrics
-from streams.drift import publish, tables
+from streams.drift import publish, reference, tables
 from streams.drift.config import PROCESSOR, DriftConfig
 from streams.serde import AvroSerde, DecodeError
 from streams.settings import Settings
@@ -51,8 +56,15 @@ class DriftRuntime:
         #: Reports not delivered yet (retried on the next tick; at-least-once).
         self.pending: list[dict] = []
         self.labels_table: Any = None
-        self.lengths_table: Any = None
-        self.embeddings_table: Any = None
+        self.counts_table: Any = None
+        self.samples_table: Any = None
+        #: Per partition and window, the documents written to the samples table.
+        self.admission = tables.Admission(config.window_sample)
+        #: The stored reference (``<ns>.drift-reference``), when ``config.store_reference``.
+        self.store: Optional[reference.ReferenceStore] = None
+        self._stored_revision = self.monitor.revision
+        #: Dimension of the first doc vector seen.
+        self.vector_dim: Optional[int] = None
 
     # -- decoding ------------------------------------------------------------------------
     def decode(self, topic: str, value: Optional[bytes], message: Any = None) -> Optional[dict]:
@@ -90,6 +102,17 @@ class DriftRuntime:
         else:
             metrics.DEAD_LETTERED.labels(PROCESSOR).inc()
 
+    def check_dimension(self, dim: int) -> None:
+        """Remember the first doc vector dimension seen.
+
+        Raises:
+            ValueError: ``dim`` differs from it (such a record is dead-lettered).
+        """
+        if self.vector_dim is None:
+            self.vector_dim = int(dim)
+        elif int(dim) != self.vector_dim:
+            raise ValueError(f"embedding dimension changed: {dim} != {self.vector_dim}")
+
     def is_late(self, topic: str, ts_ms: int) -> bool:
         """Whether event time ``ts_ms`` falls in an already closed window (counted per topic)."""
         if self.monitor.is_closed(self.monitor.window_start(ts_ms)):
@@ -112,24 +135,95 @@ class DriftRuntime:
             return None
         return record, ts_ms
 
+    # -- reference store -------------------------------------------------------------------
+    def open_store(self, timeout: float = 30.0) -> None:
+        """Create/read ``<ns>.drift-reference``: load the stored reference into the monitor
+        and follow the topic for commands. Blocking (Kafka round trips).
+
+        Raises:
+            KafkaException, RuntimeError: the topic cannot be created or read.
+        """
+        reference.ensure_topic(self.settings, timeout)
+        store = reference.ReferenceStore(self.settings)
+        latest, end = store.read_latest(timeout)
+        if latest and latest.get("signals"):
+            try:
+                loaded = self.monitor.load_references(latest)
+                log.info("drift: loaded the stored reference of %s (%s)", ", ".join(loaded), latest.get("reason"))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("drift: ignoring an unreadable stored reference: %s", exc)
+        store.follow(end)
+        self._stored_revision = self.monitor.revision
+        self.store = store
+
+    def apply_commands(self) -> None:
+        """Apply what arrived on the reference topic: a ``reference`` written elsewhere
+        (``conveyor drift reference pin --texts``/``reset``) replaces the monitor's; a
+        ``pin`` command pins the last closed windows. Non-blocking."""
+        if self.store is None:
+            return
+        for key, obj in self.store.poll():
+            try:
+                if key == reference.REFERENCE_KEY:
+                    signals = self.monitor.load_references(obj)
+                    self._stored_revision = self.monitor.revision
+                    log.warning("drift: reference replaced (%s): %s", obj.get("reason"), ", ".join(signals) or "none")
+                elif obj.get("action") == "pin":
+                    signals = self.monitor.pin_reference(obj.get("windows"))
+                    log.warning("drift: pinned the last %s window(s) as the reference of %s",
+                                obj.get("windows") or self.monitor.reference_windows, ", ".join(signals))
+                    self.store_reference(f"pin {obj.get('id')}")
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("drift: cannot apply %s %s: %s", key.decode(), obj.get("action", ""), exc)
+
+    def store_reference(self, reason: str) -> None:
+        """Write the monitor's references to the store (if any). Blocking.
+
+        Raises:
+            RuntimeError: not acknowledged.
+        """
+        if self.store is None:
+            return
+        self.store.publish_reference(self.monitor.export_references(), reason)
+        self._stored_revision = self.monitor.revision
+
     # -- closing windows -----------------------------------------------------------------
     def harvest(self, limit_ms: int) -> list[WindowAggregate]:
         """Aggregates of every window in the tables that ends at or before ``limit_ms``
         and is not closed yet (partitions summed); see :func:`streams.drift.tables.harvest`."""
-        return tables.harvest(self.monitor, self.labels_table, self.lengths_table, self.embeddings_table,
-                              limit_ms)
+        return tables.harvest(self.monitor, self.labels_table, self.counts_table, self.samples_table, limit_ms)
+
+    def harvest_closable(self, wall_ms: Optional[int] = None) -> tuple[list[WindowAggregate], Optional[int]]:
+        """The windows the watermark closes, read from the tables, and the watermark
+        (``([], None)`` when nothing closes). Call it on the event-loop thread."""
+        watermark = self.clock.now(wall_ms)
+        if watermark is None:
+            return [], None
+        limit = self.monitor.closable_before(watermark)
+        if self.monitor.closed_until_ms is not None and limit <= self.monitor.closed_until_ms:
+            return [], None
+        self.admission.forget_before(limit)
+        return self.harvest(limit), watermark
+
+    def close(self, aggregates: list[WindowAggregate], watermark: Optional[int]) -> list[dict]:
+        """Apply reference commands, close the harvested windows (their reports are
+        returned, not yet published) and store a changed reference. Blocking."""
+        self.apply_commands()
+        reports: list[dict] = []
+        if watermark is not None:
+            for agg in aggregates:
+                self.monitor.add_window(agg)
+            reports = self.monitor.close_windows(watermark)
+        if self.store is not None and self.monitor.revision != self._stored_revision:
+            try:
+                self.store_reference("learned" if self.monitor.references else "reset")
+            except RuntimeError as exc:  # retried at the next tick (revision still differs)
+                log.warning("drift: storing the reference failed: %s", exc)
+        return reports
 
     def tick(self, wall_ms: Optional[int] = None) -> list[dict]:
         """Close what the watermark allows; returns the new reports (not yet published)."""
-        watermark = self.clock.now(wall_ms)
-        if watermark is None:
-            return []
-        limit = self.monitor.closable_before(watermark)
-        if self.monitor.closed_until_ms is not None and limit <= self.monitor.closed_until_ms:
-            return []
-        for agg in self.harvest(limit):
-            self.monitor.add_window(agg)
-        return self.monitor.close_windows(watermark)
+        return self.close(*self.harvest_closable(wall_ms))
 
     # -- output ----------------------------------------------------------------------------
     def _get_producer(self):
@@ -154,9 +248,12 @@ class DriftRuntime:
         self.reports_published += len(reports)
         publish.record_published(reports, self.drift_topic)
 
-    def close(self) -> None:
-        """Flush and drop the report producer (if one was made)."""
+    def shutdown(self) -> None:
+        """Flush and drop the report producer (if one was made); close the reference store."""
         with self._producer_lock:
             if self._producer is not None:
                 self._producer.flush(10)
                 self._producer = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -3,10 +3,17 @@ windows back for :class:`processors.drift.DriftMonitor`.
 
 * State lives in faust **windowed tables** (tumbling, event time = the records'
   ``event_time`` via ``relative_to``), backed by changelog topics
-  ``<ns>.drift-{labels,lengths,embeddings}-changelog`` that faust creates itself. Table keys carry the
-  source partition (a faust table partition is its source partition), the timer
-  sums the partitions. Values: label/length counts (``int``) and embedding
-  ``{"n", "sum"}`` (unit vectors summed).
+  ``<ns>.drift-{labels,counts,samples}-changelog`` that faust creates itself. Table keys
+  carry the source partition (a faust table partition is its source partition), the
+  timer sums the partitions:
+
+  - ``labels``: ``[partition, model, label]`` -> count;
+  - ``counts``: ``[partition, signal]`` -> records seen per sampled signal;
+  - ``samples``: ``[partition, doc_id]`` -> :func:`sample_entry` (priority, text length,
+    OCR confidence, unit doc vector as base64 float32) of the documents admitted by
+    :class:`Admission` - the bottom-k priorities of their partition and window, so a
+    window writes O(k log n) entries, not n, and the harvested bottom-k over all
+    partitions is the window's sample (:mod:`processors.drift.sample`).
 * The timer runs every ``tick_seconds``: it computes the watermark
   (:class:`processors.drift.StreamClock`, per source partition), reads every
   window of the tables that the watermark closed (:func:`harvest`), hands them to the
@@ -15,14 +22,25 @@ windows back for :class:`processors.drift.DriftMonitor`.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
+import heapq
 import json
 import logging
 import math
 from typing import Any, Iterator, Optional, Sequence
 
-from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, DriftMonitor, WindowAggregate, label_signal
+import numpy as np
+
+from processors.drift.monitor import (
+    EMBEDDING,
+    OCR_CONFIDENCE,
+    TEXT_LENGTH,
+    DriftMonitor,
+    WindowAggregate,
+    label_signal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +65,46 @@ def event_time(ts_ms: int) -> Iterator[None]:
         _EVENT_TS.reset(token)
 
 
-def vec_add(acc: Any, item: dict) -> dict:
-    """Table op: add ``{"n", "sum"}`` to an accumulated ``{"n", "sum"}`` (or the default ``{}``).
+class Admission:
+    """Which documents a partition writes to the ``samples`` table: per ``(partition,
+    window start)`` the ``k`` smallest priorities seen so far (a max-heap). In memory only:
+    after a restart more documents are admitted, never fewer, and the harvest keeps the
+    bottom-k anyway."""
 
-    Raises:
-        ValueError: the vector dimension differs from the accumulated one.
-    """
-    if not acc:
-        return {"n": int(item["n"]), "sum": list(item["sum"])}
-    total = acc["sum"]
-    if len(total) != len(item["sum"]):
-        raise ValueError(f"embedding dimension changed: {len(item['sum'])} != {len(total)}")
-    return {"n": int(acc["n"]) + int(item["n"]), "sum": [a + b for a, b in zip(total, item["sum"])]}
+    def __init__(self, k: int) -> None:
+        self.k = int(k)
+        self._heaps: dict[tuple[int, int], list[float]] = {}
+
+    def admit(self, partition: int, window_start_ms: int, prio: float) -> bool:
+        """Whether ``prio`` is among the ``k`` smallest priorities of its partition and window."""
+        heap = self._heaps.setdefault((int(partition), int(window_start_ms)), [])
+        if len(heap) < self.k:
+            heapq.heappush(heap, -prio)
+            return True
+        if prio < -heap[0]:
+            heapq.heapreplace(heap, -prio)
+            return True
+        return False
+
+    def forget_before(self, start_ms: int) -> None:
+        """Drop the state of windows starting before ``start_ms`` (closed ones)."""
+        for key in [k for k in self._heaps if k[1] < start_ms]:
+            del self._heaps[key]
+
+
+def sample_entry(prio: float, text_length: int, ocr_confidence: Optional[float],
+                 unit: Optional[Sequence[float]]) -> dict:
+    """The ``samples`` table value of one document: ``{"p", "len", "ocr", "v"}`` (``v``:
+    base64 little-endian float32 of the unit vector, or None)."""
+    v = None if unit is None else base64.b64encode(np.asarray(unit, dtype="<f4").tobytes()).decode("ascii")
+    ocr = float(ocr_confidence) if ocr_confidence is not None and math.isfinite(float(ocr_confidence)) else None
+    return {"p": float(prio), "len": int(text_length), "ocr": ocr, "v": v}
+
+
+def entry_vector(entry: dict) -> Optional[np.ndarray]:
+    """The vector of a :func:`sample_entry`, or None."""
+    v = entry.get("v")
+    return None if not v else np.frombuffer(base64.b64decode(v), dtype="<f4").astype(np.float64)
 
 
 def unit_vector(vector: Sequence[float]) -> Optional[list[float]]:
@@ -79,15 +125,17 @@ def window_key(key: Any) -> Optional[tuple[Any, float]]:
         return None
 
 
-def harvest(monitor: DriftMonitor, labels_table: Any, lengths_table: Any, embeddings_table: Any,
+def harvest(monitor: DriftMonitor, labels_table: Any, counts_table: Any, samples_table: Any,
             limit_ms: int) -> list[WindowAggregate]:
     """Aggregates of every window in the tables that ends at or before ``limit_ms``
     and is not closed yet in ``monitor`` (partitions summed), in window order.
 
-    Unreadable table entries are logged and skipped.
+    Sampled signals keep the bottom-k (``monitor.window_sample``) of the admitted entries;
+    their ``count`` is the ``counts`` table's. Unreadable table entries are logged and skipped.
     """
     w_ms = monitor.window_ms
     out: dict[int, WindowAggregate] = {}
+    counts: dict[tuple[int, str], int] = {}
 
     def window(start_s: float) -> Optional[WindowAggregate]:
         start = int(round(start_s * 1000))
@@ -95,7 +143,7 @@ def harvest(monitor: DriftMonitor, labels_table: Any, lengths_table: Any, embedd
             return None
         agg = out.get(start)
         if agg is None:
-            agg = out[start] = WindowAggregate(start, start + w_ms)
+            agg = out[start] = monitor.new_window(start)
         return agg
 
     def entries(table):
@@ -113,16 +161,20 @@ def harvest(monitor: DriftMonitor, labels_table: Any, lengths_table: Any, embedd
             agg.categorical(label_signal(str(model))).add(str(label), int(value))
         except (TypeError, ValueError) as exc:
             log.warning("drift: ignoring label table entry %r: %s", key, exc)
-    for agg, key, value in entries(lengths_table):
+    for agg, key, value in entries(counts_table):
         try:
-            _, bucket = json.loads(key)
-            agg.categorical(TEXT_LENGTH).add(str(bucket), int(value))
+            _, signal = json.loads(key)
+            counts[(agg.start_ms, str(signal))] = counts.get((agg.start_ms, str(signal)), 0) + int(value)
         except (TypeError, ValueError) as exc:
-            log.warning("drift: ignoring length table entry %r: %s", key, exc)
-    for agg, key, value in entries(embeddings_table):
+            log.warning("drift: ignoring count table entry %r: %s", key, exc)
+    for agg, key, value in entries(samples_table):
         try:
-            if value.get("n"):
-                agg.vector(EMBEDDING).add(value["sum"], int(value["n"]))
+            agg.add_embedding(entry_vector(value), int(value["len"]), value.get("ocr"), prio=float(value["p"]))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # e.g. dimension change
-            log.warning("drift: ignoring embedding table entry %r: %s", key, exc)
+            log.warning("drift: ignoring sample table entry %r: %s", key, exc)
+    for agg in out.values():
+        for signal in (EMBEDDING, TEXT_LENGTH, OCR_CONFIDENCE):
+            state = agg.signals.get(signal)
+            if state is not None:
+                state.count = max(counts.get((agg.start_ms, signal), 0), len(state))  # type: ignore[union-attr]
     return [out[s] for s in sorted(out)]

@@ -12,32 +12,40 @@ Output is a dict shaped like the ``KeyFields`` record of
      "vendor": "Coolblue B.V." | None}
 
 Languages covered by the labels: English, German, French, Dutch (plus some
-Spanish/Italian month names). This is a baseline; accuracy work belongs to a
-later stage.
+Spanish/Italian month names). Accuracy on real receipts and invoices is measured by
+:mod:`processors.evaluation.extraction`.
 
-Modules, one job each: :mod:`.dates` (dates), :mod:`.amounts` (amounts, total,
-currency), :mod:`.identifiers` (document number, vendor); their public names are
-re-exported here.
+Modules, one job each: :mod:`.dates` (dates), :mod:`.amounts` (amounts, currency),
+:mod:`.totals` (the total, with layout evidence), :mod:`.identifiers` (document
+number, fallback vendor), :mod:`.parties` (issuer company and address),
+:mod:`.normalise` (normal forms for comparison), :mod:`.issuers` (known issuers from
+invoice2data templates, optional); their public names are re-exported here.
 """
 from __future__ import annotations
+
+import re
 
 from processors.extract.fields.amounts import (
     amounts_in_line,
     find_currency,
-    find_total,
     format_amount,
     parse_amount,
 )
 from processors.extract.fields.dates import MAX_YEAR, MIN_YEAR, find_dates
 from processors.extract.fields.identifiers import find_document_number, find_vendor
+from processors.extract.fields.parties import find_address, find_company
+from processors.extract.fields.totals import find_total
 
 __all__ = [
     "extract_fields",
+    "extract_key_fields",
     "find_dates",
     "find_total",
     "find_currency",
     "find_document_number",
     "find_vendor",
+    "find_company",
+    "find_address",
     "parse_amount",
     "format_amount",
     "amounts_in_line",
@@ -45,25 +53,80 @@ __all__ = [
     "MAX_YEAR",
 ]
 
+#: A printed date-format hint: month first (MM-DD-YYYY) or day first (DD.MM.YYYY, German TT.MM.JJJJ,
+#: French/Spanish JJ/MM/AAAA, DD/MM/AAAA).
+_DATE_FORMAT_HINT = re.compile(r"\b(?:MM[-/.]DD|DD[-/.]MM|TT[-/.]MM|JJ[-/.]MM)[-/.](?:YYYY|YY|JJJJ|AAAA|AA)\b")
+#: Currencies of countries that write dates month first.
+_MONTH_FIRST_CURRENCIES = ("USD", "CAD")
 
-def extract_fields(text: str, *, first_page_text: str | None = None) -> dict:
-    """Extract baseline key fields from a document's text.
+
+def month_first_dates(lines: list[str], currency: str | None) -> bool:
+    """Read ambiguous numeric dates month first (US style)?
+
+    A printed format hint decides first (``MM-DD-YYYY``, ``MM/DD/YY`` vs ``DD.MM.YYYY``,
+    ``TT.MM.JJJJ``, ``JJ/MM/AAAA``). Otherwise True when some slash/dash date of the
+    text can only be month/day (its second part is above 12, e.g. ``03/20/2023``) and
+    none can only be day/month; otherwise True for US/Canadian dollar documents, False
+    for the rest of the world.
+    """
+    hint = _DATE_FORMAT_HINT.search("\n".join(lines))
+    if hint:
+        return hint.group(0)[0] in "mM"
+    only_mdy = only_dmy = False
+    for line in lines:
+        for m in re.finditer(r"(?<![\d.])(\d{1,2})[/-](\d{1,2})[/-](?:\d{4}|\d{2})(?![\d])", line):
+            first, second = int(m.group(1)), int(m.group(2))
+            only_mdy |= first <= 12 < second <= 31
+            only_dmy |= second <= 12 < first <= 31
+    if only_mdy != only_dmy:
+        return only_mdy
+    return currency in _MONTH_FIRST_CURRENCIES
+
+
+def extract_key_fields(text: str, *, first_page_text: str | None = None, layout=None) -> dict:
+    """Key fields plus the issuer's address.
+
+    Args:
+        text: The whole document's text, pages joined, lines separated by ``"\\n"``.
+        first_page_text: The first page's text, where the issuer is looked for;
+            defaults to ``text``.
+        layout: :class:`processors.extract.layout.LayoutRow` objects of the first
+            page (OCR pages), one per line of ``first_page_text``; adds print size and
+            alignment evidence to the choice of the total and the company name.
+
+    Returns:
+        The ``KeyFields`` dict of :func:`extract_fields` plus ``"address": str | None``.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    first_lines = [line.strip() for line in (first_page_text if first_page_text is not None else text).splitlines()]
+    if layout is not None and [" ".join(row.text.split()) for row in layout] != [" ".join(x.split()) for x in first_lines]:
+        layout = None  # not the rows of this text (e.g. text edited after OCR): no layout evidence
+    currency = find_currency(lines)
+    single_page = first_lines == lines
+    company, last = find_company(first_lines, [row.height for row in layout] if layout is not None else None)
+    return {
+        "dates": find_dates(lines, month_first=month_first_dates(lines, currency)),
+        "total_amount": find_total(lines, layout if single_page else None),
+        "currency": currency,
+        "document_number": find_document_number(lines),
+        "vendor": company or find_vendor(first_lines),
+        "address": find_address(first_lines, last) if company else None,
+    }
+
+
+def extract_fields(text: str, *, first_page_text: str | None = None, layout=None) -> dict:
+    """Extract key fields from a document's text (and the first page's OCR layout).
 
     Args:
         text: The whole document's text, pages joined, lines separated by ``"\\n"``.
         first_page_text: The first page's text, where the vendor is looked for;
             defaults to ``text``.
+        layout: Optional layout rows of the first page (see :func:`extract_key_fields`).
 
     Returns:
         A ``KeyFields`` dict (see the module docstring). Missing fields are
         ``None`` (``dates``: an empty list).
     """
-    lines = [line.strip() for line in text.splitlines()]
-    currency = find_currency(lines)
-    return {
-        "dates": find_dates(lines, month_first=currency in ("USD", "CAD") or None),
-        "total_amount": find_total(lines),
-        "currency": currency,
-        "document_number": find_document_number(lines),
-        "vendor": find_vendor((first_page_text if first_page_text is not None else text).splitlines()),
-    }
+    fields = extract_key_fields(text, first_page_text=first_page_text, layout=layout)
+    fields.pop("address")
+    return fields

@@ -2,8 +2,8 @@
 
 Amounts are written with any common separators (``1.234,56``, ``1,234.56``,
 ``1'234.56``, ``1 234,56``); dates, times and percentages on a line are not
-amounts. Totals are found by their labels (English, German, French, Dutch),
-currencies by symbol or ISO 4217 code.
+amounts. Currencies are found by symbol or ISO 4217 code (the total itself:
+:mod:`.totals`).
 """
 from __future__ import annotations
 
@@ -22,19 +22,6 @@ _AMOUNT = re.compile(
 )
 _PERCENT = re.compile(r"\d+(?:[.,]\d+)?\s?%")
 _TIME = re.compile(r"(?<!\d)\d{1,2}:\d{2}(?::\d{2})?(?!\d)")
-
-_TOTAL_EXCLUDE = re.compile(
-    r"sub\s*-?\s*tota|zwischensumme|subtotaal|sous[\s-]total|total\s+(?:tax|vat|mwst|ust|tva|btw|ht\b|hors|excl|net\b|items?|discount|savings)"
-    r"|\bht\s*:|\bnetto\b|exclusief|excl\.|ohne\s+mwst|tax\s+total|total\s+qty|anzahl|\bitems?\b",
-    re.IGNORECASE,
-)
-_TOTAL_STRONG = re.compile(
-    r"grand\s+total|amount\s+due|total\s+due|balance\s+due|total\s+amount|amount\s+payable|total\s+payable|"
-    r"zu\s+zahlen|gesamtbetrag|endbetrag|rechnungsbetrag|zahlbetrag|total\s+ttc|net\s+[àa]\s+payer|"
-    r"somme\s+[àa]\s+payer|montant\s+ttc|te\s+betalen|totaal\s+incl|total\s+incl|total\s+to\s+pay",
-    re.IGNORECASE,
-)
-_TOTAL_WEAK = re.compile(r"\btotal\b|\btotaal\b|\bsumme\b|\bgesamt\b|\btotale\b|\bsum\b", re.IGNORECASE)
 
 # ------------------------------------------------------------------------ currency
 
@@ -112,44 +99,6 @@ def amounts_in_line(line: str) -> list[Decimal]:
     return values
 
 
-def _line_total(line: str) -> Decimal | None:
-    values = amounts_in_line(line)
-    with_decimals = [value for value in values if value.as_tuple().exponent < 0]  # type: ignore[operator]
-    if with_decimals:
-        return with_decimals[-1]
-    plain = [value for value in values if abs(value) < 10_000_000]
-    return plain[-1] if plain else None
-
-
-def find_total(lines: list[str]) -> str | None:
-    """The document total as a decimal string, or ``None``.
-
-    Looks at lines labelled as a total (``total``, ``summe``, ``gesamt``,
-    ``amount due``, ``balance due``, ``zu zahlen``, ``total TTC``, ``totaal``…;
-    not sub-totals, tax or net lines). Strong labels (``amount due``,
-    ``grand total``, ``zu zahlen``…) win over a plain ``total``; among equals
-    the bottom-most line wins. The amount is the last amount on the line, or
-    the first one on the next line when the label stands alone.
-    """
-    best: tuple[int, int, Decimal] | None = None
-    for index, line in enumerate(lines):
-        if _TOTAL_EXCLUDE.search(line):
-            continue
-        strength = 2 if _TOTAL_STRONG.search(line) else 1 if _TOTAL_WEAK.search(line) else 0
-        if not strength:
-            continue
-        value = _line_total(line)
-        if value is None and index + 1 < len(lines) and not re.search(r"[^\W\d_]{4,}", lines[index + 1]):
-            following = amounts_in_line(lines[index + 1])
-            value = following[0] if following else None
-        if value is None or value < 0:
-            continue
-        candidate = (strength, index, value)
-        if best is None or candidate[:2] >= best[:2]:
-            best = candidate
-    return format_amount(best[2]) if best else None
-
-
 # ------------------------------------------------------------------------ currency
 
 def find_currency(lines: list[str]) -> str | None:
@@ -168,8 +117,10 @@ def find_currency(lines: list[str]) -> str | None:
             masked = pattern.sub(" ", masked)
         return out
 
+    from processors.extract.fields.totals import is_total_label  # totals imports this module
+
     for line in reversed(lines):
-        if (_TOTAL_STRONG.search(line) or _TOTAL_WEAK.search(line)) and not _TOTAL_EXCLUDE.search(line):
+        if is_total_label(line):
             found = codes(line)
             if found:
                 return found[0]

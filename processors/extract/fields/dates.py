@@ -3,13 +3,16 @@
 Formats: ISO ``2020-03-02``, numeric ``02.03.2020``/``03/02/2020``/``15-10-15``
 (day first unless told otherwise), and month names in English, German, French,
 Dutch, Spanish and Italian (``3. März 2020``, ``March 3, 2020``,
-``2020 Mar 3``). Years outside ``MIN_YEAR``..``MAX_YEAR`` are ignored.
+``2020 Mar 3``); other day-word-year dates go to ``dateparser`` (Polish, Malay…:
+``15 stycznia 2021``, ``5 Ogos 2019``). Years outside ``MIN_YEAR``..``MAX_YEAR`` are ignored.
 """
 from __future__ import annotations
 
 import re
 from datetime import date
 from typing import Iterable
+
+from processors.extract.fields.normalise import normalise_date
 
 _MONTHS = {
     1: "jan january januar janvier janv januari enero gennaio ene gen jän jänner",
@@ -31,13 +34,21 @@ _MONTH_RE = "|".join(sorted((re.escape(name) for name in _MONTH_BY_NAME), key=le
 _ISO_DATE = re.compile(r"(?<![\d.,/-])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|[.,/-]\d)")
 #: After a 4-digit year, OCR often glues the time on: "06.04.202014:43".
 _DATE_END = r"(?:(?![\d]|[.,/-]\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
-_NUMERIC_DATE = re.compile(r"(?<![\d.,/-])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})" + _DATE_END)
+_NUMERIC_DATE = re.compile(r"(?<![\d.,])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})" + _DATE_END)
+#: OCR drops the space between a 2-digit year and the time: "01/03/1819:14", "28Mar 1818:32".
+_GLUED_TIME = re.compile(rf"(?<!\d)((?:\d{{1,2}}[./-]\d{{1,2}}[./-]|\d{{1,2}}\s*(?:{_MONTH_RE})\.?[\s/-]*)\d{{2}})(?=\d{{2}}:\d{{2}})", re.IGNORECASE)
+_TIME_NEAR = re.compile(r"^.{6,14}?\s(?:[01]?\d|2[0-3]):[0-5]\d(?!\d)")
 _DAY_MONTH_YEAR = re.compile(
-    rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th|er)?\.?[\s-]*(?:de\s+)?({_MONTH_RE})\.?[\s,-]*(?:de\s+)?(\d{{4}}|(?<=-)\d{{2}}){_DATE_END}",
+    rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th|er)?\.?[\s/-]*(?:de\s+)?({_MONTH_RE})\.?[\s,/-]*(?:de\s+)?(\d{{4}}|\d{{2}}(?=\s*$|\s+\d{{1,2}}:\d{{2}})){_DATE_END}",
     re.IGNORECASE,
 )
+#: Day, a word, 4-digit year: parsed by dateparser (:func:`.normalise.normalise_date`) in the
+#: languages of :data:`.normalise.DATE_LANGUAGES` when the month tables above do not know the word.
+_WORD_DATE = re.compile(
+    r"(?<![\w])\d{1,2}\.?[\s/-]*(?:de\s+)?[^\W\d_]{3,12}\.?[\s,/-]*(?:de\s+)?\d{4}(?![\d:.,])"
+)
 _MONTH_DAY_YEAR = re.compile(
-    rf"(?<![\w])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}}){_DATE_END}", re.IGNORECASE
+    rf"(?<![\w])({_MONTH_RE})\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}}){_DATE_END}", re.IGNORECASE
 )
 _YEAR_MONTH_DAY = re.compile(
     rf"(?<![\w])(\d{{4}})[-\s.]({_MONTH_RE})\.?[-\s.](\d{{1,2}})(?!\d)", re.IGNORECASE
@@ -71,14 +82,18 @@ def find_dates(lines: Iterable[str], *, month_first: bool | None = None) -> list
     Args:
         lines: Text lines in reading order.
         month_first: How to read ambiguous ``a/b/yyyy`` dates (both parts <= 12):
-            ``True`` = US month/day; ``None``/``False`` = day/month.
+            ``True`` = US month/day (for ``/`` and ``-`` dates; dotted dates are
+            always day first); ``None``/``False`` = day/month.
     """
     found: list[tuple[int, int, str]] = []
     previous = ""
     for position, line in enumerate(lines):
         for start, iso, rest in dates_in_line(line, month_first=bool(month_first)):
             context = rest if re.search(r"[^\W\d_]{2,}", rest) else previous + " " + rest
-            found.append((_date_rank(context), position * 1000 + start, iso))
+            rank = _date_rank(context)
+            if rank == 2 and _followed_by_time(line, start):
+                rank = 1  # a date with a time is a transaction timestamp
+            found.append((rank, position * 1000 + start, iso))
         previous = line
     seen: set[str] = set()
     ordered = []
@@ -87,6 +102,11 @@ def find_dates(lines: Iterable[str], *, month_first: bool | None = None) -> list
             seen.add(iso)
             ordered.append(iso)
     return ordered
+
+
+def _followed_by_time(line: str, start: int) -> bool:
+    """Is the date starting at ``start`` followed by a clock time (``14:52``) within a few characters?"""
+    return bool(_TIME_NEAR.match(_GLUED_TIME.sub(r"\1 ", line)[start:]))
 
 
 def _date_rank(context: str) -> int:
@@ -101,6 +121,7 @@ def _date_rank(context: str) -> int:
 
 def dates_in_line(line: str, *, month_first: bool) -> list[tuple[int, str, str]]:
     """``(start, iso, line_without_dates)`` for each valid date in ``line``."""
+    line = _GLUED_TIME.sub(r"\1 ", line)
     hits: list[tuple[int, int, date]] = []
     taken: list[tuple[int, int]] = []
 
@@ -120,9 +141,15 @@ def dates_in_line(line: str, *, month_first: bool) -> list[tuple[int, str, str]]
         add(m, _make_date(int(m.group(1)), _MONTH_BY_NAME[m.group(2).lower()], int(m.group(3))))
     for m in _MONTH_DAY_YEAR.finditer(line):
         add(m, _make_date(int(m.group(3)), _MONTH_BY_NAME[m.group(1).lower()], int(m.group(2))))
+    for m in _WORD_DATE.finditer(line):  # any other language dateparser knows: "15 stycznia 2021", "5 Ogos 2019"
+        if free(m.span()):
+            iso = normalise_date(m.group(0))
+            add(m, date.fromisoformat(iso) if iso else None)
     for m in _NUMERIC_DATE.finditer(line):
+        if re.search(r"\d" + re.escape(m.group(2)) + "$", line[: m.start()]):
+            continue  # "1/02/03/2020": part of a longer number chain with the same separator
         first, sep, second, year = int(m.group(1)), m.group(2), int(m.group(3)), _year(m.group(4))
-        if first > 12 or (second <= 12 and not (month_first and sep == "/")):
+        if first > 12 or (second <= 12 and not (month_first and sep in "/-")):
             day, month = first, second
         else:
             day, month = second, first

@@ -17,8 +17,12 @@ _DOC_NUMBER_LABEL = re.compile(
     r"|facture\s*(?:n°|nº|no\.?|num[ée]ro|num\.?)|n°\s*(?:de\s+)?facture|num[ée]ro\s+de\s+facture",
     re.IGNORECASE,
 )
-_DOC_NUMBER_VALUE = re.compile(r"\s*[:.#]?\s*#?\s*([A-Za-z0-9][A-Za-z0-9/_\-.]*)")
+_DOC_NUMBER_VALUE = re.compile(
+    r"\s*[:.#]?\s*#?\s*(?:(?:no|nr|number|num)\b\.?\s*[:.#]?\s*)?([A-Za-z0-9][A-Za-z0-9/_\-.]*)", re.IGNORECASE
+)
 _LEADING_INVOICE = re.compile(r"^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur)\s+([A-Za-z0-9][A-Za-z0-9/_\-.]*)", re.IGNORECASE)
+
+_DOCUMENT_TITLE = re.compile(r"^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur|receipt|quittung|bill)\s*$", re.IGNORECASE)
 
 # ------------------------------------------------------------------------- vendor
 
@@ -58,6 +62,11 @@ def find_document_number(lines: list[str]) -> str | None:
                 value = _doc_number_after(lines[index + 1])
             if value:
                 return value
+    for index, line in enumerate(lines[:-1]):
+        if _DOCUMENT_TITLE.match(line):  # an "INVOICE" title, the number below it: "# 0042"
+            m = re.match(r"^\s*(?:#|no\.?|nr\.?|n°)\s*:?\s*([A-Za-z0-9][A-Za-z0-9/_\-.]*)\s*$", lines[index + 1], re.IGNORECASE)
+            if m and re.search(r"\d", m.group(1)):
+                return m.group(1).rstrip(".-/")
     for line in lines:
         m = _LEADING_INVOICE.match(line)
         if m and re.search(r"\d", m.group(1)) and _make_iso_from_token(m.group(1)) is None:

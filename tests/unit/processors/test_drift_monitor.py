@@ -1,4 +1,4 @@
-"""Unit tests of processors.drift.monitor (windows, references, report shape)."""
+"""Unit tests of processors.drift.monitor (windows, references, report shape, tests per signal)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ import pytest
 
 from processors.drift.monitor import (
     EMBEDDING,
+    OCR_CONFIDENCE,
     TEXT_LENGTH,
     DriftMonitor,
     StreamClock,
@@ -24,14 +25,15 @@ LABELS_A = ["card_arrival", "card_linking", "exchange_rate"]
 LABELS_B = ["lost_or_stolen_card", "pin_blocked"]
 
 
-def _feed(monitor: DriftMonitor, window: int, labels, rng, n=60, centre=0, length=80):
+def _feed(monitor: DriftMonitor, window: int, labels, rng, n=60, centre=0, length=80, ocr=None):
     dim = 16
     for i in range(n):
         ts = BASE + window * W + i * (W // n)
         monitor.observe_prediction(ts, "clf", labels[rng.integers(len(labels))])
         v = rng.normal(size=dim) * 0.3
         v[centre] += 1.0
-        monitor.observe_embedding(ts, v, length + int(rng.integers(0, 20)))
+        conf = None if ocr is None else float(np.clip(rng.normal(ocr, 0.03), 0, 1))
+        monitor.observe_embedding(ts, v, length + int(rng.integers(0, 20)), conf, f"doc-{window}-{i}")
 
 
 def _by_signal(reports, signal):
@@ -64,12 +66,13 @@ def test_label_shift_alarms(rng):
     label = _by_signal(reports, label_signal("clf"))
     assert [r["alarm"] for r in label] == [False, True]
     shifted = label[1]
-    assert shifted["statistic"] == "psi"
-    assert shifted["value"] > shifted["threshold"] >= 0.2
+    assert shifted["statistic"] == "chi2"
+    assert shifted["value"] > shifted["threshold"] and shifted["p_value"] <= shifted["alpha"] == 0.0027
+    assert label[0]["p_value"] > 0.0027
     assert shifted["sample_size"] == 60 and shifted["reference_size"] == 60
     top = json.loads(shifted["details"]["top_shifts"])
     assert top[0]["category"] in LABELS_B and top[0]["p_ref"] == 0
-    assert shifted["details"]["severity"] == "significant"
+    assert shifted["details"]["psi_severity"] == "significant" and float(shifted["details"]["psi"]) > 0.2
     # embeddings and lengths did not move
     assert not any(r["alarm"] for r in _by_signal(reports, EMBEDDING) + _by_signal(reports, TEXT_LENGTH))
 
@@ -80,17 +83,51 @@ def test_embedding_and_length_shift_alarm(rng):
     _feed(m, 1, LABELS_A, rng, centre=5, length=5000)
     reports = m.close_windows(BASE + 2 * W)
     emb = _by_signal(reports, EMBEDDING)[0]
-    assert emb["alarm"] and emb["statistic"] == "mean_cosine_distance" and emb["value"] > 0.5
-    assert _by_signal(reports, TEXT_LENGTH)[0]["alarm"]
+    assert emb["alarm"] and emb["statistic"] == "mmd2" and emb["value"] > emb["threshold"]
+    assert float(emb["details"]["mean_cosine_distance"]) > 0.5
+    length = _by_signal(reports, TEXT_LENGTH)[0]
+    assert length["alarm"] and length["statistic"] == "ks" and length["value"] == 1.0
     assert not _by_signal(reports, label_signal("clf"))[0]["alarm"]
+
+
+def test_ocr_confidence_shift_alarms_alone(rng):
+    m = DriftMonitor(2, min_samples=20)
+    _feed(m, 0, LABELS_A, rng, ocr=0.95)
+    _feed(m, 1, LABELS_A, rng, ocr=0.95)
+    _feed(m, 2, LABELS_A, rng, ocr=0.70)   # blurrier scans: same texts, lower confidence
+    reports = m.close_windows(BASE + 3 * W)
+    ocr = _by_signal(reports, OCR_CONFIDENCE)
+    assert [r["alarm"] for r in ocr] == [False, True]
+    assert ocr[1]["statistic"] == "ks" and float(ocr[1]["details"]["current_median"]) < 0.8
+    assert not any(r["alarm"] for r in reports if r["signal"] != OCR_CONFIDENCE)
+
+
+def test_window_sample_is_bounded_and_reports_population(rng):
+    m = DriftMonitor(2, min_samples=20, window_sample=25, reference_sample=40)
+    _feed(m, 0, LABELS_A, rng, n=100)
+    _feed(m, 1, LABELS_A, rng, n=100)
+    reports = m.close_windows(BASE + 2 * W)
+    emb = _by_signal(reports, EMBEDDING)[0]
+    assert emb["sample_size"] == 100 and emb["details"]["sampled"] == "25"
+    assert emb["details"]["reference_sampled"] == "25"  # a reference of one 25-value window
+
+
+def test_reports_are_reproducible(rng):
+    def run():
+        m = DriftMonitor(2, min_samples=20, clock=lambda: 0)
+        r = np.random.default_rng(3)
+        _feed(m, 0, LABELS_A, r)
+        _feed(m, 1, LABELS_A + LABELS_B, r)
+        return [(x["signal"], x["value"], x["p_value"]) for x in m.close_windows(BASE + 2 * W)]
+    assert run() == run()
 
 
 def test_report_matches_avro_schema(rng):
     fastavro = pytest.importorskip("fastavro")
     schema = fastavro.parse_schema(json.loads(SCHEMA.read_text()))
     m = DriftMonitor(2, min_samples=1)
-    _feed(m, 0, LABELS_A, rng)
-    _feed(m, 1, LABELS_B, rng)
+    _feed(m, 0, LABELS_A, rng, ocr=0.9)
+    _feed(m, 1, LABELS_B, rng, ocr=0.9)
     reports = m.close_windows(BASE + 2 * W)
     assert reports
     field_names = [f["name"] for f in json.loads(SCHEMA.read_text())["fields"]]
@@ -102,6 +139,8 @@ def test_report_matches_avro_schema(rng):
         assert r["trace_id"] == f"drift:{BASE + W}"
         assert r["window_end"] - r["window_start"] == W
         assert all(isinstance(v, str) for v in r["details"].values())
+        assert 0 < r["p_value"] <= 1 and r["alpha"] == 0.0027
+    assert {r["signal"] for r in reports} == {EMBEDDING, TEXT_LENGTH, OCR_CONFIDENCE, label_signal("clf")}
 
 
 def test_pinned_reference(rng):
@@ -111,13 +150,34 @@ def test_pinned_reference(rng):
     first = _by_signal(m.close_windows(BASE + 2 * W), label_signal("clf"))
     assert first[0]["alarm"]
     # The shift is accepted: pin the last closed window (B labels) as the reference.
+    rev = m.revision
     assert label_signal("clf") in m.pin_reference()
+    assert m.revision == rev + 1
     assert m.references[label_signal("clf")]["start_ms"] == BASE + W
+    assert m.references[label_signal("clf")]["source"] == "pinned"
     _feed(m, 2, LABELS_B, rng)
     _feed(m, 3, LABELS_A, rng)
     label = _by_signal(m.close_windows(BASE + 4 * W), label_signal("clf"))
     assert [r["alarm"] for r in label] == [False, True]
     assert label[0]["details"]["reference_start"] == str(BASE + W)
+
+
+def test_export_and_load_references_roundtrip(rng):
+    m = DriftMonitor(2, min_samples=20)
+    _feed(m, 0, LABELS_A, rng, ocr=0.9)
+    m.close_windows(BASE + W)
+    data = json.loads(json.dumps(m.export_references()))  # JSON-able
+    assert set(data["signals"]) == {EMBEDDING, TEXT_LENGTH, OCR_CONFIDENCE, label_signal("clf")}
+    restarted = DriftMonitor(2, min_samples=20)
+    rev = restarted.revision
+    assert restarted.load_references(data) == sorted(data["signals"])
+    assert restarted.revision > rev and restarted.references == m.references
+    _feed(restarted, 1, LABELS_B, np.random.default_rng(42 + 0), ocr=0.9)
+    label = _by_signal(restarted.close_windows(BASE + 2 * W), label_signal("clf"))
+    assert label[0]["alarm"] and label[0]["details"]["reference_start"] == str(BASE)
+    assert restarted.load_references({"version": 1, "signals": {}}) == [] and restarted.references == {}
+    with pytest.raises(ValueError):
+        restarted.load_references({"version": 9, "signals": {}})
 
 
 def test_reset_reference_relearns(rng):
@@ -150,6 +210,7 @@ def test_set_reference_explicit(rng):
     for lab in LABELS_B * 20:
         ref.add_prediction("clf", lab)
     assert m.set_reference(ref) == [label_signal("clf")]
+    assert m.references[label_signal("clf")]["source"] == "set"
     _feed(m, 0, LABELS_A, rng)  # reported against the explicit reference right away
     reports = m.close_windows(BASE + W)
     assert _by_signal(reports, label_signal("clf"))[0]["alarm"]
@@ -214,7 +275,10 @@ def test_empty_gap_windows_are_skipped(rng):
 
 
 @pytest.mark.parametrize("kwargs", [{"window_seconds": 0}, {"window_seconds": 2, "reference_windows": 0},
-                                    {"window_seconds": 2, "allowed_lateness_seconds": -1}])
+                                    {"window_seconds": 2, "allowed_lateness_seconds": -1},
+                                    {"window_seconds": 2, "alpha": 0}, {"window_seconds": 2, "alpha": 1.5},
+                                    {"window_seconds": 2, "mmd_permutations": 99},  # cannot reach 0.0027
+                                    {"window_seconds": 2, "window_sample": 1}])
 def test_invalid_config(kwargs):
     with pytest.raises(ValueError):
         DriftMonitor(**kwargs)

@@ -1,0 +1,167 @@
+"""``conveyor drift reference show|pin|reset``: manage the stored drift reference.
+
+A click group; ``streams/cli.py`` registers it with ``main.add_command(drift)``
+(``from streams.drift.cli import drift``). Output: one JSON object per line.
+
+* ``show`` - the stored reference per signal (source, size, sample, time span);
+* ``pin --windows N`` - ask the running drift worker to make its last N closed windows
+  the reference (waits up to ``--timeout`` for its answer);
+* ``pin --texts FILE.csv --text-column C [--limit N] [--model DIR]`` - store a reference
+  set built here: the texts are embedded exactly as the ``embed`` processor does (and,
+  with ``--model``, classified for that model's ``label:<name>`` signal); a running
+  worker switches to it at its next tick, a starting one loads it;
+* ``reset`` - forget the stored reference: the worker learns a new one from its next
+  windows.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from streams.drift import reference as ref_store
+from streams.settings import Settings
+
+
+def _echo(obj: dict) -> None:
+    click.echo(json.dumps(obj, default=str, ensure_ascii=False))
+
+
+def _settings() -> Settings:
+    from streams.security import check_kafka
+
+    settings = Settings.from_env()
+    check_kafka(settings, timeout=30)
+    return settings
+
+
+def _store(settings: Settings) -> ref_store.ReferenceStore:
+    ref_store.ensure_topic(settings)
+    return ref_store.ReferenceStore(settings, writer="cli")
+
+
+@click.group()
+def drift() -> None:
+    """Drift monitoring: the reference each window is tested against."""
+
+
+@drift.group("reference")
+def reference_group() -> None:
+    """The stored reference (topic <namespace>.drift-reference)."""
+
+
+@reference_group.command("show")
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds to read the topic.")
+def show(timeout: float) -> None:
+    """Print the stored reference, per signal."""
+    store = _store(_settings())
+    try:
+        latest, _ = store.read_latest(timeout)
+    finally:
+        store.close()
+    _echo(ref_store.summary(latest))
+
+
+def _read_texts(csv_file: Path, text_column: str, limit: Optional[int]) -> list[str]:
+    with open(csv_file, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if text_column not in (reader.fieldnames or []):
+            raise click.ClickException(f"{csv_file}: no column {text_column!r} (columns: {reader.fieldnames})")
+        texts = [row[text_column] for row in reader if (row.get(text_column) or "").strip()]
+    return texts[:limit] if limit else texts
+
+
+def reference_from_texts(settings: Settings, texts: list[str], model_dir: Optional[Path] = None) -> dict:
+    """The export (``DriftMonitor.export_references()``) of a reference set built from
+    ``texts``: doc vectors and text lengths, and predicted labels of ``model_dir``'s model.
+
+    Raises:
+        ValueError: no text.
+    """
+    import numpy as np
+
+    from processors.drift.aggregate import WindowAggregate
+    from processors.embed import embed_texts_as_documents
+    from processors.embed.model import MiniLMEmbedder
+    from streams.drift.config import DriftConfig
+
+    if not texts:
+        raise ValueError("no text to build a reference from")
+    vectors = embed_texts_as_documents(MiniLMEmbedder(), texts)
+    labels: Optional[list[str]] = None
+    model_name = ""
+    if model_dir is not None:
+        from processors.classify.models import OnnxClassifier
+
+        clf = OnnxClassifier.load(model_dir)
+        labels, model_name = clf.predict(np.asarray(vectors, dtype=np.float32)), clf.name
+    monitor = DriftConfig.from_settings(settings).monitor()
+    now = int(time.time() * 1000)
+    agg = WindowAggregate(now, now + 1, capacity=monitor.reference_sample)
+    for i, (text, vec) in enumerate(zip(texts, vectors)):
+        agg.add_embedding(vec, len(text), None, f"reference:{i}:{text}")
+        if labels is not None:
+            agg.add_prediction(model_name, labels[i])
+    monitor.set_reference(agg, source="set")
+    return monitor.export_references()
+
+
+@reference_group.command("pin")
+@click.option("--windows", type=int, default=None,
+              help="Pin the running worker's last N closed windows (default: its reference window count).")
+@click.option("--texts", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Build the reference from this CSV's texts instead.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--limit", type=int, default=None, help="At most N texts.")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Classifier directory (manifest.json + model.onnx) for the label reference.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the worker's answer.")
+def pin(windows: Optional[int], csv_file: Optional[Path], text_column: str, limit: Optional[int],
+        model_dir: Optional[Path], timeout: float) -> None:
+    """Pin a reference: recent windows of the running worker, or a set of texts."""
+    settings = _settings()
+    store = _store(settings)
+    try:
+        if csv_file is not None:
+            texts = _read_texts(csv_file, text_column, limit)
+            try:
+                export = reference_from_texts(settings, texts, model_dir)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
+            store.publish_reference(export, f"pin --texts {csv_file.name} ({len(texts)} texts)")
+            latest, _ = store.read_latest(timeout)
+            _echo({"pinned": "texts", "texts": len(texts), **ref_store.summary(latest)})
+            return
+        _, end = store.read_latest(timeout)
+        store.follow(end)
+        cmd = store.publish_command("pin", windows)
+        deadline = time.monotonic() + timeout
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            for key, obj in store.poll():
+                if key == ref_store.REFERENCE_KEY and obj.get("reason") == f"pin {cmd['id']}":
+                    answer = obj
+            time.sleep(0.2)
+        if answer is None:
+            _echo({"pinned": False, "command": cmd,
+                   "error": f"no drift worker answered within {timeout:.0f} s (only a running worker applies pin)"})
+            sys.exit(1)
+        _echo({"pinned": "windows", "command": cmd, **ref_store.summary(answer)})
+    finally:
+        store.close()
+
+
+@reference_group.command("reset")
+def reset() -> None:
+    """Forget the stored reference; the worker learns a new one from its next windows."""
+    store = _store(_settings())
+    try:
+        store.publish_reference({"version": 1, "window_ms": None, "signals": {}}, "reset (cli)")
+    finally:
+        store.close()
+    _echo({"reset": True})
