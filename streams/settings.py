@@ -17,8 +17,10 @@ DEFAULT_INLINE_MAX_BYTES = 4 * 1024 * 1024
 """Documents up to 4 MiB travel inline in the record; larger ones go to the blob store."""
 DEFAULT_DUPLICATE_THRESHOLD = 0.90
 """Cosine similarity of document vectors at which a document is flagged as a possible duplicate.
-Measured on the demo corpus: the cropped/uncropped scans of one Lidl receipt score 0.94, the most
-similar pair of distinct documents 0.62 (two tax forms); 0.90 sits in that gap."""
+On the demo corpus the cropped/uncropped scans of one Lidl receipt score 0.94 and the most similar
+distinct documents 0.62. On the whole shared corpus (108 documents, ``make eval``) the re-scan pair
+still scores 0.94 but filled copies of one form template score up to 1.00, so at 0.90 only 5 of 51
+flags are true duplicates (recall 5/6): a flag means "review", not "drop"."""
 DEFAULT_RETRY_DELAYS = (1.0, 10.0, 60.0)
 """Backoff (seconds) of the retry attempts after a transient failure: 1 s, 10 s, 60 s, then the
 dead-letter topic — the schedule issue 3 asks for, similar to Spring Kafka's
