@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up down status demo test test-unit bench models clean
+.PHONY: install up down status demo test test-faults test-unit bench models eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,23 @@ demo: install
 
 # The whole suite, integration tests included; the session fixture starts the real stack.
 test: install
-	$(BIN)/pytest -q -rs tests
+	$(BIN)/pytest -q -rs tests --ignore=tests/faults
+
+# The fault-injection suite (issue 3): ≥2,000 real inputs per scenario while processors are
+# SIGKILLed, the broker restarts, Milvus goes away, transient failures are injected and hostile
+# input is mixed in; figures go to build/fault-report.json.
+test-faults: install
+	CONVEYOR_FAULT_SUITE=1 $(BIN)/pytest -q -rs -s tests/faults
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
 bench: install
 	$(BIN)/python -m streams.bench
+
+# Measured quality on ../shared/corpus (skips what is absent): build/eval/eval.json + eval.md.
+eval: install
+	$(BIN)/python -m processors.evaluation
 
 models: install
 	$(BIN)/python -m processors.training.train_intent

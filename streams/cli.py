@@ -355,5 +355,9 @@ from streams.drift.cli import drift as _drift_group  # noqa: E402 - registered a
 
 main.add_command(_drift_group)
 
+from processors.evaluation.cli import eval_command  # noqa: E402
+
+main.add_command(eval_command)
+
 if __name__ == "__main__":
     main()

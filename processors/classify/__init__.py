@@ -5,6 +5,8 @@ document-type model (both shipped in ``processors/models``; see
 :mod:`processors.classify.models`). The routing rules of
 :mod:`processors.classify.routing` decide ``auto`` or ``review``; for documents
 an optional duplicate finder (e.g. a Milvus similarity search) is consulted.
+A model with an out-of-scope score (the intent model) sends inputs far from
+every known class to review with an ``out_of_scope`` reason.
 """
 from __future__ import annotations
 
@@ -125,15 +127,16 @@ class ClassifyProcessor(Processor):
         for kind, items in by_kind.items():
             clf = self.classifiers[kind]
             try:
-                proba = clf.predict_proba(np.stack([v for _, v in items]))
+                proba, ood = clf.predict_scores(np.stack([v for _, v in items]))
             except Exception as exc:  # noqa: BLE001 - model failure: every record of this kind
                 for i, _ in items:
                     outcomes[i] = exc
                 continue
             in_batch = self._batch_matches(records, items) if kind == "document" else {}
-            for (i, vec), p in zip(items, proba):
+            for n, ((i, vec), p) in enumerate(zip(items, proba)):
                 try:
-                    outcomes[i] = [self._prediction(records[i], clf, kind, vec, p, in_batch.get(i, []))]
+                    score = None if ood is None else float(ood[n])
+                    outcomes[i] = [self._prediction(records[i], clf, kind, vec, p, in_batch.get(i, []), score)]
                 except Exception as exc:  # noqa: BLE001
                     outcomes[i] = exc
         return outcomes  # type: ignore[return-value]
@@ -153,12 +156,14 @@ class ClassifyProcessor(Processor):
         return matches
 
     def _prediction(self, record: Record, clf: OnnxClassifier, kind: str, vec: np.ndarray, p: np.ndarray,
-                    batch_matches: Sequence[tuple[str, float]] = ()) -> Record:
+                    batch_matches: Sequence[tuple[str, float]] = (), ood_score: float | None = None) -> Record:
         order = np.argsort(-p, kind="stable")
         label = clf.labels[int(order[0])]
         confidence = float(p[order[0]])
         if not math.isfinite(confidence):
             raise ModelInputError("model returned a non-finite probability")
+        if ood_score is not None and not math.isfinite(ood_score):
+            raise ModelInputError("model returned a non-finite out-of-scope score")
         top = [{"label": clf.labels[int(j)], "score": float(p[j])} for j in order[:TOP_K]]
         duplicates: list[tuple[str, float]] = []
         if kind == "document":
@@ -174,6 +179,8 @@ class ClassifyProcessor(Processor):
             threshold=self.thresholds[kind],
             fields=fields,
             duplicates=duplicates,
+            ood_score=ood_score,
+            ood_threshold=clf.ood_threshold,
         )
         return {
             **self.meta(record),

@@ -3,6 +3,8 @@
 Pure functions, no I/O. A prediction goes to ``"review"`` when any rule fires;
 each fired rule adds a human-readable reason:
 
+* out of scope: the model's out-of-scope score (:mod:`processors.classify.ood`)
+  is above its threshold → ``"out_of_scope: distance 1834.2 > 1290.5"``;
 * low confidence: ``confidence < threshold`` → ``"low confidence 0.41 < 0.70"``;
 * missing required fields (documents only; receipts and invoices need a
   ``total_amount`` and at least one date) → ``"missing required field: total_amount"``;
@@ -11,9 +13,18 @@ each fired rule adds a human-readable reason:
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
 DEFAULT_AUTO_THRESHOLD = 0.7
+#: Prefix of the review reason given to out-of-scope inputs (stable: consumers match on it).
+OUT_OF_SCOPE = "out_of_scope"
+#: One-sided 95 % normal quantile, for the Wilson lower bound of the auto-routed precision.
+WILSON_Z = 1.6449
+#: Candidate auto thresholds: 0.00, 0.01, ..., 0.99.
+THRESHOLD_GRID = tuple(round(i / 100, 2) for i in range(100))
 DEFAULT_DUPLICATE_THRESHOLD = 0.90  # see streams.settings.DEFAULT_DUPLICATE_THRESHOLD for the measurement
 
 #: Field → how it is checked; labels not listed here need no fields.
@@ -29,6 +40,84 @@ def auto_threshold_from(manifest: Mapping[str, Any], override: float | None = No
         return float(override)
     value = manifest.get("auto_threshold")
     return float(value) if value is not None else DEFAULT_AUTO_THRESHOLD
+
+
+def ood_threshold_from(manifest: Mapping[str, Any]) -> float | None:
+    """The manifest's ``out_of_scope.threshold`` (None: the model has no out-of-scope rule)."""
+    value = (manifest.get("out_of_scope") or {}).get("threshold")
+    return float(value) if value is not None else None
+
+
+def wilson_lower_bound(successes: int, n: int, z: float = WILSON_Z) -> float:
+    """Lower end of the Wilson score interval of a proportion (Wilson 1927); 0.0 for ``n == 0``.
+
+    With the default ``z`` it is a one-sided 95 % lower confidence bound.
+    """
+    if n <= 0:
+        return 0.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / denom
+
+
+def choose_auto_threshold(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    target_precision: float = 0.98,
+    *,
+    grid: Sequence[float] = THRESHOLD_GRID,
+    z: float = WILSON_Z,
+) -> tuple[float, list[dict]]:
+    """Lowest confidence threshold whose auto-routed validation share is precise enough.
+
+    A prediction is auto-routed when ``confidence >= threshold``. The chosen
+    threshold is the lowest ``t`` in ``grid`` for which the Wilson lower bound
+    (``z``; default one-sided 95 %) of the accuracy of the validation predictions
+    with ``confidence >= t`` is at least ``target_precision``, so that the
+    precision on unseen data is ``>= target`` with high probability rather than
+    only on this sample. If no grid value qualifies, the largest grid value is
+    returned.
+
+    Args:
+        confidence: ``(n,)`` calibrated top-1 probabilities on a validation split.
+        correct: ``(n,)`` bool, top-1 prediction correct.
+        target_precision: required precision of the auto-routed share, in (0, 1].
+
+    Returns:
+        ``(threshold, table)``; ``table`` has one row per grid value:
+        ``{"threshold", "auto_rate", "precision", "precision_lower_bound"}``.
+
+    Raises:
+        ValueError: shapes differ or are not 1-D.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    if conf.ndim != 1 or conf.shape != ok.shape:
+        raise ValueError(f"confidence and correct must be 1-D of equal length, got {conf.shape}, {ok.shape}")
+    table, chosen = [], None
+    for t in sorted(grid):
+        sel = conf >= t
+        n, k = int(sel.sum()), int(ok[sel].sum())
+        lower = wilson_lower_bound(k, n, z)
+        table.append({"threshold": float(t), "auto_rate": round(n / max(len(conf), 1), 4),
+                      "precision": round(k / n, 4) if n else None, "precision_lower_bound": round(lower, 4)})
+        if chosen is None and n and lower >= target_precision:
+            chosen = float(t)
+    return (chosen if chosen is not None else float(max(grid))), table
+
+
+def out_of_scope_reasons(score: float | None, threshold: float | None) -> list[str]:
+    """``["out_of_scope: distance 1834.2 > 1290.5"]`` when ``score > threshold``, else ``[]``.
+
+    ``score`` is the model's out-of-scope score (squared Mahalanobis distance to
+    the nearest class mean, :mod:`processors.classify.ood`); None (model without
+    a score, or no threshold) never fires.
+    """
+    if score is None or threshold is None or not score > threshold:
+        return []
+    return [f"{OUT_OF_SCOPE}: distance {score:.1f} > {threshold:.1f}"]
 
 
 def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
@@ -82,13 +171,18 @@ def decide(
     threshold: float = DEFAULT_AUTO_THRESHOLD,
     fields: Mapping[str, Any] | None = None,
     duplicates: Sequence[tuple[str, float]] = (),
+    ood_score: float | None = None,
+    ood_threshold: float | None = None,
 ) -> tuple[str, list[str]]:
     """Routing decision → ``("auto" | "review", reasons)``.
 
     ``duplicates`` are already filtered (:func:`select_duplicates`). Field and
-    duplicate rules apply to ``kind == "document"`` only.
+    duplicate rules apply to ``kind == "document"`` only. The out-of-scope rule
+    applies when both ``ood_score`` and ``ood_threshold`` are given; its reason
+    comes first.
     """
-    reasons = low_confidence_reasons(confidence, threshold)
+    reasons = out_of_scope_reasons(ood_score, ood_threshold)
+    reasons += low_confidence_reasons(confidence, threshold)
     if kind == "document":
         reasons += missing_field_reasons(label, fields)
         reasons += duplicate_reasons(duplicates)

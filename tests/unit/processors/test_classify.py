@@ -39,6 +39,10 @@ QUERIES = [
     ("Can I verify the source of my funds?", "verify_source_of_funds"),
 ]
 
+# Out-of-scope queries from CLINC150 oos_val (Larson et al. 2019, clinc/oos-eval, CC-BY-3.0).
+OUT_OF_SCOPE_QUERIES = ["do ducks sleep", "what's the best opening gambit for a game of chess",
+                        "what is the name of the 13th president"]
+
 
 @pytest.fixture(scope="module")
 def embed() -> EmbedProcessor:
@@ -133,14 +137,21 @@ def _text_records(embed: EmbedProcessor, texts: list[str]) -> list[dict]:
 def test_shipped_intent_manifest(intent):
     m = intent.manifest
     for key in ("name", "version", "sha256", "labels", "training_data", "training_data_licence",
-                "training_command", "metrics", "metric_floors", "embedding_model", "created_with", "seed"):
+                "training_command", "metrics", "metric_floors", "metric_ceilings", "embedding_model",
+                "created_with", "seed", "calibration", "out_of_scope", "auto_threshold"):
         assert key in m, key
     assert len(intent.labels) == 77 and intent.input_dim == 384
     assert m["embedding_model"]["sha256"] == MODEL_SHA256
     for metric, floor in m["metric_floors"].items():
-        assert m["metrics"][metric] >= floor
-    p = intent.predict_proba(np.zeros((2, 384), dtype=np.float32))
-    assert p.shape == (2, 77)
+        assert m["metrics"][metric] >= floor, metric
+    for metric, ceiling in m["metric_ceilings"].items():
+        assert m["metrics"][metric] <= ceiling, metric
+    # the aims are among the pinned limits
+    assert m["metric_floors"]["test_accuracy"] >= 0.93 and m["metric_ceilings"]["test_ece"] <= 0.05
+    assert m["metric_floors"]["oos_test_review_rate"] >= 0.90
+    assert m["calibration"]["temperature"] > 0 and intent.has_ood_score and intent.ood_threshold > 0
+    p, ood = intent.predict_scores(np.zeros((2, 384), dtype=np.float32))
+    assert p.shape == (2, 77) and ood.shape == (2,)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
 
 
@@ -201,12 +212,24 @@ def test_texts_are_classified_and_routed(embed, stub_models_dir):
         assert pred["model_name"] == "intent-banking77"
         assert pred["duplicates"] == [] and pred["fields"] is None
         assert pred["routing"] in ("auto", "review")
-        if pred["confidence"] >= proc.thresholds["text"]:
+        out_of_scope = [r for r in pred["reasons"] if r.startswith("out_of_scope")]
+        if pred["confidence"] >= proc.thresholds["text"] and not out_of_scope:
             assert pred["routing"] == "auto" and pred["reasons"] == []
     # a forced high threshold sends everything to review with a reason
     strict = ClassifyProcessor(stub_models_dir, auto_threshold=1.01)
     pred = strict.process_batch(records[:1])[0][0]
     assert pred["routing"] == "review" and pred["reasons"][0].startswith("low confidence ")
+
+
+def test_out_of_scope_texts_go_to_review_with_the_reason(embed, stub_models_dir):
+    proc = ClassifyProcessor(stub_models_dir)
+    records = _text_records(embed, OUT_OF_SCOPE_QUERIES + [QUERIES[0][0]])
+    *oos, in_scope = (o[0] for o in proc.process_batch(records))
+    for pred in oos:
+        assert pred["routing"] == "review"
+        assert pred["reasons"][0].startswith("out_of_scope: distance "), pred["reasons"]
+    assert not any(r.startswith("out_of_scope") for r in in_scope["reasons"])
+    assert in_scope["label"] == QUERIES[0][1]
 
 
 def test_bad_vector_fails_only_its_record(embed, stub_models_dir):

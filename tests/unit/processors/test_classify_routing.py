@@ -1,13 +1,21 @@
 """Pure unit tests of the routing rules."""
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from processors.classify.routing import (
     DEFAULT_AUTO_THRESHOLD,
+    OUT_OF_SCOPE,
     auto_threshold_from,
+    choose_auto_threshold,
     decide,
     duplicate_reasons,
     missing_field_reasons,
+    ood_threshold_from,
+    out_of_scope_reasons,
     select_duplicates,
+    wilson_lower_bound,
 )
 
 FULL = {"dates": ["2020-03-02"], "total_amount": "12.50", "currency": "EUR", "document_number": None, "vendor": None}
@@ -72,3 +80,61 @@ def test_duplicates_selection_and_reason():
         "possible duplicate of c (similarity 0.95)",
     ]
     assert select_duplicates([], doc_id="x") == []
+
+
+# ------------------------------------------------------------ auto threshold
+def test_wilson_lower_bound():
+    assert wilson_lower_bound(0, 0) == 0.0
+    # textbook value: 98/100 at z=1.6449 -> about 0.9413
+    assert wilson_lower_bound(98, 100) == pytest.approx(0.9413, abs=1e-3)
+    assert wilson_lower_bound(980, 1000) < 0.98 < wilson_lower_bound(9950, 10000)
+    assert wilson_lower_bound(100, 100) < 1.0
+
+
+def test_choose_auto_threshold_picks_lowest_precise_enough():
+    # 1000 confident right answers at 0.95, 100 wrong ones at 0.55, 100 right ones at 0.60
+    conf = np.r_[np.full(1000, 0.95), np.full(100, 0.55), np.full(100, 0.60)]
+    correct = np.r_[np.ones(1000, bool), np.zeros(100, bool), np.ones(100, bool)]
+    t, table = choose_auto_threshold(conf, correct, 0.98)
+    assert t == 0.56  # first grid value above the wrong answers; 0.55 still lets them in
+    row = {r["threshold"]: r for r in table}
+    assert row[0.56]["auto_rate"] == pytest.approx(1100 / 1200, abs=1e-4) and row[0.56]["precision"] == 1.0
+    assert row[0.55]["precision"] == pytest.approx(1100 / 1200, abs=1e-4)
+    assert len(table) == 100
+
+
+def test_choose_auto_threshold_needs_a_margin_not_just_the_sample():
+    # 98.0 % precise on 500 samples: the point estimate meets 0.98, the lower bound does not
+    conf = np.r_[np.full(490, 0.9), np.full(10, 0.9)]
+    correct = np.r_[np.ones(490, bool), np.zeros(10, bool)]
+    t, _ = choose_auto_threshold(conf, correct, 0.98)
+    assert t == 0.99  # nothing qualifies -> the largest grid value
+    t_point, _ = choose_auto_threshold(conf, correct, 0.98, z=0.0)  # z=0: plain precision
+    assert t_point == 0.0
+
+
+def test_choose_auto_threshold_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        choose_auto_threshold(np.zeros(3), np.zeros(2, bool))
+
+
+# ----------------------------------------------------------- out of scope
+def test_out_of_scope_reason():
+    assert out_of_scope_reasons(1834.24, 1290.5) == ["out_of_scope: distance 1834.2 > 1290.5"]
+    assert out_of_scope_reasons(1290.5, 1290.5) == []  # at the threshold is in scope
+    assert out_of_scope_reasons(None, 1290.5) == [] and out_of_scope_reasons(5000.0, None) == []
+    assert ood_threshold_from({"out_of_scope": {"threshold": 12.5}}) == 12.5
+    assert ood_threshold_from({}) is None
+
+
+def test_out_of_scope_text_goes_to_review_even_when_confident():
+    routing, reasons = decide(kind="text", label="card_arrival", confidence=0.99, threshold=0.7,
+                              ood_score=2500.0, ood_threshold=1300.0)
+    assert routing == "review" and reasons[0].startswith(OUT_OF_SCOPE + ":")
+    # both rules fire: out_of_scope first, then low confidence
+    routing, reasons = decide(kind="text", label="x", confidence=0.2, threshold=0.7, ood_score=2500.0,
+                              ood_threshold=1300.0)
+    assert [r.split(":")[0].split(" 0")[0] for r in reasons] == [OUT_OF_SCOPE, "low confidence"]
+    # in scope and confident: auto
+    assert decide(kind="text", label="x", confidence=0.99, threshold=0.7, ood_score=300.0,
+                  ood_threshold=1300.0) == ("auto", [])
