@@ -35,6 +35,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "compression.type": "lz4",
         "linger.ms": 5,
     }
+    conf.update(dict(settings.kafka_extra))  # CONVEYOR_RDKAFKA_* win over the defaults above
     conf.update(overrides)
     return conf
 
@@ -61,6 +62,7 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "max.partition.fetch.bytes": settings.max_message_bytes + 1_048_576,
         "statistics.interval.ms": 5_000,
     }
+    conf.update(dict(settings.kafka_extra))  # CONVEYOR_RDKAFKA_* win over the defaults above
     conf.update(overrides)
     return conf
 

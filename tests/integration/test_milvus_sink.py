@@ -40,6 +40,7 @@ from sinks.base import SinkBackpressureError
 from sinks.milvus import MilvusSink, MilvusUnavailableError
 from sinks.milvus_errors import is_unavailable, redact_uri
 from sinks.milvus_schema import VECTOR_DIM, row_nbytes
+from tests.ports import server_port
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,8 @@ SERVER_START_TIMEOUT = 150.0
 
 # -- the Milvus 2.3.5 server -----------------------------------------------------------
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range, so a restarted server gets its port back."""
+    return server_port()
 
 
 @dataclass
