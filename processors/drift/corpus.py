@@ -37,6 +37,8 @@ from typing import Optional
 
 import numpy as np
 
+from processors.training.common import cached_array as _cached
+from processors.training.common import text_digest as _digest
 from streams import env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,25 +58,6 @@ def corpus_available(corpus: Path = DEFAULT_CORPUS) -> bool:
     """Whether the text corpora needed by the scenarios are present under ``corpus``."""
     return (corpus / "text_banking77" / "train.csv").is_file() and \
         (corpus / "text_clinc150" / "data_full.json").is_file()
-
-
-def _digest(items: list[str]) -> str:
-    h = hashlib.sha256()
-    for s in items:
-        h.update(s.encode("utf-8"))
-        h.update(b"\x00")
-    return h.hexdigest()[:16]
-
-
-def _cached(path: Path, compute) -> np.ndarray:
-    if path.exists():
-        return np.load(path)
-    arr = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-    return arr
 
 
 @dataclass
@@ -294,12 +277,17 @@ def load_degraded_receipts(corpus: Path = DEFAULT_CORPUS, *, extract: bool = Fal
         d = _extract(path, doc["rel"] + "#lowres", "receipt_lowres", cache, extract)
         if d is not None and d["text"].strip():
             found.append(d)
+    return _embedded_documents(found, "receipt_lowres", "drift-lowres", cache)
+
+
+def _embedded_documents(found: list[dict], label: str, tag: str, cache: Path) -> list[Document]:
+    """``found`` extractions as :class:`Document` with ``label``, embeddings cached under ``tag``."""
     if not found:
         return []
     emb = _Embedder()
     texts = [d["text"] for d in found]
-    vectors = _cached(cache / f"drift-lowres-{emb.sha[:12]}-{_digest(texts)}.npy", lambda: emb.embed(texts))
-    return [Document(d["file"], "receipt_lowres", len(d["text"]), d.get("ocr_confidence"),
+    vectors = _cached(cache / f"{tag}-{emb.sha[:12]}-{_digest(texts)}.npy", lambda: emb.embed(texts))
+    return [Document(d["file"], label, len(d["text"]), d.get("ocr_confidence"),
                      np.asarray(v, dtype=np.float32)) for d, v in zip(found, vectors)]
 
 
@@ -313,13 +301,7 @@ def load_sroie(corpus: Path = DEFAULT_CORPUS, limit: Optional[int] = 20, *, extr
         d = _extract(path, path.relative_to(corpus).as_posix(), "receipt_sroie", cache, extract)
         if d is not None and d["text"].strip():
             found.append(d)
-    if not found:
-        return []
-    emb = _Embedder()
-    texts = [d["text"] for d in found]
-    vectors = _cached(cache / f"drift-sroie-{emb.sha[:12]}-{_digest(texts)}.npy", lambda: emb.embed(texts))
-    return [Document(d["file"], "receipt_sroie", len(d["text"]), d.get("ocr_confidence"),
-                     np.asarray(v, dtype=np.float32)) for d, v in zip(found, vectors)]
+    return _embedded_documents(found, "receipt_sroie", "drift-sroie", cache)
 
 
 if __name__ == "__main__":  # warm the caches: python -m processors.drift.corpus [--extract]
