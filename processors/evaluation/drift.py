@@ -166,7 +166,7 @@ def drift_section(ctx: Any) -> Any:
 
     if not corpus.corpus_available(Path(ctx.corpus)):
         raise SkipSection(f"{ctx.corpus}: text_banking77 / text_clinc150 absent")
-    results = scenarios.run_all(Path(ctx.corpus))
+    results = scenarios.run_all(Path(ctx.corpus), extract=True)  # OCR what is not cached yet (slow once)
     rows = []
     for res in results:
         row = res.row()
