@@ -37,6 +37,7 @@ test: install
 # SIGKILLed, the broker restarts, Milvus goes away, transient failures are injected and hostile
 # input is mixed in; figures go to build/fault-report.json.
 test-faults: install
+	mkdir -p build
 	CONVEYOR_FAULT_SUITE=1 $(BIN)/pytest -q -rs -s -p no:cacheprovider --basetemp=build/fault-tmp tests/faults
 
 test-unit: install

@@ -31,6 +31,9 @@ retry at the same instant ("full/equal jitter", AWS Architecture Blog, *Exponent
 And Jitter*, 2015)."""
 DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 """Bytes of consumed, not yet committed records a processor holds at most (64 MiB)."""
+REGISTRY_TIMEOUT_S = 30
+"""HTTP timeout (s) of schema-registry calls. The client's default is none at all: a lost
+reply once hung a processor for 15 minutes. A timeout is a transient failure (retry path)."""
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Broker/topic/producer message size limit (16 MiB) — inline docs plus Avro overhead."""
 
@@ -197,9 +200,10 @@ class Settings:
         conf.update(dict(self.kafka_extra))
         return conf
 
-    def registry_config(self) -> dict[str, str]:
-        """``SchemaRegistryClient`` settings (URL and optional basic auth)."""
-        conf = {"url": self.schema_registry_url}
+    def registry_config(self) -> dict:
+        """``SchemaRegistryClient`` settings (URL, a :data:`REGISTRY_TIMEOUT_S` HTTP timeout and
+        optional basic auth)."""
+        conf: dict = {"url": self.schema_registry_url, "timeout": REGISTRY_TIMEOUT_S}
         if self.schema_registry_user and self.schema_registry_password:
             conf["basic.auth.user.info"] = (
                 f"{self.schema_registry_user}:{self.schema_registry_password.get_secret_value()}"
