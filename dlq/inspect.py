@@ -7,6 +7,7 @@ processor, error class, exception, failure time and doc id.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
@@ -14,7 +15,7 @@ from typing import Any, Iterator, Optional
 from dlq import envelope
 from streams.io import read_to_end
 from streams.settings import Settings
-from streams.topics import PROCESSORS, catalogue, dlq_role, dlq_topics
+from streams.topics import PROCESSORS, dlq_role, dlq_topics, resolve
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,11 @@ class DeadLetterFilter:
     until: Optional[int] = None
     doc_ids: frozenset[str] = field(default_factory=frozenset)
 
-    def matches(self, d: DeadLetter, settings: Settings) -> bool:
-        """Whether ``d`` passes every criterion."""
-        if self.origin_topic:
-            specs = catalogue(settings)
-            wanted = specs[self.origin_topic].name if self.origin_topic in specs else self.origin_topic
-            if d.error.get("origin.topic") != wanted:
-                return False
+    def matches(self, d: DeadLetter) -> bool:
+        """Whether ``d`` passes every criterion (``origin_topic`` compared as a full name:
+        :func:`iter_dead_letters` resolves a role first)."""
+        if self.origin_topic and d.error.get("origin.topic") != self.origin_topic:
+            return False
         if self.processor and d.error.get("processor") != self.processor:
             return False
         if self.error_class and d.error.get("error.class") != self.error_class:
@@ -141,6 +140,8 @@ def iter_dead_letters(settings: Settings, flt: DeadLetterFilter = DeadLetterFilt
         ValueError: ``flt.processor`` is not a processor name.
         TimeoutError: a topic could not be read to its end within ``timeout`` seconds.
     """
+    if flt.origin_topic:
+        flt = dataclasses.replace(flt, origin_topic=resolve(settings, flt.origin_topic))
     if flt.processor and flt.processor not in PROCESSORS:
         raise ValueError(f"unknown processor {flt.processor!r}; choose from {', '.join(PROCESSORS)}")
     for topic in dlq_topics(settings):
@@ -148,7 +149,7 @@ def iter_dead_letters(settings: Settings, flt: DeadLetterFilter = DeadLetterFilt
             continue
         for msg in read_to_end(settings, topic, timeout=timeout, missing_ok=True):
             d = _from_message(msg)
-            if flt.matches(d, settings):
+            if flt.matches(d):
                 yield d
 
 

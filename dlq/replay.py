@@ -33,7 +33,7 @@ from dlq.inspect import DeadLetter, DeadLetterFilter, iter_dead_letters
 from streams.io import read_to_end
 from streams.kafka import make_admin, make_producer, produce
 from streams.settings import Settings
-from streams.topics import REPLAYS_ROLE, catalogue
+from streams.topics import REPLAYS_ROLE, catalogue, resolve
 
 PREFIX = "conveyor.replay."
 REPLAY_ID = PREFIX + "id"
@@ -120,8 +120,7 @@ def replay(settings: Settings, flt: DeadLetterFilter, *, to_topic: Optional[str]
     report.selected = len(selected)
     existing = set(make_admin(settings).list_topics(timeout=timeout).topics)
     if to_topic:
-        specs = catalogue(settings)
-        to_topic = specs[to_topic].name if to_topic in specs else to_topic
+        to_topic = resolve(settings, to_topic)
         if to_topic not in existing:
             raise ValueError(f"target topic {to_topic!r} does not exist")
     ledger = catalogue(settings)[REPLAYS_ROLE].name

@@ -111,6 +111,13 @@ def topic(settings: Settings, role: str) -> str:
     return catalogue(settings)[role].name
 
 
+def resolve(settings: Settings, name_or_role: str) -> str:
+    """The full topic name of a catalogue role (``predictions``), or ``name_or_role``
+    unchanged when it is not a role (already a full name)."""
+    specs = catalogue(settings)
+    return specs[name_or_role].name if name_or_role in specs else name_or_role
+
+
 def dlq_topics(settings: Settings) -> list[str]:
     """Names of every dead-letter topic of the namespace."""
     return [topic(settings, dlq_role(p)) for p in PROCESSORS]

@@ -23,6 +23,7 @@ import pytest
 
 from streams import env
 from streams.settings import Settings
+from tests.integration.helpers import running_stack
 from tests.faults.faults import Broker
 from tests.faults.harness import RECORDED, report_path
 
@@ -72,20 +73,8 @@ def pytest_terminal_summary(terminalreporter):
 def fault_stack() -> Settings:
     """Settings of the running stack (Kafka + registry), started here when no
     ``CONVEYOR_BOOTSTRAP_SERVERS`` is given and it is not up yet."""
-    settings = Settings.from_env()
-    if os.environ.get(env.BOOTSTRAP_SERVERS):
+    with running_stack() as settings:
         yield settings
-        return
-    from streams.stack import StackError, down, up
-
-    try:
-        state = up(settings, log=lambda _line: None)
-    except StackError as exc:
-        pytest.fail(f"local stack did not come up: {exc}", pytrace=False)
-    started = [name for name in ("kafka", "registry") if state[name]["started"]]
-    yield settings
-    if started:
-        down(settings, parts=started, log=lambda _line: None)
 
 
 @pytest.fixture(scope="session")
@@ -95,17 +84,13 @@ def fault_milvus(tmp_path_factory):
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip(f"the milvus==2.3.5 wheel ships a Linux x86-64 binary only, not {platform.machine()}")
     pytest.importorskip("milvus", reason="PyPI package milvus==2.3.5 is not installed (pip install -e .[test])")
-    from tests.integration.test_milvus_sink import MilvusServerHandle, _make_server, _start_and_wait
+    from tests.integration.test_milvus_sink import start_server
 
-    base = tmp_path_factory.mktemp("fault-milvus")
-    server = _make_server(base)
-    handle = MilvusServerHandle(server, 0, base, 0.0)
     try:
-        handle.start_seconds = _start_and_wait(server)
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        server.stop()
-        pytest.fail(f"Milvus 2.3.5 server did not start: {exc}\n{handle.log_tail()}", pytrace=False)
-    handle.port = server.listen_port
+        handle = start_server(tmp_path_factory.mktemp("fault-milvus"))
+    except RuntimeError as exc:
+        pytest.fail(f"Milvus 2.3.5 server did not start: {exc}", pytrace=False)
+    server = handle.server
     try:
         yield handle
     finally:

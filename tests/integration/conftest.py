@@ -8,14 +8,13 @@ session stops it at the end only if it was this session that started it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from streams import env
 from streams.settings import Settings
+from tests.integration.helpers import running_stack
 
 
 def pytest_collection_modifyitems(config, items):
@@ -29,20 +28,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
     """Settings of a running stack (Kafka + registry), started here if needed."""
-    settings = Settings.from_env()
-    if os.environ.get(env.BOOTSTRAP_SERVERS):
+    with running_stack() as settings:
         yield settings
-        return
-    from streams.stack import StackError, down, up
-
-    try:
-        state = up(settings, log=lambda line: None)
-    except StackError as exc:
-        pytest.fail(f"local stack did not come up: {exc}", pytrace=False)
-    started = [name for name in ("kafka", "registry") if state[name]["started"]]
-    yield settings
-    if started:
-        down(settings, parts=started, log=lambda line: None)
 
 
 @pytest.fixture

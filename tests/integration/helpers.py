@@ -1,12 +1,41 @@
 """Small helpers shared by integration tests (real Kafka, registry and Milvus)."""
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from typing import Iterator
+
+import pytest
 
 from confluent_kafka import KafkaError
 
 from streams import env
 from streams.kafka import make_consumer
+from streams.settings import Settings
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[Settings]:
+    """Settings of a running stack (Kafka + registry): the one named by
+    ``CONVEYOR_BOOTSTRAP_SERVERS``, else the local stack, started here if needed and then
+    stopped again (only the parts started here). Fails the session if it cannot start."""
+    settings = Settings.from_env()
+    if os.environ.get(env.BOOTSTRAP_SERVERS):
+        yield settings
+        return
+    from streams.stack import StackError, down, up
+
+    try:
+        state = up(settings, log=lambda _line: None)
+    except StackError as exc:
+        pytest.fail(f"local stack did not come up: {exc}", pytrace=False)
+    started = [name for name in ("kafka", "registry") if state[name]["started"]]
+    try:
+        yield settings
+    finally:
+        if started:
+            down(settings, parts=started, log=lambda _line: None)
 
 
 def cli_env(settings) -> dict[str, str]:

@@ -154,6 +154,24 @@ def _make_server(base: Path):
     return server
 
 
+def start_server(base: Path) -> MilvusServerHandle:
+    """Start a Milvus 2.3.5 server under ``base`` and wait until it answers.
+
+    Raises:
+        RuntimeError: it did not start (the message ends with its log tail); it is stopped.
+    """
+    server = _make_server(base)
+    handle = MilvusServerHandle(server, 0, base, 0.0)
+    try:
+        handle.start_seconds = _start_and_wait(server)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        tail = handle.log_tail()
+        server.stop()
+        raise RuntimeError(f"{exc}\n{tail}") from exc
+    handle.port = server.listen_port
+    return handle
+
+
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory) -> MilvusServerHandle:
     """A Milvus 2.3.5 standalone server (binary unpacked from the wheel, nothing
@@ -164,16 +182,11 @@ def milvus_server(tmp_path_factory) -> MilvusServerHandle:
         import milvus  # noqa: F401
     except ImportError:
         pytest.skip("PyPI package milvus==2.3.5 is not installed (pip install -e .[test])")
-    base = tmp_path_factory.mktemp("milvus-server")
-    server = _make_server(base)
-    handle = MilvusServerHandle(server, 0, base, 0.0)
     try:
-        handle.start_seconds = _start_and_wait(server)
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        tail = handle.log_tail()
-        server.stop()
-        pytest.skip(f"Milvus 2.3.5 server cannot start on this machine: {exc}\n{tail}")
-    handle.port = server.listen_port
+        handle = start_server(tmp_path_factory.mktemp("milvus-server"))
+    except RuntimeError as exc:
+        pytest.skip(f"Milvus 2.3.5 server cannot start on this machine: {exc}")
+    server = handle.server
     msg = f"Milvus 2.3.5 server started in {handle.start_seconds:.1f}s on port {handle.port}"
     log.warning(msg)
     print(f"\n{msg}")
