@@ -204,11 +204,10 @@ def produce_texts(csv_file: Path, text_column: str, id_column: Optional[str], li
 def consume_cmd(topic: str, from_beginning: bool, max_messages: Optional[int], timeout: float) -> None:
     """Print TOPIC's records as JSON lines (a role like ``predictions`` or a full name)."""
     from streams.io import abbreviate, consume
-    from streams.topics import catalogue
+    from streams.topics import resolve
 
     settings = _kafka_settings()
-    specs = catalogue(settings)
-    name = specs[topic].name if topic in specs else topic
+    name = resolve(settings, topic)
     for rec in consume(settings, name, from_beginning=from_beginning, max_messages=max_messages, timeout=timeout):
         _echo(abbreviate(rec))
 
