@@ -1,8 +1,11 @@
 """The dead-letter envelope: the original record plus error headers.
 
-A dead-letter record keeps the original key, value, headers and timestamp
-byte for byte (the Kafka Connect and confluent-kafka habit) and adds headers
-whose names all start with :data:`PREFIX`:
+A dead-letter record keeps the original key, value and headers byte for byte
+(the Kafka Connect and confluent-kafka habit) and adds headers whose names all
+start with :data:`PREFIX`. Its Kafka timestamp is the time it was written, so it
+lives for the dead-letter topic's retention whatever the input's age (Kafka
+Connect's dead-letter reporter does the same); the input's own timestamp is
+``conveyor.dlq.origin.timestamp``:
 
 =============================  ==============================================
 header                         value (UTF-8)
@@ -10,7 +13,9 @@ header                         value (UTF-8)
 conveyor.dlq.origin.topic      topic the failed record was read from
 conveyor.dlq.origin.partition  its partition (decimal)
 conveyor.dlq.origin.offset     its offset (decimal)
-conveyor.dlq.origin.timestamp  its timestamp, epoch ms (decimal)
+conveyor.dlq.origin.timestamp  the input's original timestamp, epoch ms (decimal):
+                               of the record as first produced, also after
+                               retries and replays
 conveyor.dlq.group             consumer group of the failing processor
 conveyor.dlq.processor         processor name
 conveyor.dlq.processor.version processor version
@@ -47,6 +52,10 @@ FAILED_AT = PREFIX + "failed.at"
 FIRST_FAILED_AT = PREFIX + "first.failed.at"
 ATTEMPT = PREFIX + "attempt"
 
+REPLAY_ORIGIN_TIMESTAMP = "conveyor.replay.origin.timestamp"
+"""Header of a replayed record: the original timestamp of the input it replays (epoch ms);
+a replayed record is itself stamped with the replay time (see :mod:`dlq.replay`)."""
+
 MAX_MESSAGE_CHARS = 4096
 MAX_STACKTRACE_CHARS = 16384
 
@@ -59,6 +68,28 @@ class Origin:
     partition: int
     offset: int
     timestamp: int
+
+
+def _header_int(headers: Optional[list[tuple[str, Optional[bytes]]]], name: str) -> Optional[int]:
+    value = None
+    for k, v in headers or []:
+        if k == name and v:
+            try:
+                value = int(v)
+            except ValueError:
+                pass
+    return value
+
+
+def original_timestamp(headers: Optional[list[tuple[str, Optional[bytes]]]], timestamp: Optional[int],
+                       *, retried_at: Optional[int] = None) -> int:
+    """The input's original timestamp (epoch ms) of a consumed record: ``retried_at`` (the
+    retry record's ``conveyor.retry.origin.timestamp``) if given, else a replayed record's
+    :data:`REPLAY_ORIGIN_TIMESTAMP` header, else the record's own ``timestamp`` (0 if none)."""
+    for ts in (retried_at, _header_int(headers, REPLAY_ORIGIN_TIMESTAMP), timestamp):
+        if ts is not None and ts > 0:
+            return ts
+    return 0
 
 
 def error_class(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """Reading dead letters: every dead-letter topic of a namespace, filtered.
 
 A :class:`DeadLetter` is one record of a ``{ns}.dlq.<processor>`` topic: the failed
-record's original key, value, headers and timestamp plus the ``conveyor.dlq.*`` error
-headers (see :mod:`dlq.envelope`). :class:`DeadLetterFilter` selects them by origin topic,
+record's original key, value and headers plus the ``conveyor.dlq.*`` error headers (see
+:mod:`dlq.envelope`), with the input's original timestamp. :class:`DeadLetterFilter` selects them by origin topic,
 processor, error class, exception, failure time and doc id.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ class DeadLetter:
     ``key``/``value`` are the original bytes; ``headers`` the original record's own
     headers (``conveyor.dlq.*`` removed); ``error`` the ``conveyor.dlq.*`` headers
     without their prefix (e.g. ``error["exception.class"]``); ``timestamp`` the
-    original timestamp, epoch ms.
+    input's original timestamp (``conveyor.dlq.origin.timestamp``), epoch ms;
+    ``written_at`` when the dead letter was written (its Kafka timestamp), epoch ms.
     """
 
     dlq_topic: str
@@ -36,6 +37,7 @@ class DeadLetter:
     timestamp: int
     headers: list[tuple[str, bytes]]
     error: dict[str, str]
+    written_at: int = 0
 
     @property
     def ref(self) -> str:
@@ -61,7 +63,8 @@ class DeadLetter:
         if not stacktrace:
             error.pop("stacktrace", None)
         return {"ref": self.ref, "dlq_topic": self.dlq_topic, "partition": self.partition, "offset": self.offset,
-                "key": self.doc_id, "timestamp": self.timestamp, "value_bytes": len(self.value or b""),
+                "key": self.doc_id, "timestamp": self.timestamp, "written_at": self.written_at,
+                "value_bytes": len(self.value or b""),
                 "error": error, "headers": envelope.decode_headers(self.headers)}
 
 
@@ -122,9 +125,14 @@ class DeadLetterFilter:
 
 def _from_message(msg) -> DeadLetter:
     headers = msg.headers() or []
+    written_at = msg.timestamp()[1]
+    try:
+        original = int(envelope.decode_headers(headers).get(envelope.ORIGIN_TIMESTAMP, ""))
+    except ValueError:  # a dead letter written before the header existed: its own timestamp
+        original = written_at
     return DeadLetter(
         dlq_topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), key=msg.key(), value=msg.value(),
-        timestamp=msg.timestamp()[1],
+        timestamp=original, written_at=written_at,
         headers=[(k, v or b"") for k, v in headers if not k.startswith(envelope.PREFIX)],
         error={k[len(envelope.PREFIX):]: v for k, v in envelope.decode_headers(headers).items()
                if k.startswith(envelope.PREFIX)},

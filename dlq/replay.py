@@ -1,7 +1,9 @@
 """Replaying dead letters once their cause is fixed.
 
 :func:`replay` re-publishes selected dead letters to the topic they failed on (or another
-topic) with the original key, value, headers and timestamp, plus replay provenance headers:
+topic) with the original key, value and headers, plus replay provenance headers. A replayed
+record is stamped with the replay time, so it lives for the target topic's retention; the
+input's original timestamp travels in ``conveyor.replay.origin.timestamp``:
 
 =============================  ==================================================
 header                         value (UTF-8)
@@ -10,6 +12,7 @@ conveyor.replay.id             id of this replay run
 conveyor.replay.of             ``<dlq topic>:<partition>:<offset>`` replayed
 conveyor.replay.at             replay time, epoch ms
 conveyor.replay.error.class    error class of the dead letter (why it was there)
+conveyor.replay.origin.timestamp  the input's original timestamp, epoch ms
 =============================  ==================================================
 
 Each replayed record and a ledger entry keyed by its dead letter's address
@@ -29,6 +32,7 @@ from typing import Callable, Iterable, Optional
 
 from confluent_kafka import KafkaException
 
+from dlq.envelope import REPLAY_ORIGIN_TIMESTAMP
 from dlq.inspect import DeadLetter, DeadLetterFilter, iter_dead_letters
 from streams.io import read_to_end
 from streams.kafka import make_admin, make_producer, produce
@@ -177,8 +181,9 @@ def _publish(producer, d: DeadLetter, target: str, ledger: str, replay_id: str) 
     headers = [h for h in d.headers if not h[0].startswith(PREFIX)] + [
         (REPLAY_ID, replay_id.encode()), (REPLAY_OF, d.ref.encode()), (REPLAY_AT, str(now).encode()),
         (REPLAY_ERROR_CLASS, d.error.get("error.class", "").encode()),
+        (REPLAY_ORIGIN_TIMESTAMP, str(d.timestamp).encode()),
     ]
-    produce(producer, target, key=d.key, value=d.value, headers=headers, timestamp=d.timestamp or None)
+    produce(producer, target, key=d.key, value=d.value, headers=headers)  # stamped now: see the module doc
     entry = {"replay_id": replay_id, "replayed_at": now, "to": target, "key": d.doc_id,
              "exception": d.error.get("exception.class")}
     produce(producer, ledger, key=d.ref.encode(), value=json.dumps(entry).encode())

@@ -10,7 +10,7 @@ import time
 from typing import Optional
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from streams.kafka import make_admin
 from streams.security import connect_admin
@@ -26,8 +26,10 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
     """Create every catalogue topic that does not exist yet; register the value
     schemas and set BACKWARD compatibility on their subjects.
 
-    Topics get ``max.message.bytes`` = ``settings.max_message_bytes``.
-    Returns ``{topic: "created" | "exists"}``.
+    Topics get ``max.message.bytes`` = ``settings.max_message_bytes`` plus their spec's
+    configs; a topic that exists but differs from its spec's configs (e.g. one created before
+    ``message.timestamp.type=LogAppendTime`` was added) is brought in line.
+    Returns ``{topic: "created" | "exists" | "updated"}``.
 
     Raises:
         KafkaAuthenticationError: the broker rejected the credentials (about a second).
@@ -55,12 +57,42 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
                 else:
                     raise
         _wait_until_visible(admin, [s.name for s in wanted], timeout)
+    for name in align_configs(admin, [s for s in specs if s.name in existing], timeout):
+        result[name] = "updated"
     serde = serde or AvroSerde(settings)
     for s in specs:
         if s.schema:
             serde.register(s.name)
             serde.set_compatibility(s.name)
     return result
+
+
+def align_configs(admin, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
+    """Set each existing topic's spec configs (``TopicSpec.config``) where the cluster has
+    another value; other configs are left as they are (incremental alter).
+
+    Returns the names of the topics changed.
+
+    Raises:
+        KafkaException: the broker refused to describe or alter a topic's configs.
+    """
+    specs = [s for s in specs if s.config]
+    if not specs:
+        return []
+    described = admin.describe_configs([ConfigResource(ResourceType.TOPIC, s.name) for s in specs],
+                                       request_timeout=timeout)
+    current = {res.name: fut.result() for res, fut in described.items()}
+    changes = []
+    for s in specs:
+        have = current.get(s.name, {})
+        diff = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                for k, v in s.config if k not in have or have[k].value != v]
+        if diff:
+            changes.append(ConfigResource(ResourceType.TOPIC, s.name, incremental_configs=diff))
+    for res, fut in admin.incremental_alter_configs(changes, request_timeout=timeout).items() if changes else ():
+        fut.result()
+        log.info("topic %s: configs aligned with the catalogue", res.name)
+    return [c.name for c in changes]
 
 
 def _wait_until_visible(admin, names: list[str], timeout: float) -> None:

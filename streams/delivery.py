@@ -67,15 +67,15 @@ class AtLeastOnceDelivery:
         self.tracker.reset()
 
     def produce(self, topic: str, *, key: Optional[bytes], value: Optional[bytes],
-                headers: Optional[list[tuple[str, bytes]]] = None, timestamp: Optional[int] = None) -> None:
-        """Produce one record of the batch.
+                headers: Optional[list[tuple[str, bytes]]] = None) -> None:
+        """Produce one record of the batch, stamped with the current time (never an input's:
+        see :data:`streams.topics.WRITE_TIME`).
 
         Raises:
             KafkaException: the record is invalid (e.g. too large); nothing was queued.
             BufferError: the producer queue stayed full (see :func:`streams.kafka.produce`).
         """
-        produce(self.producer, topic, key=key, value=value, headers=headers, timestamp=timestamp,
-                on_delivery=self.tracker.callback)
+        produce(self.producer, topic, key=key, value=value, headers=headers, on_delivery=self.tracker.callback)
 
     def commit(self, consumer: Consumer, offsets: Sequence[TopicPartition]) -> None:
         """Wait for every record of the batch, then commit ``offsets`` synchronously.

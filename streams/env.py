@@ -25,6 +25,10 @@ MAX_MESSAGE_BYTES = "CONVEYOR_MAX_MESSAGE_BYTES"
 KAFKA_PORT = "CONVEYOR_KAFKA_PORT"
 CONTROLLER_PORT = "CONVEYOR_CONTROLLER_PORT"
 REGISTRY_PORT = "CONVEYOR_REGISTRY_PORT"
+KAFKA_RETENTION_CHECK_MS = "CONVEYOR_KAFKA_RETENTION_CHECK_MS"
+"""``log.retention.check.interval.ms`` of the local stack's broker (default Kafka's 300000);
+the test targets set a few seconds, so a record stamped older than retention disappears
+at once instead of minutes later."""
 METRICS_PORT = "CONVEYOR_METRICS_PORT"
 BATCH_SIZE = "CONVEYOR_BATCH_SIZE"
 LOG_LEVEL = "CONVEYOR_LOG_LEVEL"

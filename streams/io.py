@@ -110,10 +110,11 @@ class InputProducer:
     def __exit__(self, *exc) -> None:
         self.flush()
 
-    def send(self, topic: str, record: dict) -> None:
-        """Encode and produce ``record`` keyed by its ``doc_id``."""
+    def send(self, topic: str, record: dict, *, timestamp: Optional[int] = None) -> None:
+        """Encode and produce ``record`` keyed by its ``doc_id``; ``timestamp`` (epoch ms,
+        default now) is the Kafka record timestamp, e.g. a backfilled input's original time."""
         produce(self.producer, topic, key=key_bytes(record["doc_id"]), value=self.serde.encode(topic, record),
-                on_delivery=self.delivery.callback)
+                on_delivery=self.delivery.callback, timestamp=timestamp)
 
     def document(self, path: Path, *, doc_id: Optional[str] = None, attributes: Optional[dict] = None) -> dict:
         """Produce the file at ``path``; return its JSON report line.
@@ -129,10 +130,11 @@ class InputProducer:
                 "size_bytes": rec["size_bytes"], "sha256": rec["sha256"],
                 "transport": "inline" if rec["content"] is not None else "blob"}
 
-    def text(self, text: str, *, doc_id: Optional[str] = None, source: Optional[str] = None) -> dict:
-        """Produce one text; return its JSON report line."""
+    def text(self, text: str, *, doc_id: Optional[str] = None, source: Optional[str] = None,
+             timestamp: Optional[int] = None) -> dict:
+        """Produce one text (Kafka ``timestamp`` in epoch ms, default now); return its JSON report line."""
         rec = text_record(text, doc_id=doc_id, source=source)
-        self.send(self.texts_topic, rec)
+        self.send(self.texts_topic, rec, timestamp=timestamp)
         return {"doc_id": rec["doc_id"], "topic": self.texts_topic, "chars": len(text)}
 
     def flush(self, timeout: float = 60.0) -> None:

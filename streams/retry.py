@@ -3,8 +3,10 @@ holds a retry partition until its head record is due.
 
 A record that fails transiently (Milvus or the registry unavailable, a timeout) is not
 retried in place — that would block its partition. The runner produces it unchanged (key,
-value, headers, timestamp) to the processor's retry topic ``{ns}.retry.<processor>`` with
-``conveyor.retry.*`` headers, and commits the input offset. The same runner consumes its
+value, headers) to the processor's retry topic ``{ns}.retry.<processor>`` with
+``conveyor.retry.*`` headers, and commits the input offset. The retry record is stamped with
+the time it is written (the input's own timestamp travels in ``conveyor.retry.origin.timestamp``):
+a record stamped with an old input's time would be deleted by retention before its retry ran. The same runner consumes its
 retry topic; a record is processed again only once its due time has passed: until then its
 partition is paused (not polled in a busy loop) and resumed when the time comes. After the
 last attempt of the schedule the record goes to the dead-letter topic with error class
@@ -20,6 +22,7 @@ conveyor.retry.first.failed.at     epoch ms of the first failure
 conveyor.retry.origin.topic        topic the record was first read from
 conveyor.retry.origin.partition    its partition there
 conveyor.retry.origin.offset       its offset there
+conveyor.retry.origin.timestamp    its timestamp there, epoch ms
 conveyor.retry.exception.class     class of the latest transient exception
 conveyor.retry.exception.message   its message (truncated to 1 KiB)
 =================================  ===============================================
@@ -44,6 +47,7 @@ FIRST_FAILED_AT = PREFIX + "first.failed.at"
 ORIGIN_TOPIC = PREFIX + "origin.topic"
 ORIGIN_PARTITION = PREFIX + "origin.partition"
 ORIGIN_OFFSET = PREFIX + "origin.offset"
+ORIGIN_TIMESTAMP = PREFIX + "origin.timestamp"
 EXCEPTION_CLASS = PREFIX + "exception.class"
 EXCEPTION_MESSAGE = PREFIX + "exception.message"
 MAX_MESSAGE_CHARS = 1024
@@ -62,6 +66,7 @@ class RetryState:
     origin_topic: Optional[str] = None
     origin_partition: Optional[int] = None
     origin_offset: Optional[int] = None
+    origin_timestamp: Optional[int] = None
 
 
 def _header(headers: Optional[Sequence[tuple[str, Optional[bytes]]]], name: str) -> Optional[str]:
@@ -88,6 +93,7 @@ def retry_state(headers: Optional[Sequence[tuple[str, Optional[bytes]]]]) -> Ret
         origin_topic=_header(headers, ORIGIN_TOPIC),
         origin_partition=_int_or_none(_header(headers, ORIGIN_PARTITION)),
         origin_offset=_int_or_none(_header(headers, ORIGIN_OFFSET)),
+        origin_timestamp=_int_or_none(_header(headers, ORIGIN_TIMESTAMP)),
     )
 
 
@@ -126,12 +132,13 @@ class RetryPolicy:
         return base * (1.0 + self.jitter * self.rng())
 
     def retry_headers(self, msg_headers: Optional[Sequence[tuple[str, Optional[bytes]]]], *, state: RetryState,
-                      origin: tuple[str, int, int], exc: BaseException, exception_class: str,
+                      origin: tuple[str, int, int, int], exc: BaseException, exception_class: str,
                       now_ms: Optional[int] = None) -> list[tuple[str, bytes]]:
         """Headers of the retry record for a record that just failed its ``state.attempt + 1``-th
         attempt: the original headers plus fresh ``conveyor.retry.*`` headers.
 
-        ``origin`` is ``(topic, partition, offset)`` of the first delivery.
+        ``origin`` is ``(topic, partition, offset, timestamp)`` of the first delivery
+        (timestamp in epoch ms).
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         failed = state.attempt + 1
@@ -143,6 +150,7 @@ class RetryPolicy:
             ORIGIN_TOPIC: origin[0],
             ORIGIN_PARTITION: str(origin[1]),
             ORIGIN_OFFSET: str(origin[2]),
+            ORIGIN_TIMESTAMP: str(origin[3]),
             EXCEPTION_CLASS: exception_class,
             EXCEPTION_MESSAGE: (str(exc) or type(exc).__name__)[:MAX_MESSAGE_CHARS],
         }

@@ -34,7 +34,7 @@ from typing import Any, Optional, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
-from dlq.envelope import Origin, dead_letter_headers, exception_name
+from dlq.envelope import Origin, dead_letter_headers, exception_name, original_timestamp
 from processors.base import Processor
 from processors.errors import DocumentLimitError
 from sinks.base import Sink, SinkBackpressureError
@@ -341,12 +341,12 @@ class Runner:
 
     def route_failure(self, msg: Message, exc: BaseException) -> None:
         """Send a failed ``msg`` on: a transient failure with attempts left goes to the retry
-        topic (due after the backoff); anything else to the dead-letter topic. Key, value,
-        original headers and timestamp are kept byte for byte; origin and attempts are those
-        of the first delivery."""
+        topic (due after the backoff); anything else to the dead-letter topic. Key, value and
+        original headers are kept byte for byte; origin (topic, partition, offset, original
+        timestamp) and attempts are those of the first delivery. Both are stamped with the
+        time they are written, never the input's (see :data:`streams.topics.WRITE_TIME`)."""
         state = self._state(msg)
-        ts_type, ts = msg.timestamp()
-        ts = ts if ts and ts > 0 else 0
+        ts = original_timestamp(msg.headers(), msg.timestamp()[1], retried_at=state.origin_timestamp)
         if state.origin_topic is not None:
             origin = Origin(state.origin_topic, state.origin_partition or 0, state.origin_offset or 0, ts)
         else:
@@ -356,12 +356,11 @@ class Runner:
         metrics.ERRORS.labels(self.name, name).inc()
         if not getattr(exc, "permanent", True) and not self.retry_policy.exhausted(failed):
             headers = self.retry_policy.retry_headers(
-                msg.headers(), state=state, origin=(origin.topic, origin.partition, origin.offset),
+                msg.headers(), state=state, origin=(origin.topic, origin.partition, origin.offset, origin.timestamp),
                 exc=exc, exception_class=name)
             log.info("%s: retrying %s[%d]@%d (attempt %d failed: %s: %s)", self.name, origin.topic,
                      origin.partition, origin.offset, failed, type(exc).__name__, exc)
-            self.delivery.produce(self.retry_topic, key=msg.key(), value=msg.value(), headers=headers,
-                                  timestamp=ts or None)
+            self.delivery.produce(self.retry_topic, key=msg.key(), value=msg.value(), headers=headers)
             metrics.RETRIED.labels(self.name, name).inc()
             self.retried += 1
             return
@@ -370,8 +369,7 @@ class Runner:
                                       attempt=failed, first_failed_at=state.first_failed_at)
         log.warning("%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s", self.name, origin.topic,
                     origin.partition, origin.offset, failed, type(exc).__name__, exc)
-        self.delivery.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers,
-                              timestamp=ts or None)
+        self.delivery.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers)
         metrics.DEAD_LETTERED.labels(self.name).inc()
         self.dead_lettered += 1
 

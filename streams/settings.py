@@ -34,6 +34,9 @@ DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 REGISTRY_TIMEOUT_S = 30
 """HTTP timeout (s) of schema-registry calls. The client's default is none at all: a lost
 reply once hung a processor for 15 minutes. A timeout is a transient failure (retry path)."""
+DEFAULT_RETENTION_CHECK_MS = 300_000
+"""How often the local broker deletes segments past retention: Kafka's own default of
+``log.retention.check.interval.ms`` (5 minutes)."""
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Broker/topic/producer message size limit (16 MiB) — inline docs plus Avro overhead."""
 
@@ -86,6 +89,7 @@ class Settings:
     kafka_port: int = 19092
     controller_port: int = 19093
     registry_port: int = 18081
+    kafka_retention_check_ms: int = DEFAULT_RETENTION_CHECK_MS
     bootstrap_servers: str = "127.0.0.1:19092"
     schema_registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
     schema_registry_user: Optional[str] = None
@@ -143,6 +147,7 @@ class Settings:
             kafka_port=kafka_port,
             controller_port=_int(e, env.CONTROLLER_PORT, kafka_port + 1),
             registry_port=registry_port,
+            kafka_retention_check_ms=_int(e, env.KAFKA_RETENTION_CHECK_MS, DEFAULT_RETENTION_CHECK_MS),
             bootstrap_servers=e.get(env.BOOTSTRAP_SERVERS) or f"127.0.0.1:{kafka_port}",
             schema_registry_url=e.get(env.SCHEMA_REGISTRY_URL)
             or f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",

@@ -21,6 +21,19 @@ RETRYING_PROCESSORS = ("extract", "embed", "index", "classify")
 failed transiently (the drift monitor has no retry path: it only observes)."""
 REPLAYS_ROLE = "dlq.replays"
 """Role of the compacted topic recording which dead letters were replayed (replay ledger)."""
+INPUT_ROLES = ("documents", "texts")
+"""Topics users produce to; every other catalogue topic is written by Conveyor alone."""
+WRITE_TIME = (("message.timestamp.type", "LogAppendTime"),)
+"""Topic config of every topic Conveyor alone writes: the broker stamps each record with the
+time it appends it. Retention (``retention.ms``, checked against a segment's newest record
+timestamp) then counts from when Conveyor wrote the record, never from an old input's
+timestamp: a dead letter, retry record or output of an input stamped last month would
+otherwise be deleted at the next retention check (every 5 min by default), and a retry
+record deleted before its retry runs loses its input. Conveyor's producers also write with
+the current time (so topics created elsewhere with ``CreateTime`` behave the same) and carry
+the input's own timestamp in a header (``conveyor.retry.origin.timestamp``,
+``conveyor.dlq.origin.timestamp``, ``conveyor.replay.origin.timestamp``). Input topics keep
+``CreateTime``: the user's timestamp is the user's, and dead letters show it."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,8 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
     """
     ns = settings.namespace
     specs = {
-        role: TopicSpec(role, f"{ns}.{role}", schema, partitions, desc)
+        role: TopicSpec(role, f"{ns}.{role}", schema, partitions, desc,
+                        config=() if role in INPUT_ROLES else WRITE_TIME)
         for role, schema, partitions, desc in _ROLES
     }
     for proc in PROCESSORS:
@@ -82,22 +96,24 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
         specs[role] = TopicSpec(
             role, f"{ns}.{role}", None, 3,
             f"dead letters of the {proc} processor (original bytes + error headers)",
+            config=WRITE_TIME,
         )
     for proc in RETRYING_PROCESSORS:
         role = retry_role(proc)
         specs[role] = TopicSpec(
             role, f"{ns}.{role}", None, 3,
             f"records the {proc} processor retries after a transient failure (original bytes, due-time header)",
+            config=WRITE_TIME,
         )
     specs["drift-reference"] = TopicSpec(
         "drift-reference", f"{ns}.drift-reference", None, 1,
         "the drift monitor's pinned or learned reference (compacted; `conveyor drift reference`)",
-        config=(("cleanup.policy", "compact"),),
+        config=(("cleanup.policy", "compact"), *WRITE_TIME),
     )
     specs[REPLAYS_ROLE] = TopicSpec(
         REPLAYS_ROLE, f"{ns}.{REPLAYS_ROLE}", None, 1,
         "compacted ledger of replayed dead letters (key: dead-letter topic/partition/offset)",
-        config=(("cleanup.policy", "compact"),),
+        config=(("cleanup.policy", "compact"), *WRITE_TIME),
     )
     return specs
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from prometheus_client import Counter
 
-from dlq.envelope import Origin, dead_letter_headers, exception_name
+from dlq.envelope import Origin, dead_letter_headers, exception_name, original_timestamp
 from processors.drift.monitor import PRODUCER_VERSION, StreamClock, WindowAggregate
 from streams import metrics
 from streams.drift import publish, reference, tables
@@ -83,17 +83,18 @@ class DriftRuntime:
 
     def dead_letter(self, message: Any, exc: BaseException) -> None:
         """Send a faust ``message`` (topic, partition, offset, key, value, headers, timestamp in
-        seconds) unchanged to ``dlq.drift`` with the ``conveyor.dlq.*`` headers, and wait for
-        the broker's acknowledgement. ``message=None`` only counts the error."""
+        seconds) unchanged to ``dlq.drift`` with the ``conveyor.dlq.*`` headers (its timestamp in
+        ``conveyor.dlq.origin.timestamp``; the dead letter is stamped with the time it is written),
+        and wait for the broker's acknowledgement. ``message=None`` only counts the error."""
         metrics.ERRORS.labels(PROCESSOR, exception_name(exc)).inc()
         if message is None:
             return
         headers = message.headers or []
         headers = list(headers.items()) if isinstance(headers, dict) else list(headers)
-        ts = int((message.timestamp or 0) * 1000)
+        ts = original_timestamp(headers, int((message.timestamp or 0) * 1000))
         origin = Origin(message.topic, message.partition, message.offset, ts)
         producer = self._get_producer()
-        produce(producer, self.dlq_topic, key=message.key, value=message.value, timestamp=ts or None,
+        produce(producer, self.dlq_topic, key=message.key, value=message.value,
                 headers=dead_letter_headers(headers, exc, origin, processor=PROCESSOR, version=PRODUCER_VERSION,
                                             group=self.settings.group_id(PROCESSOR)))
         if producer.flush(30):

@@ -63,18 +63,29 @@ def ensure_libs(settings: Settings, log) -> Path:
     return libs
 
 
+def server_properties(settings: Settings, *, port: int, controller_port: int, log_dirs: Path) -> str:
+    """``server.properties`` text from the template for a broker on ``port``/``controller_port``:
+    message size limits ``settings.max_message_bytes`` + 1 MiB, retention checked every
+    ``settings.kafka_retention_check_ms`` (the first check at most that long after startup)."""
+    message_max = settings.max_message_bytes + MIB
+    return template(
+        "kafka-server.properties",
+        kafka_port=port,
+        controller_port=controller_port,
+        log_dirs=log_dirs,
+        message_max_bytes=message_max,
+        socket_request_max_bytes=max(100 * MIB, 2 * message_max),
+        retention_check_ms=settings.kafka_retention_check_ms,
+        # the first check runs this long after startup (Kafka's default 30 s, shorter with a shorter interval)
+        initial_task_delay_ms=min(30_000, settings.kafka_retention_check_ms),
+    )
+
+
 def write_config(settings: Settings) -> Path:
     """Write ``server.properties`` and ``log4j2.properties``; return the former's path."""
     kdir = kafka_dir(settings)
-    message_max = settings.max_message_bytes + MIB
-    props = template(
-        "kafka-server.properties",
-        kafka_port=settings.kafka_port,
-        controller_port=settings.controller_port,
-        log_dirs=kdir / "data",
-        message_max_bytes=message_max,
-        socket_request_max_bytes=max(100 * MIB, 2 * message_max),
-    )
+    props = server_properties(settings, port=settings.kafka_port, controller_port=settings.controller_port,
+                              log_dirs=kdir / "data")
     write_if_changed(kdir / "log4j2.properties", template("kafka-log4j2.properties"))
     write_if_changed(kdir / "server.properties", props)
     return kdir / "server.properties"

@@ -116,15 +116,8 @@ def server_properties(broker: SaslBroker, settings: Settings) -> str:
     """The broker's ``server.properties``: the main broker's template (so the same message
     size limits, ``settings.max_message_bytes`` + 1 MiB) with the listeners replaced by a
     SASL_PLAINTEXT one and a PLAINTEXT controller, plus the JAAS users."""
-    message_max = settings.max_message_bytes + _kafka.MIB
-    text = template(
-        "kafka-server.properties",
-        kafka_port=broker.port,
-        controller_port=broker.controller_port,
-        log_dirs=broker.directory / "data",
-        message_max_bytes=message_max,
-        socket_request_max_bytes=max(100 * _kafka.MIB, 2 * message_max),
-    )
+    text = _kafka.server_properties(settings, port=broker.port, controller_port=broker.controller_port,
+                                    log_dirs=broker.directory / "data")
     users = " ".join(f'user_{n}="{p}"' for n, p in (("admin", broker.admin_password), *broker.users))
     overrides = {
         "listeners": f"SASL_PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{broker.controller_port}",

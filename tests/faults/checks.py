@@ -10,15 +10,17 @@
   leaves a commit marker after its records, so the plain difference stays at 1 forever on
   every partition written in transactions.
 * :func:`retry_keys` — which inputs went through each retry topic, and how often.
+* :func:`retention_check_ms` — how often the broker deletes segments past retention.
 """
 from __future__ import annotations
 
 import time
 import uuid
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Optional
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from sinks.milvus_errors import is_unavailable
 from sinks.milvus_schema import chunk_id
@@ -209,3 +211,15 @@ def retry_keys(settings: Settings) -> dict[str, Counter]:
     """``{processor: Counter of the keys in its retry topic}`` for every runner processor."""
     return {p: topic_keys(settings, topic(settings, retry_role(p))) for p in RETRYING_PROCESSORS}
 
+
+def retention_check_ms(settings: Settings, timeout: float = 10.0) -> Optional[int]:
+    """``log.retention.check.interval.ms`` of the cluster's first broker, or ``None`` when it
+    cannot be read (e.g. the broker is down)."""
+    try:
+        admin = make_admin(settings)
+        broker = min(admin.list_topics(timeout=timeout).brokers)
+        res = ConfigResource(ResourceType.BROKER, str(broker))
+        [fut] = admin.describe_configs([res], request_timeout=timeout).values()
+        return int(fut.result()["log.retention.check.interval.ms"].value)
+    except Exception:  # noqa: BLE001 - a figure, not a check
+        return None

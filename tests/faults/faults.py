@@ -14,19 +14,19 @@ running when it returns, also when it fails or is stopped early (``finally``).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
-from streams.settings import Settings
 from streams.supervisor import Supervisor
-from tests.ports import server_port
+from tests.integration.helpers import Broker
+
+__all__ = ["Broker", "FaultContext", "FaultLog", "KillProcessors", "MilvusOutage", "RestartBroker", "no_fault",
+           "run_fault"]
 
 
 @dataclass
@@ -106,65 +106,6 @@ class KillProcessors:
             log.event(ctx, action="SIGKILL", group="-".join(child.group), pid=pid,
                       uptime_s=round(now - child.started_at, 1))
             ctx.stop.wait(ctx.rng.uniform(*self.gap))
-
-
-class Broker:
-    """A single-node Kafka broker of the suite's own, started by :func:`streams.stack.up` from
-    ``home`` (its own data dir and free ports, Kafka jars linked from the main stack's home) and
-    sharing the main stack's schema registry. Restarting it disturbs nobody else on the machine.
-    Its ports lie below the ephemeral range (:func:`tests.ports.server_port`), so no client
-    connection can take them while it is down.
-
-    Args:
-        shared: settings of the main stack (its ``home`` has the jars; its registry is used).
-        home: a fresh directory for this broker's config, data and logs.
-    """
-
-    def __init__(self, shared: Settings, home: Path):
-        port = server_port()
-        self.settings = dataclasses.replace(shared, home=home, kafka_port=port, controller_port=server_port(),
-                                            bootstrap_servers=f"127.0.0.1:{port}")
-        libs = shared.home / "kafka" / "libs"
-        if libs.is_dir() and not (home / "kafka" / "libs").exists():
-            (home / "kafka").mkdir(parents=True, exist_ok=True)
-            (home / "kafka" / "libs").symlink_to(libs, target_is_directory=True)
-
-    def start(self) -> dict:
-        """Start the broker (idempotent); return :func:`streams.stack.up`'s Kafka status.
-
-        Raises:
-            streams.stack.StackError: it did not come up.
-        """
-        from streams.stack import up
-
-        return up(self.settings, log=lambda _line: None)["kafka"]
-
-    def restart(self, down_for: float = 0.0) -> dict:
-        """Stop the broker (SIGTERM: controlled shutdown), wait ``down_for`` seconds, start it
-        again on the same port and data dir. Returns pids and seconds. The broker is started
-        again even when stopping failed.
-
-        Raises:
-            streams.stack.StackError: it did not come back.
-        """
-        from streams.stack import down
-
-        t = time.monotonic()
-        try:
-            stopped = down(self.settings, parts=["kafka"], log=lambda _line: None)["kafka"]
-            stop_s = time.monotonic() - t
-            time.sleep(down_for)
-        finally:
-            started = self.start()
-        return {"old_pid": stopped["pid"], "forced": stopped["forced"], "stop_s": round(stop_s, 1),
-                "new_pid": started["pid"], "startup_s": started["startup_s"],
-                "down_s": round(time.monotonic() - t, 1)}
-
-    def stop(self) -> None:
-        """Stop the broker."""
-        from streams.stack import down
-
-        down(self.settings, parts=["kafka"], log=lambda _line: None)
 
 
 @dataclass

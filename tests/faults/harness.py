@@ -23,7 +23,9 @@ result), ``completion_s`` (from the first input produced until every input had i
 ``restarts`` (distinct pids per process group - 1), ``dead_at_end`` (groups not running when
 the run ended), ``stacks_dumped`` (groups whose Python stacks were dumped because the run did
 not drain), ``exit_codes`` (of the SIGTERM shutdown), ``retried`` (records in each retry topic),
-``fault`` (what the injector did).
+``fault`` (what the injector did), ``old_inputs`` (ids stamped older than retention),
+``retention_check_ms`` (the broker's ``log.retention.check.interval.ms``: how soon a record
+stamped with an old input's time would have been deleted).
 """
 from __future__ import annotations
 
@@ -43,10 +45,12 @@ from streams.accounting import Ledger
 from streams.admin import create_topics
 from streams.settings import Settings
 from streams.supervisor import Supervisor, process_groups
-from tests.faults.checks import consumer_lag, expected_chunk_ids, milvus_rows, retry_keys
+from streams.topics import INPUT_ROLES
+from tests.faults.checks import consumer_lag, expected_chunk_ids, milvus_rows, retention_check_ms, retry_keys
 from tests.faults.faults import FaultContext, FaultLog, run_fault
 from tests.faults.inputs import InputSet, ProduceLog, produce_paced
 from tests.faults.ledger import LedgerReader
+from tests.integration.helpers import keep_forever
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LIBRDKAFKA_LOG = re.compile(r"^%\d\|")
@@ -204,6 +208,7 @@ def run_scenario(sc: Scenario) -> Outcome:
     what it observes (that is for :func:`problems`), only for a broken harness or stack."""
     started = time.monotonic()
     create_topics(sc.settings)
+    keep_forever(sc.settings, *INPUT_ROLES)  # the old inputs themselves: only what Conveyor writes is tested
     run = _Run(sc)
     try:
         run.start()
@@ -287,6 +292,8 @@ def figures(o: Outcome, *, t0: float, wall: float, lag_wait: float, codes: dict,
         "retried": {p: sum(c.values()) for p, c in o.retried.items()},
         "fault": o.fault_log.events if not kills else [f"{e['t']}s {e['group']}" for e in kills],
         "fault_error": repr(o.fault_log.error) if o.fault_log.error else None,
+        "old_inputs": sorted(i.input_id for i in inputs.items if i.timestamp is not None),
+        "retention_check_ms": retention_check_ms(o.scenario.settings),
     }
 
 
@@ -320,6 +327,11 @@ def problems(o: Outcome) -> list[str]:
         out.append(f"{f['side_dead_letters']} side-branch dead letters, e.g. {first[0]}: {first[1][0]}")
     if led.unexpected:
         out.append(f"{led.unexpected} results carry keys that no input had")
+    for item in inputs.items:  # a dead letter of an old input shows the input's own time, not its own
+        got = [d.get("origin_timestamp") for d in led.dead_letters.get(item.input_id, [])]
+        if item.timestamp is not None and got and got != [str(item.timestamp)] * len(got):
+            out.append(f"{item.input_id} ({desc(item.input_id)}): dead-letter origin timestamps {got}, "
+                       f"expected {item.timestamp}")
     if f["milvus_error"]:
         out.append(f"Milvus could not be read after the run: {f['milvus_error'][:300]}")
     if f["stalled"]:

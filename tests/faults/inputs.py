@@ -9,6 +9,9 @@ and whether it is *bad*, i.e. must end as a dead letter:
   image on 2 cores, so only a few);
 * damaged files — the demo's two damaged images plus the damaged/empty/unsupported files of
   ``../shared/corpus/bad_and_edge_files`` (the list the end-to-end test uses);
+* old inputs — a good text (and with the bad ones, a blank text) stamped November 2023, far
+  older than retention: what Conveyor writes for them (retry records, dead letters, results)
+  must outlive the broker's retention check (the test targets run it every 2 s);
 * hostile payloads — values produced straight into the ``documents`` and ``texts`` topics
   (random bytes, an unknown schema id, an empty value, truncated Avro, a record of the other
   topic's schema) and records that decode but cannot be processed (tampered, path-traversing,
@@ -28,6 +31,7 @@ from typing import Callable, Optional
 
 from processors.limits import MAX_TEXT_CHARS
 from streams.demo.run import CORPUS
+from streams.faults import injected_failure
 from streams.io import InputProducer, document_record, read_texts_csv, text_record
 from streams.kafka import produce
 from streams.serde import AvroSerde, key_bytes
@@ -48,6 +52,8 @@ GOOD_DOCUMENTS = (
 )
 """Demo-corpus documents used as good inputs: five text-layer PDFs and three scans (OCR)."""
 DEMO_DAMAGED = ("damaged/truncated_jpeg.jpg", "damaged/broken.png")
+OLD_TIMESTAMP = 1_700_000_000_000
+"""Kafka timestamp of the old inputs: 2023-11-14, older than any retention of the topics."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class Item:
     payload: object
     bad: bool = False
     note: str = ""
+    timestamp: Optional[int] = None
+    """Kafka timestamp to produce with (epoch ms; ``None``: now)."""
 
 
 @dataclass
@@ -171,6 +179,16 @@ def hostile_items(settings: Settings, seed: int = 0) -> list[Item]:
     return [Item(i, "raw", (role, make), bad=True, note=note) for i, role, make, note in items]
 
 
+def old_input_id(rate: float = 0.1) -> str:
+    """An id whose record the transient-failure injection at ``rate`` picks in both ``embed``
+    and ``classify`` (:func:`streams.faults.injected_failure`), so in that scenario the old
+    input travels two retry topics."""
+    n = 0
+    while not all(injected_failure(p, key_bytes(f"old-{n:04d}"), 0, rate) for p in ("embed", "classify")):
+        n += 1
+    return f"old-{n:04d}"
+
+
 def build_inputs(settings: Settings, *, n_texts: int = 2000, with_bad: bool = False, seed: int = 0) -> InputSet:
     """The scenario's inputs: ``n_texts`` texts and the good documents, plus (``with_bad``) the
     damaged files and hostile payloads.
@@ -179,6 +197,8 @@ def build_inputs(settings: Settings, *, n_texts: int = 2000, with_bad: bool = Fa
         FileNotFoundError: a demo-corpus file is missing.
     """
     items = [Item(f"txt-{i:05d}", "text", text) for i, text in enumerate(real_texts(n_texts, seed))]
+    items.append(Item(old_input_id(), "text", "I was charged twice for the same card payment last month",
+                      note="text stamped 2023-11-14", timestamp=OLD_TIMESTAMP))
     for i, rel in enumerate(GOOD_DOCUMENTS):
         path = CORPUS / rel
         if not path.is_file():
@@ -188,6 +208,8 @@ def build_inputs(settings: Settings, *, n_texts: int = 2000, with_bad: bool = Fa
         for i, (label, path) in enumerate(damaged_files().items()):
             items.append(Item(f"bad-{i:02d}-{path.stem[:24]}", "document", path, bad=True, note=label))
         items.extend(hostile_items(settings, seed))
+        items.append(Item("old-bad-blank", "text", " \n ", bad=True, note="blank text stamped 2023-11-14",
+                          timestamp=OLD_TIMESTAMP))
     return InputSet(items)
 
 
@@ -225,7 +247,7 @@ def produce_paced(settings: Settings, inputs: InputSet, *, duration: float, seed
                 if delay > 0:
                     time.sleep(delay)
                 if item.kind == "text":
-                    producer.text(item.payload, doc_id=item.input_id, source="fault-suite")
+                    producer.text(item.payload, doc_id=item.input_id, source="fault-suite", timestamp=item.timestamp)
                 elif item.kind == "document":
                     producer.document(item.payload, doc_id=item.input_id)
                 else:

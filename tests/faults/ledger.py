@@ -119,6 +119,7 @@ class LedgerReader:
             "error_class": headers.get(envelope.ERROR_CLASS, "?"),
             "reason": headers.get(envelope.EXCEPTION_MESSAGE, "")[:300],
             "origin_topic": headers.get(envelope.ORIGIN_TOPIC, "?"),
+            "origin_timestamp": headers.get(envelope.ORIGIN_TIMESTAMP),
         }
         if msg.topic() in self.main_dlqs:
             self.ledger.add_dead_letter(doc_id, info)

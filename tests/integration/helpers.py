@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -11,8 +13,9 @@ import pytest
 from confluent_kafka import KafkaError
 
 from streams import env
-from streams.kafka import make_consumer
+from streams.kafka import make_admin, make_consumer
 from streams.settings import Settings
+from tests.ports import server_port
 
 
 @contextlib.contextmanager
@@ -45,6 +48,24 @@ def cli_env(settings) -> dict[str, str]:
             env.MILVUS_URI: settings.milvus_uri}
 
 
+def keep_forever(settings: Settings, *roles: str) -> None:
+    """Set ``retention.ms=-1`` on the topics of ``roles``: records stamped older than
+    retention stay there (the tests' old inputs), whatever the broker's retention check.
+
+    Raises:
+        KafkaException: the broker refused the change.
+    """
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    from streams.topics import topic
+
+    admin = make_admin(settings)  # held until the futures resolve
+    changes = [ConfigResource(ResourceType.TOPIC, topic(settings, role), incremental_configs=[
+        ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET)]) for role in roles]
+    for fut in admin.incremental_alter_configs(changes).values():
+        fut.result()
+
+
 def read_all(settings, topic: str, *, expect: int | None = None, timeout: float = 30.0, **overrides) -> list:
     """All committed records on ``topic`` (raw ``Message`` objects), waiting until
     ``expect`` records arrived or ``timeout`` seconds passed. ``overrides`` are consumer
@@ -70,3 +91,64 @@ def read_all(settings, topic: str, *, expect: int | None = None, timeout: float 
     finally:
         consumer.close()
     return out
+
+
+class Broker:
+    """A single-node Kafka broker of a test's own, started by :func:`streams.stack.up` from
+    ``home`` (its own data dir and free ports, Kafka jars linked from the main stack's home) and
+    sharing the main stack's schema registry. Restarting it disturbs nobody else on the machine.
+    Its ports lie below the ephemeral range (:func:`tests.ports.server_port`), so no client
+    connection can take them while it is down.
+
+    Args:
+        shared: settings of the main stack (its ``home`` has the jars; its registry is used).
+        home: a fresh directory for this broker's config, data and logs.
+        overrides: other :class:`~streams.settings.Settings` fields of this broker, e.g.
+            ``kafka_retention_check_ms``.
+    """
+
+    def __init__(self, shared: Settings, home: Path, **overrides):
+        port = server_port()
+        self.settings = dataclasses.replace(shared, home=home, kafka_port=port, controller_port=server_port(),
+                                            bootstrap_servers=f"127.0.0.1:{port}", **overrides)
+        libs = shared.home / "kafka" / "libs"
+        if libs.is_dir() and not (home / "kafka" / "libs").exists():
+            (home / "kafka").mkdir(parents=True, exist_ok=True)
+            (home / "kafka" / "libs").symlink_to(libs, target_is_directory=True)
+
+    def start(self) -> dict:
+        """Start the broker (idempotent); return :func:`streams.stack.up`'s Kafka status.
+
+        Raises:
+            streams.stack.StackError: it did not come up.
+        """
+        from streams.stack import up
+
+        return up(self.settings, log=lambda _line: None)["kafka"]
+
+    def restart(self, down_for: float = 0.0) -> dict:
+        """Stop the broker (SIGTERM: controlled shutdown), wait ``down_for`` seconds, start it
+        again on the same port and data dir. Returns pids and seconds. The broker is started
+        again even when stopping failed.
+
+        Raises:
+            streams.stack.StackError: it did not come back.
+        """
+        from streams.stack import down
+
+        t = time.monotonic()
+        try:
+            stopped = down(self.settings, parts=["kafka"], log=lambda _line: None)["kafka"]
+            stop_s = time.monotonic() - t
+            time.sleep(down_for)
+        finally:
+            started = self.start()
+        return {"old_pid": stopped["pid"], "forced": stopped["forced"], "stop_s": round(stop_s, 1),
+                "new_pid": started["pid"], "startup_s": started["startup_s"],
+                "down_s": round(time.monotonic() - t, 1)}
+
+    def stop(self) -> None:
+        """Stop the broker."""
+        from streams.stack import down
+
+        down(self.settings, parts=["kafka"], log=lambda _line: None)

@@ -35,3 +35,12 @@ def test_long_messages_are_truncated():
     h = envelope.decode_headers(envelope.error_headers(exc, envelope.Origin("t", 0, 0, 0), processor="p",
                                                        version="1", group="g"))
     assert len(h[envelope.EXCEPTION_MESSAGE]) == envelope.MAX_MESSAGE_CHARS
+
+
+def test_original_timestamp_prefers_the_retry_origin_then_the_replay_header_then_the_record():
+    replayed = [("x", b"1"), (envelope.REPLAY_ORIGIN_TIMESTAMP, b"1700000000000")]
+    assert envelope.original_timestamp(replayed, 1_800_000_000_000, retried_at=1_600_000_000_000) == 1_600_000_000_000
+    assert envelope.original_timestamp(replayed, 1_800_000_000_000) == 1_700_000_000_000
+    assert envelope.original_timestamp([(envelope.REPLAY_ORIGIN_TIMESTAMP, b"junk")], 1_800_000_000_000) == \
+        1_800_000_000_000
+    assert envelope.original_timestamp(None, -1) == 0

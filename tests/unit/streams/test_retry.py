@@ -44,13 +44,14 @@ def test_schedule_and_exhaustion():
 def test_retry_headers_keep_the_original_and_round_trip():
     p = RetryPolicy((1.0, 10.0), jitter=0.0)
     original = [("trace", b"abc"), (retry.ATTEMPT, b"7")]
-    h = p.retry_headers(original, state=RetryState(), origin=("ns.texts", 2, 41), exc=TimeoutError("slow"),
-                        exception_class="builtins.TimeoutError", now_ms=1_000)
+    h = p.retry_headers(original, state=RetryState(), origin=("ns.texts", 2, 41, 1_700_000_000_000),
+                        exc=TimeoutError("slow"), exception_class="builtins.TimeoutError", now_ms=1_000)
     st = retry_state(h)
     assert (st.attempt, st.due_ms, st.first_failed_at) == (1, 2_000, 1_000)
     assert (st.origin_topic, st.origin_partition, st.origin_offset) == ("ns.texts", 2, 41)
+    assert st.origin_timestamp == 1_700_000_000_000
     assert strip_retry_headers(h) == [("trace", b"abc")]
-    h2 = p.retry_headers(h, state=st, origin=("ns.texts", 2, 41), exc=TimeoutError("slow"),
+    h2 = p.retry_headers(h, state=st, origin=("ns.texts", 2, 41, 1_700_000_000_000), exc=TimeoutError("slow"),
                          exception_class="builtins.TimeoutError", now_ms=5_000)
     st2 = retry_state(h2)
     assert (st2.attempt, st2.due_ms, st2.first_failed_at) == (2, 15_000, 1_000)
