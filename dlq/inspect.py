@@ -2,7 +2,7 @@
 
 A :class:`DeadLetter` is one record of a ``{ns}.dlq.<processor>`` topic: the failed
 record's original key, value and headers plus the ``conveyor.dlq.*`` error headers (see
-:mod:`dlq.envelope`), with the input's original timestamp. :class:`DeadLetterFilter` selects them by origin topic,
+:mod:`conveyor.dlq.envelope`), with the input's original timestamp. :class:`DeadLetterFilter` selects them by origin topic,
 processor, error class, exception, failure time and doc id.
 """
 from __future__ import annotations
@@ -12,10 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from dlq import envelope
-from streams.io import read_to_end
-from streams.settings import Settings
-from streams.topics import PROCESSORS, dlq_role, dlq_topics, resolve
+from conveyor.dlq import envelope
+from conveyor.dlq.store import DeadLetterStore
 
 
 @dataclass(frozen=True)
@@ -126,42 +124,40 @@ class DeadLetterFilter:
 def _from_message(msg) -> DeadLetter:
     headers = msg.headers() or []
     written_at = msg.timestamp()[1]
+    error = envelope.fields(headers, envelope.DLQ)
     try:
-        original = int(envelope.decode_headers(headers).get(envelope.ORIGIN_TIMESTAMP, ""))
+        original = int(error.get("origin.timestamp", ""))
     except ValueError:  # a dead letter written before the header existed: its own timestamp
         original = written_at
-    return DeadLetter(
-        dlq_topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), key=msg.key(), value=msg.value(),
-        timestamp=original, written_at=written_at,
-        headers=[(k, v or b"") for k, v in headers if not k.startswith(envelope.PREFIX)],
-        error={k[len(envelope.PREFIX):]: v for k, v in envelope.decode_headers(headers).items()
-               if k.startswith(envelope.PREFIX)},
-    )
+    return DeadLetter(dlq_topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), key=msg.key(),
+                      value=msg.value(), timestamp=original, written_at=written_at,
+                      headers=envelope.strip(headers), error=error)
 
 
-def iter_dead_letters(settings: Settings, flt: DeadLetterFilter = DeadLetterFilter(), *,
+def iter_dead_letters(store: DeadLetterStore, flt: DeadLetterFilter = DeadLetterFilter(), *,
                       timeout: float = 60.0) -> Iterator[DeadLetter]:
-    """Every dead letter of the namespace matching ``flt``, each dead-letter topic read from
-    the beginning to its end as of the call.
+    """Every dead letter of the store's namespace matching ``flt``, each dead-letter topic read
+    from the beginning to its end as of the call.
 
     Raises:
-        ValueError: ``flt.processor`` is not a processor name.
+        ValueError: ``flt.processor`` is not a stage of the pipeline.
         TimeoutError: a topic could not be read to its end within ``timeout`` seconds.
     """
     if flt.origin_topic:
-        flt = dataclasses.replace(flt, origin_topic=resolve(settings, flt.origin_topic))
-    if flt.processor and flt.processor not in PROCESSORS:
-        raise ValueError(f"unknown processor {flt.processor!r}; choose from {', '.join(PROCESSORS)}")
-    for topic in dlq_topics(settings):
-        if flt.processor and topic != f"{settings.namespace}.{dlq_role(flt.processor)}":
+        flt = dataclasses.replace(flt, origin_topic=store.resolve(flt.origin_topic))
+    topics = store.dead_letter_topics()
+    if flt.processor and flt.processor not in topics:
+        raise ValueError(f"unknown processor {flt.processor!r}; choose from {', '.join(topics)}")
+    for processor, topic in topics.items():
+        if flt.processor and processor != flt.processor:
             continue
-        for msg in read_to_end(settings, topic, timeout=timeout, missing_ok=True):
+        for msg in store.read(topic, timeout=timeout):
             d = _from_message(msg)
             if flt.matches(d):
                 yield d
 
 
-def list_dead_letters(settings: Settings, *, timeout: float = 60.0, processor: Optional[str] = None,
+def list_dead_letters(store: DeadLetterStore, *, timeout: float = 60.0, processor: Optional[str] = None,
                       flt: Optional[DeadLetterFilter] = None) -> Iterator[dict]:
     """:meth:`DeadLetter.summary` of every matching dead letter (stack traces left out).
 
@@ -169,19 +165,17 @@ def list_dead_letters(settings: Settings, *, timeout: float = 60.0, processor: O
         TimeoutError: a topic could not be read to its end within ``timeout`` seconds.
     """
     flt = flt or DeadLetterFilter(processor=processor)
-    for d in iter_dead_letters(settings, flt, timeout=timeout):
+    for d in iter_dead_letters(store, flt, timeout=timeout):
         yield d.summary()
 
 
-def decode_payload(settings: Settings, d: DeadLetter, serde=None) -> dict[str, Any]:
+def decode_payload(store: DeadLetterStore, d: DeadLetter) -> dict[str, Any]:
     """The original value decoded with the schema its wire-format id names, when it can be.
 
     Returns ``{"payload": record}`` or ``{"payload_error": reason}``.
     """
-    from streams.serde import AvroSerde
-
     origin = d.error.get("origin.topic") or d.dlq_topic
     try:
-        return {"payload": (serde or AvroSerde(settings)).decode(origin, d.value)}
+        return {"payload": store.decode(origin, d.value)}
     except Exception as exc:  # noqa: BLE001 - a dead letter is often undecodable by nature
         return {"payload_error": f"{type(exc).__name__}: {exc}"}

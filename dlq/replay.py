@@ -32,14 +32,12 @@ from typing import Callable, Iterable, Optional
 
 from confluent_kafka import KafkaException
 
-from dlq.envelope import REPLAY_ORIGIN_TIMESTAMP
-from dlq.inspect import DeadLetter, DeadLetterFilter, iter_dead_letters
-from streams.io import read_to_end
-from streams.kafka import make_admin, make_producer, produce
-from streams.settings import Settings
-from streams.topics import REPLAYS_ROLE, catalogue, resolve
+from conveyor.dlq.envelope import REPLAY, REPLAY_ORIGIN_TIMESTAMP
+from conveyor.dlq.inspect import DeadLetter, DeadLetterFilter, iter_dead_letters
+from conveyor.dlq.store import DeadLetterStore, Transaction
+from conveyor.processors.base import now_millis
 
-PREFIX = "conveyor.replay."
+PREFIX = REPLAY
 REPLAY_ID = PREFIX + "id"
 REPLAY_OF = PREFIX + "of"
 REPLAY_AT = PREFIX + "at"
@@ -67,15 +65,14 @@ class ReplayReport:
                 "skipped_no_target": self.skipped_no_target}
 
 
-def replayed_refs(settings: Settings, *, timeout: float = 60.0) -> dict[str, dict]:
+def replayed_refs(store: DeadLetterStore, *, timeout: float = 60.0) -> dict[str, dict]:
     """``{dead-letter address: ledger entry}`` of every dead letter replayed so far.
 
     Raises:
         TimeoutError: the ledger topic could not be read to its end in time.
     """
-    ledger = catalogue(settings)[REPLAYS_ROLE].name
     out: dict[str, dict] = {}
-    for msg in read_to_end(settings, ledger, timeout=timeout, missing_ok=True):
+    for msg in store.read(store.ledger_topic(), timeout=timeout):
         if msg.key() is None:
             continue
         ref = msg.key().decode("utf-8", "replace")
@@ -93,14 +90,14 @@ def _target(d: DeadLetter, to_topic: Optional[str]) -> Optional[str]:
     return to_topic or d.error.get("origin.topic") or None
 
 
-def replay(settings: Settings, flt: DeadLetterFilter, *, to_topic: Optional[str] = None, dry_run: bool = False,
+def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[str] = None, dry_run: bool = False,
            rate: Optional[float] = None, force: bool = False, timeout: float = 60.0,
            on_record: Optional[Callable[[dict], None]] = None,
            progress: Optional[Callable[[Iterable[DeadLetter], int], Iterable[DeadLetter]]] = None) -> ReplayReport:
     """Re-publish the dead letters matching ``flt``.
 
     Args:
-        settings: namespace and connection.
+        store: the namespace's Kafka access (:class:`conveyor.streams.deadletters.KafkaDeadLetterStore`).
         flt: which dead letters.
         to_topic: target topic (full name or role) instead of each record's origin topic.
         dry_run: plan only: report what would be replayed, produce nothing.
@@ -119,19 +116,18 @@ def replay(settings: Settings, flt: DeadLetterFilter, *, to_topic: Optional[str]
             is visible; running the replay again resumes it).
     """
     report = ReplayReport(replay_id=uuid.uuid4().hex[:16], dry_run=dry_run)
-    done = {} if force else replayed_refs(settings, timeout=timeout)
-    selected = list(iter_dead_letters(settings, flt, timeout=timeout))
+    done = {} if force else replayed_refs(store, timeout=timeout)
+    selected = list(iter_dead_letters(store, flt, timeout=timeout))
     report.selected = len(selected)
-    existing = set(make_admin(settings).list_topics(timeout=timeout).topics)
+    existing = store.existing_topics(timeout)
     if to_topic:
-        to_topic = resolve(settings, to_topic)
+        to_topic = store.resolve(to_topic)
         if to_topic not in existing:
             raise ValueError(f"target topic {to_topic!r} does not exist")
-    ledger = catalogue(settings)[REPLAYS_ROLE].name
+    ledger = store.ledger_topic()
     producer = None
     if not dry_run:
-        producer = make_producer(settings, **{"transactional.id": f"{settings.namespace}.replay.{report.replay_id}"})
-        producer.init_transactions(30)
+        producer = store.transactional_producer(f"{ledger}.{report.replay_id}")
     in_txn = 0
     started = time.monotonic()
     items: Iterable[DeadLetter] = progress(selected, len(selected)) if progress else selected
@@ -156,7 +152,7 @@ def replay(settings: Settings, flt: DeadLetterFilter, *, to_topic: Optional[str]
                         time.sleep(wait)
                 if in_txn == 0:
                     producer.begin_transaction()
-                _publish(producer, d, target, ledger, report.replay_id)
+                _publish(store, producer, d, target, ledger, report.replay_id)
                 in_txn += 1
                 report.replayed += 1
                 line["action"] = "replayed"
@@ -176,14 +172,15 @@ def replay(settings: Settings, flt: DeadLetterFilter, *, to_topic: Optional[str]
     return report
 
 
-def _publish(producer, d: DeadLetter, target: str, ledger: str, replay_id: str) -> None:
-    now = int(time.time() * 1000)
+def _publish(store: DeadLetterStore, producer: Transaction, d: DeadLetter, target: str, ledger: str,
+             replay_id: str) -> None:
+    now = now_millis()
     headers = [h for h in d.headers if not h[0].startswith(PREFIX)] + [
         (REPLAY_ID, replay_id.encode()), (REPLAY_OF, d.ref.encode()), (REPLAY_AT, str(now).encode()),
         (REPLAY_ERROR_CLASS, d.error.get("error.class", "").encode()),
         (REPLAY_ORIGIN_TIMESTAMP, str(d.timestamp).encode()),
     ]
-    produce(producer, target, key=d.key, value=d.value, headers=headers)  # stamped now: see the module doc
+    store.send(producer, target, key=d.key, value=d.value, headers=headers)  # stamped now: see the module doc
     entry = {"replay_id": replay_id, "replayed_at": now, "to": target, "key": d.doc_id,
              "exception": d.error.get("exception.class")}
-    produce(producer, ledger, key=d.ref.encode(), value=json.dumps(entry).encode())
+    store.send(producer, ledger, key=d.ref.encode(), value=json.dumps(entry).encode())

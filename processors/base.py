@@ -3,14 +3,16 @@
 A processor is business logic only: it receives a batch of decoded input records
 (``dict`` shaped like the input topic's Avro schema) and returns, for each input
 in order, either the list of output records it produced or the exception that
-stopped it. The runner (``streams.runner``) turns exceptions into dead letters
+stopped it. The runner (``conveyor.streams.runner``) turns exceptions into dead letters
 that keep the original message, and produces the outputs.
 """
 from __future__ import annotations
 
 import time
 from abc import ABC
-from typing import Any, Sequence, Union
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 Record = dict[str, Any]
 Outcome = Union[list[Record], BaseException]
@@ -31,6 +33,12 @@ class Processor(ABC):
 
     name: str = "processor"
     version: str = "0.1.0"
+    inputs: tuple[str, ...] = ()
+    """Roles of the topics a plugin processor reads (e.g. ``("texts",)``)."""
+    output: Optional[str] = None
+    """Role of the topic a plugin processor writes (``<ns>.<output>``), or ``None``."""
+    output_schema: Optional[Union[Path, Traversable]] = None
+    """The ``.avsc`` file of the plugin's output topic (registered BACKWARD, like the built-ins')."""
 
     def meta(self, source: Record) -> Record:
         """Envelope fields for an output derived from ``source``.

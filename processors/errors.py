@@ -37,7 +37,7 @@ class EmptyDocumentError(DocumentError):
 
 class DocumentLimitError(DocumentError):
     """The document exceeds a configured limit (pixels, pages, text length; see
-    :mod:`processors.limits`)."""
+    :mod:`conveyor.processors.limits`)."""
 
 
 class EncryptedDocumentError(DocumentError):
@@ -49,7 +49,7 @@ class ModelInputError(ConveyorError):
 
 
 class TextLimitError(ModelInputError):
-    """A text is longer than the limit (:data:`processors.limits.MAX_TEXT_CHARS`)."""
+    """A text is longer than the limit (:data:`conveyor.processors.limits.MAX_TEXT_CHARS`)."""
 
 
 class ModelIntegrityError(ConveyorError):

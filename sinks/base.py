@@ -1,15 +1,22 @@
-"""The sink contract.
+"""The sink contract, for the built-in Milvus sink and third-party sinks alike.
 
-Modelled on Quix Streams' ``BatchingSink``: the runner calls :meth:`Sink.write`
-with each processed batch and :meth:`Sink.flush` before it commits offsets. A
-failed flush blocks the commit, so nothing is acknowledged that was not stored.
-A :class:`SinkBackpressureError` makes the runner pause the assigned partitions
-for ``retry_after`` seconds and then retry the same batch.
+Modelled on Quix Streams' ``BatchingSink``: a sink maps each input record to its own rows
+(:meth:`Sink.rows`), the runner calls :meth:`Sink.write` with a processed batch's rows and
+:meth:`Sink.flush` before it commits offsets. A failed flush blocks the commit, so nothing
+is acknowledged that was not stored. A :class:`SinkBackpressureError` makes the runner pause
+the assigned partitions for ``retry_after`` seconds and then retry the same batch.
+
+A third-party sink is a :class:`Sink` subclass registered under the ``conveyor.sinks``
+entry-point group (name = its ``name``) and chosen with ``CONVEYOR_VECTOR_SINK``; one that
+can also answer similarity queries implements :class:`VectorSearch`, which the ``classify``
+stage uses to flag near-duplicates.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+Row = dict[str, Any]
 
 
 class SinkBackpressureError(Exception):
@@ -24,19 +31,61 @@ class SinkBackpressureError(Exception):
         self.retry_after = float(retry_after)
 
 
+class SinkUnavailableError(Exception):
+    """The destination cannot answer a read now (e.g. a similarity search while it is down).
+    Transient (``permanent = False``): the record takes the stage's retry path."""
+
+    permanent = False
+
+
+class RowError(ValueError):
+    """An input record cannot be mapped to this sink's rows (permanent: it is dead-lettered
+    alone, never failing its batch)."""
+
+
 class Sink(ABC):
     """Base class of every sink.
 
-    ``write`` buffers rows (it may flush early when its bounds are hit, and then
-    must keep the rows buffered if it raises :class:`SinkBackpressureError`);
+    ``rows`` maps one input record (a decoded Avro dict) to the rows this sink stores, or
+    raises :class:`RowError`; ``write`` buffers rows (it may flush early when its bounds are
+    hit, and then must keep the rows buffered if it raises :class:`SinkBackpressureError`);
     ``flush`` makes every buffered row durable or raises. Both may raise
-    :class:`SinkBackpressureError`; any other exception is a permanent failure
-    of the rows involved.
+    :class:`SinkBackpressureError`; any other exception is a permanent failure of the rows
+    involved.
     """
 
+    name: str = "sink"
+    """Registry name (``CONVEYOR_VECTOR_SINK``)."""
+    version: str = "0.1.0"
+    """Reported in dead-letter headers of the stage that writes to it."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Sink":
+        """A sink configured from Conveyor's settings object (``conveyor.streams.settings.Settings``:
+        namespace, URIs, tokens).
+
+        Raises:
+            NotImplementedError: the sink cannot be built from settings alone.
+        """
+        raise NotImplementedError(f"{cls.__name__} does not implement from_settings")
+
+    @classmethod
+    def single_process(cls, settings: Any) -> bool:
+        """Whether only one process may open the sink with these settings (an embedded store
+        in a local file): the stages that use it then share one process. Default False."""
+        return False
+
+    def rows(self, record: Mapping[str, Any]) -> list[Row]:
+        """The rows of one input record.
+
+        Raises:
+            RowError: the record cannot be stored (its own dead letter).
+        """
+        return [dict(record)]
+
     @abstractmethod
-    def write(self, batch: Sequence[dict[str, Any]]) -> None:
-        """Buffer ``batch`` (rows shaped for the destination)."""
+    def write(self, batch: Sequence[Row]) -> None:
+        """Buffer ``batch`` (rows from :meth:`rows`)."""
 
     @abstractmethod
     def flush(self) -> None:
@@ -48,3 +97,19 @@ class Sink(ABC):
 
     def close(self) -> None:
         """Release connections. Default: nothing."""
+
+
+@runtime_checkable
+class VectorSearch(Protocol):
+    """Similarity search over stored document vectors (the ``classify`` stage's near-duplicate
+    check). Implemented by :class:`conveyor.sinks.milvus.MilvusSink`; any vector store can."""
+
+    def search_similar(self, vector: Sequence[float], *, kind: str | None = None, exclude_doc_id: str | None = None,
+                       limit: int = 5, min_score: float = 0.0) -> list[tuple[str, float]]:
+        """``[(doc_id, cosine similarity)]`` of the stored rows most similar to ``vector``
+        (one entry per document, best first), at least ``min_score``, at most ``limit``.
+
+        Raises:
+            SinkUnavailableError: the store cannot answer now (transient).
+        """
+        ...

@@ -4,7 +4,7 @@ Works against Milvus Lite (a local ``*.db`` file path, served in-process by the
 ``milvus-lite`` package) and a Milvus server (``http://host:19530``); checked with
 Milvus Lite 3.2.2 and Milvus 2.3.5 standalone through pymilvus 3.0.2.
 
-Behaviour the runner relies on (see :mod:`sinks.base`):
+Behaviour the runner relies on (see :mod:`conveyor.sinks.base`):
 
 * :meth:`MilvusSink.write` buffers rows, de-duplicated by ``chunk_id`` (the last
   write of a chunk wins: Milvus 2.3.5 keeps *both* rows when one upsert request
@@ -12,7 +12,7 @@ Behaviour the runner relies on (see :mod:`sinks.base`):
   ``max_batch_rows`` or ``max_batch_bytes`` is reached.
 * :meth:`MilvusSink.flush` upserts everything buffered; rows leave the buffer only
   once Milvus acknowledged them. When Milvus is unreachable or unavailable it
-  raises :class:`~sinks.base.SinkBackpressureError` with an exponential
+  raises :class:`~conveyor.sinks.base.SinkBackpressureError` with an exponential
   ``retry_after`` (``backoff_initial`` doubling up to ``backoff_max``, reset by a
   successful flush) and keeps the buffer.
 * The client connects lazily and is dropped on unavailability, so a sink created
@@ -33,14 +33,15 @@ from typing import Any, Callable, Optional, Sequence, TypeVar
 from pydantic import SecretStr
 from pymilvus import DataType, MilvusClient
 
-from sinks.base import Sink, SinkBackpressureError
-from sinks.milvus_errors import MilvusUnavailableError, describe_error, is_unavailable, redact_uri
-from sinks.milvus_schema import (
+from conveyor.sinks.base import Sink, SinkBackpressureError
+from conveyor.sinks.milvus_errors import MilvusUnavailableError, describe_error, is_unavailable, redact_uri
+from conveyor.sinks.milvus_rows import (
     INT64_FIELDS,
     PRIMARY_KEY,
     VARCHAR_FIELDS,
     VECTOR_DIM,
     VECTOR_FIELD,
+    chunk_rows,
     row_nbytes,
 )
 
@@ -71,7 +72,8 @@ def _literal(value: str) -> str:
 
 
 class MilvusSink(Sink):
-    """Upserts chunk rows (:mod:`sinks.milvus_schema`) into one Milvus collection.
+    """Upserts chunk rows (:mod:`conveyor.sinks.milvus_rows`) into one Milvus collection, and
+    answers near-duplicate searches over them (:class:`~conveyor.sinks.base.VectorSearch`).
 
     Args:
         uri: a Milvus Lite file path ending in ``.db`` (its folder is created), or
@@ -83,7 +85,7 @@ class MilvusSink(Sink):
             buffer reaches it. Default 500: measured here at 10–14k rows/s on a 2.3.5
             server and 4–7k rows/s on Lite (384-d rows, 2 cores).
         max_batch_bytes: approximate bytes per upsert request (see
-            :func:`~sinks.milvus_schema.row_nbytes`), same early-flush rule. Default
+            :func:`~conveyor.sinks.milvus_rows.row_nbytes`), same early-flush rule. Default
             8 MiB, well under Milvus' default 64 MiB gRPC message limit
             (``proxy.grpc.serverMaxRecvSize``).
         timeout: seconds allowed to each Milvus call (and to connecting).
@@ -144,11 +146,27 @@ class MilvusSink(Sink):
         self._buffer_bytes = 0
         self._retry_after: Optional[float] = None
 
+    name = "milvus"
+    version = "0.2.0"
+
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> "MilvusSink":
         """Sink on ``settings.milvus_uri`` / ``milvus_token`` / ``milvus_collection``."""
         return cls(settings.milvus_uri, settings.milvus_token_value(),
                    collection=settings.milvus_collection, **kwargs)
+
+    @classmethod
+    def single_process(cls, settings: Any) -> bool:
+        """True for a Milvus Lite file (no ``scheme://``): one process may open it."""
+        return "://" not in settings.milvus_uri
+
+    def rows(self, record: Any) -> list[dict[str, Any]]:
+        """One row per chunk of an ``Embedded`` record (:func:`~conveyor.sinks.milvus_rows.chunk_rows`).
+
+        Raises:
+            RowError: the record cannot be stored.
+        """
+        return chunk_rows(record, self.dim)
 
     def __repr__(self) -> str:
         return (f"MilvusSink(uri={redact_uri(self.uri)!r}, collection={self.collection!r}, "
@@ -174,7 +192,7 @@ class MilvusSink(Sink):
         """Buffer ``batch`` and upsert full batches early.
 
         Args:
-            batch: rows shaped like :mod:`sinks.milvus_schema` (``chunk_id`` required);
+            batch: rows shaped like :mod:`conveyor.sinks.milvus_rows` (``chunk_id`` required);
                 a row whose ``chunk_id`` is already buffered replaces it.
 
         An early upsert that meets an unavailable Milvus keeps every row buffered

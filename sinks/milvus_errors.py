@@ -21,7 +21,6 @@ Input errors (wrong dimension, string too long: codes 6, 1100, 65535…) are per
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 from pymilvus.exceptions import (
@@ -32,7 +31,9 @@ from pymilvus.exceptions import (
     ParamError,
 )
 
-from processors.errors import TransientError
+from yarl import URL
+
+from conveyor.sinks.base import SinkUnavailableError
 
 __all__ = ["MilvusUnavailableError", "describe_error", "is_unavailable", "redact_uri"]
 
@@ -59,8 +60,8 @@ _TRANSIENT_MESSAGE = re.compile(
 )
 
 
-class MilvusUnavailableError(TransientError):
-    """Milvus is unreachable or unavailable for a read (count/search); retryable."""
+class MilvusUnavailableError(SinkUnavailableError):
+    """Milvus is unreachable or unavailable for a read (count/search); transient (retryable)."""
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -102,10 +103,6 @@ def describe_error(exc: BaseException) -> str:
 
 
 def redact_uri(uri: str) -> str:
-    """``uri`` with any ``user:password@`` part replaced by ``***@``."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    """``uri`` with any ``user:password@`` part replaced by ``***@`` (parsed with yarl)."""
+    url = URL(uri)
+    return str(url.with_password(None).with_user("***")) if url.user or url.password else uri

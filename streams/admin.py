@@ -1,7 +1,7 @@
 """Topic administration: create the catalogue's topics and list them.
 
-Both connect through :func:`streams.security.connect_admin`, so wrong Kafka credentials
-end at once in a :class:`~streams.security.KafkaAuthenticationError` that says so.
+Both connect through :func:`conveyor.streams.security.connect_admin`, so wrong Kafka credentials
+end at once in a :class:`~conveyor.streams.security.KafkaAuthenticationError` that says so.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Optional
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
-from streams.kafka import make_admin
-from streams.security import connect_admin
-from streams.serde import AvroSerde
-from streams.settings import Settings
-from streams.topics import TopicSpec, catalogue
+from conveyor.streams.kafka import make_admin
+from conveyor.streams.security import connect_admin
+from conveyor.streams.serde import AvroSerde
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import TopicSpec, catalogue
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from processors.errors import CorruptDocumentError, EmptyDocumentError
+from conveyor.processors.errors import CorruptDocumentError, EmptyDocumentError
 
 
 class BlobStore:

@@ -10,28 +10,31 @@ from typing import Optional
 
 import click
 
-from streams.settings import Settings
+from conveyor.streams.settings import Settings
 
 
-def _settings() -> Settings:
+def settings_from_env() -> Settings:
+    """The settings of this process's environment (:meth:`Settings.from_env`)."""
     return Settings.from_env()
 
 
-def _kafka_settings() -> Settings:
+def kafka_settings() -> Settings:
     """Settings of a command that talks to Kafka, after one authenticated metadata request,
     so wrong credentials or a wrong address end at once with one clear line."""
-    from streams.security import check_kafka
+    from conveyor.streams.security import check_kafka
 
-    settings = _settings()
+    settings = settings_from_env()
     check_kafka(settings, timeout=30)
     return settings
 
 
-def _echo(obj: dict) -> None:
+def echo_json(obj: dict) -> None:
+    """Print ``obj`` as one JSON line (the output of every scripting-facing command)."""
     click.echo(json.dumps(obj, default=str, ensure_ascii=False))
 
 
-def _setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings) -> None:
+    """Log to stderr at ``settings.log_level``."""
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
@@ -39,10 +42,33 @@ def _setup_logging(settings: Settings) -> None:
 class _Main(click.Group):
     """The command group; a Kafka connection or authentication failure (its message names the
     broker, protocol, mechanism and user, never the password) becomes ``Error: <message>``
-    on stderr and exit code 1 instead of a traceback."""
+    on stderr and exit code 1 instead of a traceback. Subcommands registered under the
+    ``conveyor.commands`` entry-point group (the offline tools' ``stack``, ``demo``, ``eval``)
+    are loaded when asked for; where ``conveyor.tools`` is not installed they are absent."""
+
+    def _plugin_commands(self) -> dict:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group="conveyor.commands") if ep.name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str):
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        ep = self._plugin_commands().get(name)
+        if ep is None:
+            return None
+        try:
+            return ep.load()
+        except ImportError as exc:  # e.g. a runtime image without conveyor.tools
+            logging.getLogger(__name__).debug("command %s not available: %s", name, exc)
+            return None
 
     def invoke(self, ctx: click.Context):
-        from streams.security import KafkaConnectionError
+        from conveyor.streams.security import KafkaConnectionError
 
         try:
             return super().invoke(ctx)
@@ -55,43 +81,6 @@ def main() -> None:
     """Conveyor: streaming document and text intake on Kafka (extract → embed → index/classify)."""
 
 
-# -- stack ---------------------------------------------------------------------------
-@main.group()
-def stack() -> None:
-    """Local stack: Kafka (KRaft) and Apicurio Registry on 127.0.0.1; Milvus Lite embedded."""
-
-
-@stack.command("up")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for readiness.")
-def stack_up(timeout: float) -> None:
-    """Start the stack (idempotent) and wait until it answers."""
-    from streams.stack import StackError, up
-
-    try:
-        _echo(up(_settings(), timeout=timeout, log=lambda m: click.echo(m, err=True)))
-    except StackError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@stack.command("down")
-def stack_down() -> None:
-    """Stop what ``stack up`` started."""
-    from streams.stack import down
-
-    _echo(down(_settings(), log=lambda m: click.echo(m, err=True)))
-
-
-@stack.command("status")
-def stack_status() -> None:
-    """Report whether each part of the stack is up."""
-    from streams.stack import status
-
-    st = status(_settings())
-    _echo(st)
-    if not all(part.get("up", True) for part in st.values() if isinstance(part, dict)):
-        sys.exit(1)
-
-
 # -- topics --------------------------------------------------------------------------
 @main.group()
 def topics() -> None:
@@ -101,51 +90,76 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create all topics, register their schemas, set BACKWARD compatibility."""
-    from streams.admin import create_topics
+    from conveyor.streams.admin import create_topics
 
-    for name, state in create_topics(_settings()).items():
-        _echo({"topic": name, "state": state})
+    for name, state in create_topics(settings_from_env()).items():
+        echo_json({"topic": name, "state": state})
 
 
 @topics.command("list")
 def topics_list() -> None:
     """Print every topic of the catalogue and whether it exists."""
-    from streams.admin import list_topics
+    from conveyor.streams.admin import list_topics
 
-    for row in list_topics(_settings()):
-        _echo(row)
+    for row in list_topics(settings_from_env()):
+        echo_json(row)
 
 
 # -- run -----------------------------------------------------------------------------
-@main.command("run")
+def _stage_names() -> str:
+    from conveyor.streams.pipeline import pipeline
+
+    return ", ".join(pipeline().names)
+
+
+class _RunCommand(click.Command):
+    """``conveyor run``: its help lists the pipeline's stages (plugins included) when shown."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        with formatter.indentation():
+            formatter.write_text(f"Stages: {_stage_names()}, or all.")
+
+
+@main.command("run", cls=_RunCommand)
 @click.argument("names", nargs=-1, required=True)
 def run(names: tuple[str, ...]) -> None:
-    """Run processors: NAMES are extract, embed, index, classify, drift, or ``all``.
+    """Run processors: NAMES are stages of the pipeline, or ``all``.
 
     Several runner stages given together share this process (one thread each).
-    ``all`` supervises every processor as a child process and restarts crashes.
+    ``all`` supervises every stage as a child process and restarts crashes.
     """
-    settings = _kafka_settings()
-    _setup_logging(settings)
-    from streams import metrics
+    from conveyor.streams.pipeline import UnknownStageError, pipeline
+
+    p = pipeline()
+    for line in p.errors:
+        click.echo(f"warning: {line}", err=True)
+    if names != ("all",):
+        try:
+            specs = [p.stage(n) for n in names]
+        except UnknownStageError as exc:
+            raise click.ClickException(str(exc)) from None
+        if len(specs) > 1 and any(s.engine != "runner" for s in specs):
+            raise click.ClickException(f"{', '.join(s.name for s in specs if s.engine != 'runner')} "
+                                       "runs on its own; start it with its own `conveyor run`")
+    settings = kafka_settings()
+    setup_logging(settings)
+    from conveyor.streams import metrics
 
     if names == ("all",):
-        from streams.supervisor import Supervisor, process_groups
+        from conveyor.streams.supervisor import Supervisor, process_groups
 
         Supervisor(settings, process_groups(settings)).run_forever()
         return
     metrics.serve(settings.metrics_port)
-    if names == ("drift",):
-        from streams.drift import run_drift
+    if specs[0].engine == "faust":
+        from conveyor.streams.drift import run_drift
 
         run_drift(settings)
         return
-    from streams.supervisor import run_stages
+    from conveyor.streams.supervisor import run_stages
 
-    try:
-        run_stages(list(names), settings)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    run_stages(list(names), settings)
 
 
 # -- produce -------------------------------------------------------------------------
@@ -161,19 +175,19 @@ def produce_documents(paths: tuple[str, ...]) -> None:
 
     Unreadable paths are reported with an ``error`` and make the exit code 1.
     """
-    from streams.io import InputProducer, iter_files
+    from conveyor.streams.io import InputProducer, iter_files
 
     failures = 0
-    with InputProducer(_kafka_settings()) as producer:
+    with InputProducer(kafka_settings()) as producer:
         for path, error in iter_files(paths):
             if error is None:
                 try:
-                    _echo(producer.document(path))
+                    echo_json(producer.document(path))
                     continue
                 except OSError as exc:
                     error = f"cannot read {path}: {exc.strerror or exc}"
             failures += 1
-            _echo({"path": str(path), "error": error})
+            echo_json({"path": str(path), "error": error})
     if failures:
         sys.exit(1)
 
@@ -185,12 +199,12 @@ def produce_documents(paths: tuple[str, ...]) -> None:
 @click.option("--limit", type=int, default=None, help="Produce at most N rows.")
 def produce_texts(csv_file: Path, text_column: str, id_column: Optional[str], limit: Optional[int]) -> None:
     """Produce the rows of CSV_FILE as texts; one JSON line per text."""
-    from streams.io import InputProducer, read_texts_csv
+    from conveyor.streams.io import InputProducer, read_texts_csv
 
-    with InputProducer(_kafka_settings()) as producer:
+    with InputProducer(kafka_settings()) as producer:
         try:
             for doc_id, text in read_texts_csv(csv_file, text_column, id_column, limit):
-                _echo(producer.text(text, doc_id=doc_id, source=csv_file.name))
+                echo_json(producer.text(text, doc_id=doc_id, source=csv_file.name))
         except KeyError as exc:
             raise click.ClickException(str(exc.args[0])) from exc
 
@@ -203,13 +217,13 @@ def produce_texts(csv_file: Path, text_column: str, id_column: Optional[str], li
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Stop after S idle seconds.")
 def consume_cmd(topic: str, from_beginning: bool, max_messages: Optional[int], timeout: float) -> None:
     """Print TOPIC's records as JSON lines (a role like ``predictions`` or a full name)."""
-    from streams.io import abbreviate, consume
-    from streams.topics import resolve
+    from conveyor.streams.io import abbreviate, consume
+    from conveyor.streams.topics import resolve
 
-    settings = _kafka_settings()
+    settings = kafka_settings()
     name = resolve(settings, topic)
     for rec in consume(settings, name, from_beginning=from_beginning, max_messages=max_messages, timeout=timeout):
-        _echo(abbreviate(rec))
+        echo_json(abbreviate(rec))
 
 
 # -- dlq -----------------------------------------------------------------------------
@@ -223,7 +237,7 @@ def _dlq_filter_options(fn):
     opts = [
         click.option("--topic", "origin_topic", default=None,
                      help="Origin topic the records failed on (role like `texts` or full name)."),
-        click.option("--processor", default=None, help="Failing processor (extract, embed, index, classify, drift)."),
+        click.option("--processor", default=None, help="Failing processor (a stage name, e.g. extract, embed)."),
         click.option("--error-class", type=click.Choice(["permanent", "transient"]), default=None),
         click.option("--exception", default=None, help="Substring of the exception class, e.g. CorruptDocument."),
         click.option("--since", default=None, help="Failed at or after: ISO 8601 (UTC if no zone) or epoch ms."),
@@ -238,7 +252,7 @@ def _dlq_filter_options(fn):
 
 
 def _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids):
-    from dlq.inspect import DeadLetterFilter, parse_time
+    from conveyor.dlq.inspect import DeadLetterFilter, parse_time
 
     try:
         return DeadLetterFilter(origin_topic=origin_topic, processor=processor, error_class=error_class,
@@ -268,16 +282,17 @@ def _table(rows: list[dict]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True)
 def dlq_list(origin_topic, processor, error_class, exception, since, until, doc_ids, timeout, fmt) -> None:
     """Print the selected dead letters with their error headers (JSON lines or a table)."""
-    from dlq.inspect import list_dead_letters
+    from conveyor.dlq.inspect import list_dead_letters
+    from conveyor.streams.deadletters import KafkaDeadLetterStore
 
     flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
     try:
-        rows = list_dead_letters(_kafka_settings(), timeout=timeout, flt=flt)
+        rows = list_dead_letters(KafkaDeadLetterStore(kafka_settings()), timeout=timeout, flt=flt)
         if fmt == "table":
             _table(list(rows))
         else:
             for rec in rows:
-                _echo(rec)
+                echo_json(rec)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -288,18 +303,17 @@ def dlq_list(origin_topic, processor, error_class, exception, since, until, doc_
 def dlq_show(origin_topic, processor, error_class, exception, since, until, doc_ids, timeout, refs) -> None:
     """Print the selected dead letters in full — stack trace, original headers and the
     original payload decoded when it can be (bytes abbreviated) — as JSON lines."""
-    from dlq.inspect import decode_payload, iter_dead_letters
-    from streams.io import abbreviate
-    from streams.serde import AvroSerde
+    from conveyor.dlq.inspect import decode_payload, iter_dead_letters
+    from conveyor.streams.deadletters import KafkaDeadLetterStore
+    from conveyor.streams.io import abbreviate
 
-    settings = _kafka_settings()
+    store = KafkaDeadLetterStore(kafka_settings())
     flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
-    serde = AvroSerde(settings)
     try:
-        for d in iter_dead_letters(settings, flt, timeout=timeout):
+        for d in iter_dead_letters(store, flt, timeout=timeout):
             if refs and d.ref not in refs:
                 continue
-            _echo({**d.summary(stacktrace=True), **abbreviate(decode_payload(settings, d, serde))})
+            echo_json({**d.summary(stacktrace=True), **abbreviate(decode_payload(store, d))})
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -319,44 +333,27 @@ def dlq_replay(origin_topic, processor, error_class, exception, since, until, do
     produce duplicate results. Prints one JSON line per record, then the totals."""
     from tqdm import tqdm
 
-    from dlq.replay import replay
+    from conveyor.dlq.replay import replay
+    from conveyor.streams.deadletters import KafkaDeadLetterStore
 
-    settings = _kafka_settings()
+    store = KafkaDeadLetterStore(kafka_settings())
     flt = _dlq_filter(origin_topic, processor, error_class, exception, since, until, doc_ids)
 
     def progress(items, total):
         return tqdm(items, total=total, unit="rec", file=sys.stderr, disable=quiet or not sys.stderr.isatty())
 
     try:
-        report = replay(settings, flt, to_topic=to_topic, dry_run=dry_run, rate=rate, force=force,
-                        timeout=timeout, on_record=None if quiet else _echo, progress=progress)
+        report = replay(store, flt, to_topic=to_topic, dry_run=dry_run, rate=rate, force=force,
+                        timeout=timeout, on_record=None if quiet else echo_json, progress=progress)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    _echo(report.totals())
+    echo_json(report.totals())
 
 
-# -- demo ----------------------------------------------------------------------------
-@main.command("demo")
-@click.option("--texts", "n_texts", type=int, default=200, show_default=True, help="banking77 texts to produce.")
-@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for results.")
-def demo(n_texts: int, timeout: float) -> None:
-    """The main job: stack up, topics, processors, demo corpus → summary. Exit 1 if any input is
-    unaccounted. The stack stays up afterwards (``conveyor stack down`` stops it)."""
-    from streams.demo import run_demo
-
-    settings = _settings()
-    _setup_logging(settings)
-    ok = run_demo(settings, n_texts=n_texts, timeout=timeout)
-    sys.exit(0 if ok else 1)
-
-
-from streams.drift.cli import drift as _drift_group  # noqa: E402 - registered after the core commands
+from conveyor.streams.drift.cli import drift as _drift_group  # noqa: E402 - registered after the core commands
 
 main.add_command(_drift_group)
 
-from processors.evaluation.cli import eval_command  # noqa: E402
-
-main.add_command(eval_command)
 
 if __name__ == "__main__":
     main()

@@ -25,9 +25,9 @@ from typing import Optional, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams import metrics
-from streams.kafka import DeliveryTracker, make_producer, produce
-from streams.settings import Settings
+from conveyor.streams import metrics
+from conveyor.streams.kafka import DeliveryTracker, make_producer, produce
+from conveyor.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,11 @@ class AtLeastOnceDelivery:
     def produce(self, topic: str, *, key: Optional[bytes], value: Optional[bytes],
                 headers: Optional[list[tuple[str, bytes]]] = None) -> None:
         """Produce one record of the batch, stamped with the current time (never an input's:
-        see :data:`streams.topics.WRITE_TIME`).
+        see :data:`conveyor.streams.topics.WRITE_TIME`).
 
         Raises:
             KafkaException: the record is invalid (e.g. too large); nothing was queued.
-            BufferError: the producer queue stayed full (see :func:`streams.kafka.produce`).
+            BufferError: the producer queue stayed full (see :func:`conveyor.streams.kafka.produce`).
         """
         produce(self.producer, topic, key=key, value=value, headers=headers, on_delivery=self.tracker.callback)
 

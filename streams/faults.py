@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Optional
 
-from processors.errors import TransientError
+from conveyor.processors.errors import TransientError
 
 INJECTED_ATTEMPTS = 2
 """Attempts of a chosen record that fail (fewer than the default three retries, so an

@@ -14,15 +14,15 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
-from processors.base import now_millis
-from streams import __version__
-from streams.blobstore import BlobStore
-from streams.kafka import DeliveryTracker, make_consumer, make_producer, produce
-from streams.serde import AvroSerde, key_bytes
-from streams.settings import Settings
-from streams.topics import catalogue, role_of
+from conveyor.processors.base import now_millis
+from conveyor.streams import __version__
+from conveyor.streams.blobstore import BlobStore
+from conveyor.streams.kafka import DeliveryTracker, make_consumer, make_producer, produce
+from conveyor.streams.serde import AvroSerde, key_bytes
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import catalogue, role_of
 
 PRODUCER_NAME = "cli"
 
@@ -239,44 +239,72 @@ def message_dict(msg: Message, serde: Optional[AvroSerde] = None) -> dict:
     return out
 
 
+def watermarks(settings: Settings, topic: str, *, timeout: float = 10.0) -> Optional[dict[int, tuple[int, int]]]:
+    """``{partition: (low, high)}`` offsets of ``topic``, or ``None`` when it does not exist."""
+    consumer = make_consumer(settings, f"conveyor-cli-{uuid.uuid4().hex[:12]}", **{"statistics.interval.ms": 0})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return None
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout) for p in meta.partitions}
+    finally:
+        consumer.close()
+
+
+def read_range(settings: Settings, ranges: dict[tuple[str, int], tuple[int, int]], *,
+               timeout: float = 60.0) -> Iterator[Message]:
+    """Every committed record at offsets ``start <= offset < end`` of each ``(topic, partition)``
+    in ``ranges`` (``{(topic, partition): (start, end)}``), partitions assigned directly (no
+    group join, nothing committed). Records of aborted transactions and transaction markers are
+    skipped (read_committed), so fewer than ``end - start`` records may come back.
+
+    Raises:
+        RuntimeError: a consumer error.
+        TimeoutError: the ranges were not read within ``timeout`` seconds.
+    """
+    pending = {k: end for k, (start, end) in ranges.items() if start < end}
+    if not pending:
+        return
+    consumer = make_consumer(settings, f"conveyor-cli-{uuid.uuid4().hex[:12]}",
+                             **{"statistics.interval.ms": 0, "enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in pending])
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"partitions {sorted(pending)} not read to their end offsets in {timeout:.0f}s")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            key = (msg.topic(), msg.partition())
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"read {msg.topic()}: {msg.error()}")
+                pending.pop(key, None)
+                continue
+            if key not in pending:
+                continue
+            if msg.offset() < pending[key]:
+                yield msg
+            if msg.offset() + 1 >= pending[key]:
+                pending.pop(key, None)
+    finally:
+        consumer.close()
+
+
 def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0,
                 missing_ok: bool = False) -> Iterator[Message]:
     """Every committed record of ``topic`` from the earliest offset up to the end as of
-    the call, partition by partition assigned directly (no group join, nothing committed).
-    A missing topic yields nothing when ``missing_ok``.
+    the call (:func:`read_range` over its watermarks). A missing topic yields nothing when
+    ``missing_ok``.
 
     Raises:
         RuntimeError: the topic does not exist (unless ``missing_ok``), or a consumer error.
         TimeoutError: the end was not reached within ``timeout`` seconds.
     """
-    consumer = make_consumer(settings, f"conveyor-cli-{uuid.uuid4().hex[:12]}",
-                             **{"statistics.interval.ms": 0, "enable.partition.eof": True})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None:
-            if missing_ok:
-                return
-            raise RuntimeError(f"topic {topic} not found")
-        pending: dict[int, int] = {}
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                pending[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: partitions {sorted(pending)} not read to the end in {timeout}s")
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"read {topic}: {msg.error()}")
-                pending.pop(msg.partition(), None)
-                continue
-            yield msg
-            if msg.offset() + 1 >= pending.get(msg.partition(), 0):
-                pending.pop(msg.partition(), None)
-    finally:
-        consumer.close()
+    marks = watermarks(settings, topic)
+    if marks is None:
+        if missing_ok:
+            return
+        raise RuntimeError(f"topic {topic} not found")
+    yield from read_range(settings, {(topic, p): lh for p, lh in marks.items()}, timeout=timeout)

@@ -14,8 +14,8 @@ from typing import Any, Optional
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from streams.security import error_callback
-from streams.settings import Settings
+from conveyor.streams.security import error_callback
+from conveyor.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Producer settings: acks=all, idempotence, large messages, lz4 compression.
 
-    ``error_cb`` raises :class:`streams.security.KafkaAuthenticationError` (from ``poll``/``flush``)
+    ``error_cb`` raises :class:`conveyor.streams.security.KafkaAuthenticationError` (from ``poll``/``flush``)
     when the broker rejects the credentials, instead of librdkafka retrying forever.
     """
     conf: dict[str, Any] = {
@@ -44,7 +44,7 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
     """Consumer settings: manual commits, earliest reset, cooperative-sticky, read_committed.
 
     ``statistics.interval.ms`` is on so the runner can publish consumer lag. ``error_cb``
-    raises :class:`streams.security.KafkaAuthenticationError` (from ``poll``/``consume``) when
+    raises :class:`conveyor.streams.security.KafkaAuthenticationError` (from ``poll``/``consume``) when
     the broker rejects the credentials, instead of librdkafka retrying forever.
     """
     conf: dict[str, Any] = {

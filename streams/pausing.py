@@ -4,7 +4,7 @@ When a processor's downstream (a sink, the producer queue) is slow or down, the 
 pauses every assigned partition and keeps calling ``poll`` — so group heartbeats and
 rebalances are served and the consumer is never evicted for exceeding
 ``max.poll.interval.ms`` — then resumes when the downstream has drained. Retry-topic
-partitions held by the :class:`~streams.retry.RetryGate` stay paused on resume.
+partitions held by the :class:`~conveyor.streams.retry_gate.RetryGate` stay paused on resume.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams import metrics
-from streams.retry import RetryGate
+from conveyor.streams import metrics
+from conveyor.streams.retry_gate import RetryGate
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 from confluent_kafka import Message
 
-from processors.errors import ConveyorError
+from conveyor.processors.errors import ConveyorError
 
 log = logging.getLogger(__name__)
 

@@ -4,24 +4,26 @@ One :class:`Runner` drives one processor (one consumer group) over its input top
 its own retry topic. Per batch:
 
 1. ``consume`` up to ``batch_size`` records, at most ``settings.max_in_flight_bytes``;
-   retry records not yet due are held back by the :class:`~streams.retry.RetryGate`;
+   retry records not yet due are held back by the :class:`~conveyor.streams.retry_gate.RetryGate`;
 2. decode each value with the Avro serde;
 3. ``processor.process_batch`` → one outcome per input: output records or an exception;
 4. ``sink.write`` + ``sink.flush()`` the rows (index) — on
-   :class:`~sinks.base.SinkBackpressureError` every assigned partition is paused and the
+   :class:`~conveyor.sinks.base.SinkBackpressureError` every assigned partition is paused and the
    runner keeps polling (so the group does not evict it) until ``retry_after`` passes,
    then retries; nothing is dropped. Milvus rows are upserts by deterministic keys, so
    writing them again after a crash is harmless;
-5. in one Kafka transaction (:mod:`streams.delivery`): produce the outputs (keyed by doc
-   id); route each failure — permanent → dead-letter topic, transient → retry topic with
-   backoff (dead-letter topic once the schedule is used up); add the input offsets; commit.
+5. in one Kafka transaction (:mod:`conveyor.streams.delivery`): produce the outputs (keyed by doc
+   id); route each failure with the stage's :class:`~conveyor.dlq.policy.FailurePolicy` —
+   permanent → dead-letter topic, transient → retry topic with backoff (dead-letter topic
+   once the schedule is used up), both in the :mod:`conveyor.dlq.envelope`; add the input
+   offsets; commit.
    If anything fails, the transaction is aborted and the batch's partitions are rewound:
    the batch is processed again and read_committed consumers never see the aborted part.
 
 Rebalances (cooperative-sticky) happen only inside ``consume``/``poll``, i.e. between
 batches or while paused for backpressure; records of partitions revoked meanwhile are
 left to their new owner (neither produced nor committed here). SIGTERM/SIGINT (handled
-by :func:`streams.supervisor.run_stages`, which calls :meth:`Runner.stop`) finish the
+by :func:`conveyor.streams.supervisor.run_stages`, which calls :meth:`Runner.stop`) finish the
 current batch, commit, and leave the group.
 """
 from __future__ import annotations
@@ -34,27 +36,33 @@ from typing import Any, Optional, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
-from dlq.envelope import Origin, dead_letter_headers, exception_name, original_timestamp
-from processors.base import Processor
-from processors.errors import DocumentLimitError
-from sinks.base import Sink, SinkBackpressureError
-from streams import metrics
-from streams.delivery import make_delivery
-from streams.faults import injected_failure
-from streams.kafka import make_admin, make_consumer
-from streams.pausing import PauseControl
-from streams.poison import MAX_CRASHES, CrashGuard, PoisonPillError
-from streams.retry import RetryGate, RetryPolicy, RetryState, retry_state, strip_retry_headers
-from streams.serde import AvroSerde, key_bytes
-from streams.settings import Settings
-from streams.topics import catalogue, dlq_role, retry_role
+from conveyor.dlq import envelope
+from conveyor.dlq.envelope import Failure, Origin, exception_name, original_timestamp
+from conveyor.dlq.policy import FailurePolicy
+from conveyor.processors.base import Processor
+from conveyor.processors.errors import DocumentLimitError
+from conveyor.sinks.base import Sink, SinkBackpressureError
+from conveyor.streams import metrics
+from conveyor.streams.delivery import make_delivery
+from conveyor.streams.faults import injected_failure
+from conveyor.streams.kafka import make_admin, make_consumer
+from conveyor.streams.pausing import PauseControl
+from conveyor.streams.poison import MAX_CRASHES, CrashGuard, PoisonPillError
+from conveyor.streams.retry_gate import RetryGate
+from conveyor.streams.serde import AvroSerde, key_bytes
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import dlq_role, retry_role, topic_name
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Stage:
-    """What a runner runs: a processor, its input roles, its output role and/or sink."""
+    """What a runner runs: a processor, its input roles, its output role and/or sink.
+
+    Built from the pipeline definition (:mod:`conveyor.streams.pipeline`); any name works,
+    its topics are ``<ns>.<role>``, ``<ns>.retry.<name>`` and ``<ns>.dlq.<name>``.
+    """
 
     processor: Processor
     input_roles: tuple[str, ...]
@@ -67,6 +75,10 @@ class Stage:
     """Records per batch for this stage (default: ``settings.batch_size``)."""
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     """librdkafka consumer settings of this stage, e.g. a longer ``max.poll.interval.ms``."""
+    retry_delays: Optional[tuple[float, ...]] = None
+    """Backoff of this stage's retries (default: ``settings.retry_delays_for(name)``)."""
+    poll_timeout: float = 0.5
+    """Seconds one ``consume`` call waits for records."""
 
     @property
     def name(self) -> str:
@@ -91,24 +103,24 @@ class Runner:
         settings: connection settings (namespace decides topics and group).
         stage: the processor and its topics.
         batch_size: max records per batch.
-        poll_timeout: seconds one ``consume`` call waits for records.
+        poll_timeout: seconds one ``consume`` call waits for records (default: the stage's).
         serde: shared Avro serde (a new one is made if omitted).
     """
 
     def __init__(self, settings: Settings, stage: Stage, *, batch_size: Optional[int] = None,
-                 poll_timeout: float = 0.5, serde: Optional[AvroSerde] = None):
+                 poll_timeout: Optional[float] = None, serde: Optional[AvroSerde] = None):
         self.settings = settings
         self.stage = stage
         self.name = stage.name
         self.batch_size = batch_size or stage.batch_size or settings.batch_size
-        self.poll_timeout = poll_timeout
+        self.poll_timeout = stage.poll_timeout if poll_timeout is None else poll_timeout
         self.group_id = settings.group_id(self.name)
-        specs = catalogue(settings)
-        self.input_topics = [specs[r].name for r in stage.input_roles]
-        self.output_topic = specs[stage.output_role].name if stage.output_role else None
-        self.dlq_topic = specs[dlq_role(self.name)].name
-        self.retry_topic = specs[retry_role(self.name)].name
-        self.retry_policy = RetryPolicy(settings.retry_delays_for(self.name), settings.retry_jitter)
+        self.input_topics = [topic_name(settings, r) for r in stage.input_roles]
+        self.output_topic = topic_name(settings, stage.output_role) if stage.output_role else None
+        self.dlq_topic = topic_name(settings, dlq_role(self.name))
+        self.retry_topic = topic_name(settings, retry_role(self.name))
+        delays = stage.retry_delays if stage.retry_delays is not None else settings.retry_delays_for(self.name)
+        self.policy = FailurePolicy(delays, settings.retry_jitter)
         self.serde = serde or AvroSerde(settings)
         self.consumer = make_consumer(settings, self.group_id, stats_cb=metrics.stats_callback(self.name),
                                       **{"queued.max.messages.kbytes": max(1024, settings.max_in_flight_bytes // 1024),
@@ -247,7 +259,8 @@ class Runner:
         inputs: list[_Input] = []
         for msg in todo:
             metrics.RECORDS_IN.labels(self.name, msg.topic()).inc()
-            injected = injected_failure(self.name, msg.key(), self._state(msg).attempt,
+            previous = self._previous(msg)
+            injected = injected_failure(self.name, msg.key(), previous.attempt if previous else 0,
                                         self.settings.fault_transient_rate)
             if injected is not None:
                 failures.append((msg, injected))
@@ -293,8 +306,9 @@ class Runner:
         metrics.IN_FLIGHT_BYTES.labels(self.name).set(0)
         metrics.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - started)
 
-    def _state(self, msg: Message) -> RetryState:
-        return retry_state(msg.headers()) if msg.topic() == self.retry_topic else RetryState()
+    def _previous(self, msg: Message) -> Optional[Failure]:
+        """The failure envelope of a record read from the retry topic (``None`` otherwise)."""
+        return envelope.decode(msg.headers(), envelope.RETRY) if msg.topic() == self.retry_topic else None
 
     def _encode(self, inputs: list[_Input], outcomes: list[Any], failures: list[tuple[Message, BaseException]]):
         """Split outcomes into encoded outputs, sink rows and failures (appended to ``failures``).
@@ -340,35 +354,35 @@ class Runner:
             metrics.RECORDS_OUT.labels(self.name, self.output_topic).inc()
 
     def route_failure(self, msg: Message, exc: BaseException) -> None:
-        """Send a failed ``msg`` on: a transient failure with attempts left goes to the retry
-        topic (due after the backoff); anything else to the dead-letter topic. Key, value and
-        original headers are kept byte for byte; origin (topic, partition, offset, original
-        timestamp) and attempts are those of the first delivery. Both are stamped with the
-        time they are written, never the input's (see :data:`streams.topics.WRITE_TIME`)."""
-        state = self._state(msg)
-        ts = original_timestamp(msg.headers(), msg.timestamp()[1], retried_at=state.origin_timestamp)
-        if state.origin_topic is not None:
-            origin = Origin(state.origin_topic, state.origin_partition or 0, state.origin_offset or 0, ts)
+        """Send a failed ``msg`` where the stage's :class:`~conveyor.dlq.policy.FailurePolicy`
+        routes it — the retry topic (due after the backoff) or the dead-letter topic — with the
+        failure envelope. Key, value and original headers are kept byte for byte; origin
+        (topic, partition, offset, original timestamp) and attempts are those of the first
+        delivery. The record is stamped with the time it is written, never the input's (see
+        :data:`conveyor.streams.topics.WRITE_TIME`)."""
+        previous = self._previous(msg)
+        if previous is not None:
+            origin = previous.origin
+            origin = Origin(origin.topic, origin.partition, origin.offset,
+                            original_timestamp(msg.headers(), msg.timestamp()[1], retried_at=origin.timestamp))
         else:
-            origin = Origin(msg.topic(), msg.partition(), msg.offset(), ts)
-        failed = state.attempt + 1
+            origin = Origin(msg.topic(), msg.partition(), msg.offset(),
+                            original_timestamp(msg.headers(), msg.timestamp()[1]))
+        route = self.policy.route(exc, origin, previous=previous, processor=self.name,
+                                  version=self.stage.processor.version, group=self.group_id)
         name = exception_name(exc)
         metrics.ERRORS.labels(self.name, name).inc()
-        if not getattr(exc, "permanent", True) and not self.retry_policy.exhausted(failed):
-            headers = self.retry_policy.retry_headers(
-                msg.headers(), state=state, origin=(origin.topic, origin.partition, origin.offset, origin.timestamp),
-                exc=exc, exception_class=name)
-            log.info("%s: retrying %s[%d]@%d (attempt %d failed: %s: %s)", self.name, origin.topic,
-                     origin.partition, origin.offset, failed, type(exc).__name__, exc)
+        headers = envelope.attach(msg.headers(), route.failure, route.prefix)
+        where = f"{origin.topic}[{origin.partition}]@{origin.offset}"
+        if route.retry:
+            log.info("%s: retrying %s (attempt %d failed: %s: %s)", self.name, where, route.failure.attempt,
+                     type(exc).__name__, exc)
             self.delivery.produce(self.retry_topic, key=msg.key(), value=msg.value(), headers=headers)
             metrics.RETRIED.labels(self.name, name).inc()
             self.retried += 1
             return
-        headers = dead_letter_headers(strip_retry_headers(msg.headers()), exc, origin, processor=self.name,
-                                      version=self.stage.processor.version, group=self.group_id,
-                                      attempt=failed, first_failed_at=state.first_failed_at)
-        log.warning("%s: dead-lettering %s[%d]@%d after %d attempt(s): %s: %s", self.name, origin.topic,
-                    origin.partition, origin.offset, failed, type(exc).__name__, exc)
+        log.warning("%s: dead-lettering %s after %d attempt(s): %s: %s", self.name, where, route.failure.attempt,
+                    type(exc).__name__, exc)
         self.delivery.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers)
         metrics.DEAD_LETTERED.labels(self.name).inc()
         self.dead_lettered += 1

@@ -25,9 +25,10 @@ from typing import Any, Callable, Optional
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from yarl import URL
 
-from streams import env
-from streams.settings import Settings
+from conveyor.streams import env
+from conveyor.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 _rdkafka_log = logging.getLogger("streams.rdkafka")
@@ -43,7 +44,7 @@ class KafkaConnectionError(Exception):
     """No Kafka broker answered with the configured settings; the message says where
     Conveyor looked, with which security settings (no password), and the last client error.
 
-    Not a :class:`processors.errors.ConveyorError`: it is about the deployment, not about
+    Not a :class:`conveyor.processors.errors.ConveyorError`: it is about the deployment, not about
     a record, so nothing should dead-letter a record because of it."""
 
 
@@ -51,6 +52,13 @@ class KafkaAuthenticationError(KafkaConnectionError):
     """The broker rejected the credentials (SASL) or the TLS handshake failed. Retrying
     with the same settings cannot succeed; the message names the broker's reason and the
     environment variables to check, never the password."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` part replaced by ``***@`` (parsed with yarl), for
+    error messages that name a server."""
+    parsed = URL(url)
+    return str(parsed.with_password(None).with_user("***")) if parsed.user or parsed.password else url
 
 
 def describe(settings: Settings) -> str:

@@ -21,10 +21,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from processors.errors import ConveyorError, TransientError
-from sinks.milvus_errors import redact_uri
-from streams.settings import Settings
-from streams.topics import catalogue
+from conveyor.processors.errors import ConveyorError, TransientError
+from conveyor.streams.settings import Settings
+from conveyor.streams.security import redact_url
+from conveyor.streams.topics import catalogue
 
 COMPATIBILITY = "BACKWARD"
 """Compatibility level set on every subject: consumers on the new schema read old records."""
@@ -288,7 +288,7 @@ class AvroSerde:
             if getattr(exc, "http_status_code", None) == 404:
                 raise UnknownSchemaError(
                     f"value on {topic} names schema id {schema_id}, which the registry at "
-                    f"{redact_uri(self.settings.schema_registry_url)} does not know (HTTP 404): written against another "
+                    f"{redact_url(self.settings.schema_registry_url)} does not know (HTTP 404): written against another "
                     f"registry, or its schema was deleted") from None
             raise DecodeError(f"registry refused schema id {schema_id} for a value on {topic}: {exc}") from exc
         kind = (schema.schema_type or "AVRO").upper()

@@ -1,4 +1,4 @@
-"""One frozen settings object, fed by environment variables (names in :mod:`streams.env`).
+"""One frozen settings object, fed by environment variables (names in :mod:`conveyor.streams.env`).
 
 Secrets are :class:`pydantic.SecretStr`, so ``repr``/logging never shows them.
 """
@@ -11,16 +11,11 @@ from typing import Mapping, Optional
 
 from pydantic import SecretStr
 
-from streams import env
+from conveyor.processors.classify.routing import DEFAULT_DUPLICATE_THRESHOLD
+from conveyor.streams import env
 
 DEFAULT_INLINE_MAX_BYTES = 4 * 1024 * 1024
 """Documents up to 4 MiB travel inline in the record; larger ones go to the blob store."""
-DEFAULT_DUPLICATE_THRESHOLD = 0.90
-"""Cosine similarity of document vectors at which a document is flagged as a possible duplicate.
-On the demo corpus the cropped/uncropped scans of one Lidl receipt score 0.94 and the most similar
-distinct documents 0.62. On the whole shared corpus (108 documents, ``make eval``) the re-scan pair
-still scores 0.94 but filled copies of one form template score up to 1.00, so at 0.90 only 5 of 51
-flags are true duplicates (recall 5/6): a flag means "review", not "drop"."""
 DEFAULT_RETRY_DELAYS = (1.0, 10.0, 60.0)
 """Backoff (seconds) of the retry attempts after a transient failure: 1 s, 10 s, 60 s, then the
 dead-letter topic — the schedule issue 3 asks for, similar to Spring Kafka's
@@ -113,6 +108,7 @@ class Settings:
     duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD
     auto_threshold: Optional[float] = None
     drift_window_seconds: float = 60.0
+    vector_sink: str = "milvus"
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     retry_delays_by_processor: tuple[tuple[str, tuple[float, ...]], ...] = ()
     retry_jitter: float = DEFAULT_RETRY_JITTER
@@ -170,6 +166,7 @@ class Settings:
             duplicate_threshold=_float(e, env.DUPLICATE_THRESHOLD, DEFAULT_DUPLICATE_THRESHOLD),
             auto_threshold=float(auto) if auto else None,
             drift_window_seconds=_float(e, env.DRIFT_WINDOW_SECONDS, 60.0),
+            vector_sink=e.get(env.VECTOR_SINK) or "milvus",
             retry_delays=_delays(e[env.RETRY_DELAYS], env.RETRY_DELAYS)
             if e.get(env.RETRY_DELAYS) else DEFAULT_RETRY_DELAYS,
             retry_delays_by_processor=per_processor,

@@ -1,101 +1,138 @@
-"""Wiring of each named processor to its topics, sink and dependencies.
+"""Turning a stage of the pipeline definition into something a runner runs.
 
-``index`` and ``classify`` both talk to Milvus. A Milvus Lite database file can
-be opened by one process only, so with a file URI those two run in the same
-process (``conveyor run all`` groups them) and share one client.
+:func:`build_stage` makes the runner's :class:`~conveyor.streams.runner.Stage` for a name of
+:func:`conveyor.streams.pipeline.pipeline`: its processor (from the factories below, or a
+plugin's class), its sink, batch size, poll and retry settings.
+
+The vector store (``CONVEYOR_VECTOR_SINK``, default Milvus) is opened once per process and
+shared by the stages that use it — ``index`` writes it, ``classify`` searches it for
+near-duplicates — and closed by :func:`close_sinks` once they have all stopped. A store that
+allows one process only (a Milvus Lite file) makes ``run all`` put those stages in one
+process (:func:`conveyor.streams.pipeline.process_groups`).
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from streams.blobstore import BlobStore
-from streams.runner import Stage
-from streams.settings import Settings
+from conveyor.processors.base import Processor, Record
+from conveyor.sinks.base import Sink, VectorSearch
+from conveyor.streams.pipeline import Pipeline, StageSpec, pipeline
+from conveyor.streams.plugins import vector_sink_class
+from conveyor.streams.runner import Stage
+from conveyor.streams.settings import Settings
 
-STAGES = ("extract", "embed", "index", "classify")
-"""Processors driven by :class:`streams.runner.Runner` (drift runs on faust)."""
-
-EXTRACT_BATCH_SIZE = 1
-EXTRACT_MAX_POLL_MS = 1_800_000
-"""30 min: the longest one extract batch (one document, up to 50 OCR'd pages) may take."""
-
-
-def milvus_is_embedded(settings: Settings) -> bool:
-    """True when the Milvus URI is a local Milvus Lite file (no ``scheme://``)."""
-    return "://" not in settings.milvus_uri
-
-
-_open_sinks: list = []
+_open_sinks: list[Sink] = []
 
 
 @functools.lru_cache(maxsize=8)
-def _milvus(uri: str, token: str, collection: str):
-    from sinks.milvus import MilvusSink
-
-    sink = MilvusSink(uri=uri, token=token, collection=collection)
+def _shared_sink(name: str, settings: Settings) -> Sink:
+    sink = vector_sink_class(name).from_settings(settings)
     _open_sinks.append(sink)
     return sink
 
 
-def close_milvus_sinks() -> None:
-    """Close the process-wide Milvus sinks (after every stage using them has stopped)."""
+def close_sinks() -> None:
+    """Close the process-wide sinks (after every stage using them has stopped)."""
     for sink in list(_open_sinks):
         sink.close()
     _open_sinks.clear()
-    _milvus.cache_clear()
+    _shared_sink.cache_clear()
 
 
-def milvus_sink(settings: Settings):
-    """The process-wide :class:`sinks.milvus.MilvusSink` for the namespace's collection."""
-    if milvus_is_embedded(settings):
-        from pathlib import Path
-
-        Path(settings.milvus_uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return _milvus(settings.milvus_uri, settings.milvus_token_value(), settings.milvus_collection)
+def single_process_store(settings: Settings) -> bool:
+    """Whether the configured vector store may be opened by one process only."""
+    return vector_sink_class(settings.vector_sink).single_process(settings)
 
 
-def duplicate_finder(settings: Settings) -> Callable[[str, list[float]], list[tuple[str, float]]]:
-    """``(doc_id, doc_vector) -> [(other_doc_id, cosine)]`` over indexed documents,
-    keeping matches at or above ``settings.duplicate_threshold``."""
-    sink = milvus_sink(settings)
+@dataclass(frozen=True)
+class StageContext:
+    """What a processor factory may use: the settings and the process-wide vector store."""
 
+    settings: Settings
+
+    def vector_store(self) -> Sink:
+        """The configured vector sink, shared by every stage of this process.
+
+        Raises:
+            UnknownSinkError: ``CONVEYOR_VECTOR_SINK`` names no installed sink.
+        """
+        return _shared_sink(self.settings.vector_sink, self.settings)
+
+
+def duplicate_finder(search: VectorSearch, threshold: float) -> Callable[[str, list[float]], list[tuple[str, float]]]:
+    """``(doc_id, doc_vector) -> [(other_doc_id, cosine)]`` over the stored documents other
+    than ``doc_id``, at or above ``threshold``, at most 5 (classify's near-duplicate check)."""
     def find(doc_id: str, vector: list[float]) -> list[tuple[str, float]]:
-        return sink.search_similar(vector, kind="document", exclude_doc_id=doc_id, limit=5,
-                                   min_score=settings.duplicate_threshold)
+        return search.search_similar(vector, kind="document", exclude_doc_id=doc_id, limit=5, min_score=threshold)
 
     return find
 
 
-def build_stage(name: str, settings: Settings) -> Stage:
-    """The :class:`Stage` of processor ``name``.
+class SinkRows(Processor):
+    """The processor of a sink stage: each record becomes the sink's rows
+    (:meth:`conveyor.sinks.base.Sink.rows`); a record the sink cannot map fails alone."""
+
+    def __init__(self, name: str, sink: Sink):
+        self.name = name
+        self.version = sink.version
+        self.sink = sink
+
+    def process_one(self, record: Record) -> list[Record]:
+        """The sink's rows of ``record``.
+
+        Raises:
+            RowError: the sink cannot store the record.
+        """
+        return self.sink.rows(record)
+
+
+# -- factories of the built-in processors (named in conveyor.streams.pipeline) -----------------
+def extract(ctx: StageContext) -> Processor:
+    """The ``extract`` processor, reading large documents from the blob store."""
+    from conveyor.processors.extract import ExtractProcessor
+    from conveyor.streams.blobstore import BlobStore
+
+    return ExtractProcessor(blob_reader=BlobStore(ctx.settings.blob_dir).read)
+
+
+def classify(ctx: StageContext) -> Processor:
+    """The ``classify`` processor, searching the vector store for near-duplicates."""
+    from conveyor.processors.classify import ClassifyProcessor
+
+    st = ctx.settings
+    store = ctx.vector_store()
+    if not isinstance(store, VectorSearch):
+        raise TypeError(f"the {st.vector_sink!r} sink cannot search vectors (classify's near-duplicate check)")
+    return ClassifyProcessor(find_duplicates=duplicate_finder(store, st.duplicate_threshold),
+                             duplicate_threshold=st.duplicate_threshold, auto_threshold=st.auto_threshold)
+
+
+def runner_stage(spec: StageSpec, settings: Settings) -> Stage:
+    """The runner's :class:`~conveyor.streams.runner.Stage` of ``spec``.
 
     Raises:
-        ValueError: unknown processor name.
+        ValueError: ``spec`` does not run on the runner (the faust drift monitor).
     """
-    if name == "extract":
-        from processors.extract import ExtractProcessor
+    if spec.engine != "runner":
+        raise ValueError(f"{spec.name!r} runs on its own ({spec.engine}); it cannot share a runner process")
+    ctx = StageContext(settings)
+    sink = ctx.vector_store() if spec.sink == "vector" else None
+    processor = spec.processor(ctx) if spec.processor is not None else SinkRows(spec.name, sink)
+    overrides: dict[str, Any] = {}
+    if spec.max_poll_interval_ms:
+        overrides["max.poll.interval.ms"] = spec.max_poll_interval_ms
+    return Stage(processor, spec.inputs, spec.output.role if spec.output else None, sink=sink,
+                 owns_sink=sink is None, batch_size=spec.batch_size, consumer_overrides=overrides,
+                 retry_delays=spec.retry_delays, poll_timeout=spec.poll_timeout)
 
-        # One document per batch: OCR takes seconds per page and gains nothing from batching, so a
-        # batch would only hold finished documents back. A 50-page scan may OCR for many minutes,
-        # hence the longer poll interval.
-        return Stage(ExtractProcessor(blob_reader=BlobStore(settings.blob_dir).read), ("documents",), "extracted",
-                     batch_size=EXTRACT_BATCH_SIZE, consumer_overrides={"max.poll.interval.ms": EXTRACT_MAX_POLL_MS})
-    if name == "embed":
-        from processors.embed import EmbedProcessor
 
-        # A text near MAX_TEXT_CHARS embeds for tens of seconds; a batch of them may take minutes.
-        return Stage(EmbedProcessor(), ("texts", "extracted"), "embedded",
-                     consumer_overrides={"max.poll.interval.ms": EXTRACT_MAX_POLL_MS})
-    if name == "index":
-        from processors.index import IndexProcessor
+def build_stage(name: str, settings: Settings, of: Pipeline | None = None) -> Stage:
+    """The runner stage of the pipeline stage called ``name``.
 
-        return Stage(IndexProcessor(), ("embedded",), None, sink=milvus_sink(settings), owns_sink=False)
-    if name == "classify":
-        from processors.classify import ClassifyProcessor
-
-        return Stage(ClassifyProcessor(find_duplicates=duplicate_finder(settings),
-                                       duplicate_threshold=settings.duplicate_threshold,
-                                       auto_threshold=settings.auto_threshold),
-                     ("embedded",), "predictions")
-    raise ValueError(f"unknown processor {name!r}; choose from {', '.join(STAGES)}, drift")
+    Raises:
+        UnknownStageError: no such stage (the message lists the available ones).
+        ValueError: the stage is not a runner stage.
+    """
+    return runner_stage((of or pipeline()).stage(name), settings)

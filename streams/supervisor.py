@@ -14,24 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from streams import env
-from streams.settings import Settings
-from streams.stages import STAGES, build_stage, close_milvus_sinks, milvus_is_embedded
+from conveyor.streams import env
+from conveyor.streams.settings import Settings
+from conveyor.streams.pipeline import builtin_pipeline, pipeline
+from conveyor.streams.pipeline import process_groups as _groups
+from conveyor.streams.stages import build_stage, close_sinks, single_process_store
 
 log = logging.getLogger(__name__)
 
 
-def process_groups(settings: Settings, *, with_drift: bool = True) -> list[list[str]]:
-    """How ``run all`` splits processors into processes.
-
-    With an embedded Milvus Lite file, ``index`` and ``classify`` share one
-    process (the file is single-process); with a server URI each is separate.
-    """
-    groups = [["extract"], ["embed"]]
-    groups += [["index", "classify"]] if milvus_is_embedded(settings) else [["index"], ["classify"]]
-    if with_drift:
-        groups.append(["drift"])
-    return groups
+def process_groups(settings: Settings, *, with_drift: bool = True, builtin_only: bool = False) -> list[list[str]]:
+    """How ``run all`` splits the pipeline's stages into processes
+    (:func:`conveyor.streams.pipeline.process_groups`): one each, except the stages using a
+    single-process vector store (a Milvus Lite file), which share one. ``builtin_only``
+    leaves plugin stages out (the fault suite and benchmarks measure the core pipeline)."""
+    return _groups(single_process_store(settings), with_drift=with_drift,
+                   of=builtin_pipeline() if builtin_only else pipeline())
 
 
 def run_stages(names: Sequence[str], settings: Settings, *, install_signals: bool = True,
@@ -39,15 +37,14 @@ def run_stages(names: Sequence[str], settings: Settings, *, install_signals: boo
     """Run the named runner stages in this process, one thread each, until stopped.
 
     Raises:
-        ValueError: an unknown stage name (``drift`` must run on its own: it is a faust app).
+        UnknownStageError: an unknown stage name (the message lists the available ones).
+        ValueError: a stage that runs on its own (``drift`` is a faust app).
         RuntimeError: a stage thread died with an exception.
     """
-    from streams.runner import Runner
+    from conveyor.streams.runner import Runner
 
-    for n in names:
-        if n not in STAGES:
-            raise ValueError(f"{n!r} cannot share a process; stages: {', '.join(STAGES)}")
-    runners = [Runner(settings, build_stage(n, settings)) for n in names]
+    specs = [pipeline().stage(n) for n in names]
+    runners = [Runner(settings, build_stage(s.name, settings)) for s in specs]
     errors: list[BaseException] = []
 
     def target(r: Runner) -> None:
@@ -71,7 +68,7 @@ def run_stages(names: Sequence[str], settings: Settings, *, install_signals: boo
                 r.stop()
         for t in threads:
             t.join(0.2)
-    close_milvus_sinks()  # shared by index and classify: closed once both have stopped
+    close_sinks()  # the vector store is shared by index and classify: closed once both have stopped
     if errors:
         raise RuntimeError(f"processor failed: {errors[0]!r}") from errors[0]
 
@@ -87,7 +84,7 @@ class _Child:
 
 @dataclass
 class Supervisor:
-    """Starts each process group as ``python -m streams.cli run <names>`` and keeps it alive.
+    """Starts each process group as ``python -m conveyor.streams.cli run <names>`` and keeps it alive.
 
     A child that exits unexpectedly is restarted after a backoff (1 s doubling
     to 30 s). :meth:`stop` sends SIGTERM (children drain and commit), then
@@ -107,6 +104,7 @@ class Supervisor:
         environ = dict(os.environ)
         environ[env.NAMESPACE] = self.settings.namespace
         environ[env.MILVUS_URI] = self.settings.milvus_uri
+        environ[env.VECTOR_SINK] = self.settings.vector_sink
         environ[env.BLOB_DIR] = str(self.settings.blob_dir)
         environ[env.BOOTSTRAP_SERVERS] = self.settings.bootstrap_servers
         environ[env.SCHEMA_REGISTRY_URL] = self.settings.schema_registry_url
@@ -129,7 +127,7 @@ class Supervisor:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             child.log_path = self.log_dir / f"{'-'.join(child.group)}.log"
             out = open(child.log_path, "ab")
-        cmd = [sys.executable, "-m", "streams.cli", "run", *child.group]
+        cmd = [sys.executable, "-m", "conveyor.streams.cli", "run", *child.group]
         child.proc = subprocess.Popen(cmd, env=environ, stdout=out, stderr=subprocess.STDOUT if out else None)
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", " ".join(child.group), child.proc.pid)

@@ -2,8 +2,8 @@
 
 Texts (``kind == "text"``) are classified by the intent model, documents by the
 document-type model (both shipped in ``processors/models``; see
-:mod:`processors.classify.models`). The routing rules of
-:mod:`processors.classify.routing` decide ``auto`` or ``review``; for documents
+:mod:`conveyor.processors.classify.models`). The routing rules of
+:mod:`conveyor.processors.classify.routing` decide ``auto`` or ``review``; for documents
 an optional duplicate finder (e.g. a Milvus similarity search) is consulted.
 A model with an out-of-scope score (the intent model) sends inputs far from
 every known class to review with an ``out_of_scope`` reason.
@@ -16,15 +16,15 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from processors.base import Outcome, Processor, Record
-from processors.classify.models import OnnxClassifier
-from processors.classify.routing import (
+from conveyor.processors.base import Outcome, Processor, Record
+from conveyor.processors.classify.models import OnnxClassifier
+from conveyor.processors.classify.routing import (
     DEFAULT_DUPLICATE_THRESHOLD,
     auto_threshold_from,
     decide,
     select_duplicates,
 )
-from processors.errors import ModelInputError
+from conveyor.processors.errors import ModelInputError
 
 __all__ = ["ClassifyProcessor", "OnnxClassifier", "DEFAULT_MODELS", "DuplicateFinder"]
 
@@ -38,7 +38,7 @@ TOP_K = 3
 
 
 def _default_models_dir() -> Path:
-    from processors.models import MODELS_DIR
+    from conveyor.processors.models import MODELS_DIR
 
     return MODELS_DIR
 

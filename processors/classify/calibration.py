@@ -57,7 +57,7 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
 
     ``T > 1`` softens over-confident probabilities, ``T < 1`` sharpens them;
     ``T = 1`` returns ``p`` renormalised. This is the map baked into the shipped
-    ONNX graph (:func:`processors.training.onnx_graph.append_temperature`).
+    ONNX graph (:func:`conveyor.tools.training.onnx_graph.append_temperature`).
 
     Raises:
         ValueError: ``proba`` is not ``(n, k)`` finite non-negative, or ``T <= 0``.

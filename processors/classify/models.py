@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from processors.integrity import sha256_file
-from processors.errors import ModelInputError, ModelIntegrityError
+from conveyor.processors.integrity import sha256_file
+from conveyor.processors.errors import ModelInputError, ModelIntegrityError
 
 REQUIRED_MANIFEST_KEYS = ("name", "version", "sha256", "labels")
 #: Graph output holding the out-of-scope score, unless the manifest names another.

@@ -21,7 +21,7 @@ AUROC 0.997 for this distance, 0.976 for the calibrated MSP (``make eval``
 reports both).
 
 The scorer is baked into the shipped ONNX graph as the ``ood_score`` output
-(:func:`processors.training.onnx_graph.append_mahalanobis`); this module holds
+(:func:`conveyor.tools.training.onnx_graph.append_mahalanobis`); this module holds
 the fitting, the numpy reference implementation and the threshold rule.
 """
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Drift monitoring: two-sample tests (:mod:`.stats` for labels, :mod:`.twosample` for
 lengths, OCR confidence and embeddings), bounded samples (:mod:`.sample`) and windowed
 state (:mod:`.monitor`, built on :mod:`.aggregate`, :mod:`.clock` and :mod:`.report`).
-:mod:`.scenarios` validates it offline on the shared corpus (:mod:`.corpus`).
+:mod:`conveyor.tools.drift_validation` validates it offline on the shared corpus.
 
-Nothing here imports Kafka or faust; the streaming plumbing is :mod:`streams.drift`.
+Nothing here imports Kafka or faust; the streaming plumbing is :mod:`conveyor.streams.drift`.
 """
-from processors.drift.monitor import (
+from conveyor.processors.drift.monitor import (
     EMBEDDING,
     OCR_CONFIDENCE,
     PRODUCER_VERSION,
@@ -15,8 +15,8 @@ from processors.drift.monitor import (
     WindowAggregate,
     label_signal,
 )
-from processors.drift.stats import ALPHA, chi2_permutation_test, js_distance, psi
-from processors.drift.twosample import MMDTest, TestResult, ks_test
+from conveyor.processors.drift.stats import ALPHA, chi2_permutation_test, js_distance, psi
+from conveyor.processors.drift.twosample import MMDTest, TestResult, ks_test
 
 __version__ = PRODUCER_VERSION
 

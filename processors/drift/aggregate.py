@@ -3,7 +3,7 @@
 Pure Python + numpy (no Kafka, no faust). A :class:`WindowAggregate` holds, for one
 window, the state of every signal seen in it:
 
-* ``embedding`` (:data:`EMBEDDING`) - :class:`~processors.drift.sample.Sample` of unit
+* ``embedding`` (:data:`EMBEDDING`) - :class:`~conveyor.processors.drift.sample.Sample` of unit
   document vectors (tested with MMD);
 * ``text_length`` (:data:`TEXT_LENGTH`) - sample of text lengths in characters (KS);
 * ``ocr_confidence`` (:data:`OCR_CONFIDENCE`) - sample of the mean OCR confidence of
@@ -11,7 +11,7 @@ window, the state of every signal seen in it:
 * ``label:<model>`` (:func:`label_signal`) - :class:`Categorical` counts per predicted
   label (chi-squared).
 
-Samples are bottom-k by document id (:mod:`processors.drift.sample`), counts are sums, so
+Samples are bottom-k by document id (:mod:`conveyor.processors.drift.sample`), counts are sums, so
 aggregates of partitions or of several windows merge (:meth:`WindowAggregate.merge`).
 Everything serialises to JSON (:func:`state_to_dict`, :meth:`Reference.to_dict`) for the
 stored reference.
@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
-from processors.drift.sample import Sample, priority
+from conveyor.processors.drift.sample import Sample, priority
 
 EMBEDDING = "embedding"
 """Signal name of the document embeddings."""

@@ -1,7 +1,7 @@
 """Event-time watermark of the drift monitor: :class:`StreamClock`.
 
-Pure Python (no Kafka, no faust). :meth:`processors.drift.DriftMonitor.close_windows`
-closes the windows that this watermark has passed; :mod:`streams.drift` feeds it
+Pure Python (no Kafka, no faust). :meth:`conveyor.processors.drift.DriftMonitor.close_windows`
+closes the windows that this watermark has passed; :mod:`conveyor.streams.drift` feeds it
 one source per ``(topic, partition)``.
 """
 from __future__ import annotations

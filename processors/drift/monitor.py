@@ -1,7 +1,7 @@
 """In-memory, event-time windowed drift state: :class:`DriftMonitor`.
 
 Pure Python + numpy (no Kafka, no faust), so the windowing and reference rules
-are unit-testable; :mod:`streams.drift` feeds it from faust windowed tables.
+are unit-testable; :mod:`conveyor.streams.drift` feeds it from faust windowed tables.
 
 Windows
 -------
@@ -31,7 +31,7 @@ model) learns its own reference then.
   again.
 
 :meth:`DriftMonitor.export_references` / :meth:`DriftMonitor.load_references`
-turn the references into JSON and back; ``streams.drift`` stores them in a
+turn the references into JSON and back; ``conveyor.streams.drift`` stores them in a
 compacted topic so a restarted worker keeps its reference, and
 ``conveyor drift reference pin|reset|show`` manages it. :attr:`DriftMonitor.revision`
 changes whenever a reference does.
@@ -45,8 +45,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Optional
 
-from processors.drift import stats, twosample
-from processors.drift.aggregate import (
+from conveyor.processors.drift import stats, twosample
+from conveyor.processors.drift.aggregate import (
     EMBEDDING,
     LABEL_PREFIX,
     OCR_CONFIDENCE,
@@ -60,9 +60,9 @@ from processors.drift.aggregate import (
     aggregate_from_observations,
     label_signal,
 )
-from processors.drift.sample import Sample
-from processors.drift.clock import StreamClock, epoch_ms
-from processors.drift.report import PRODUCER, PRODUCER_VERSION, drift_report, summarize
+from conveyor.processors.drift.sample import Sample
+from conveyor.processors.drift.clock import StreamClock, epoch_ms
+from conveyor.processors.drift.report import PRODUCER, PRODUCER_VERSION, drift_report, summarize
 
 __all__ = [
     "DriftMonitor",
@@ -195,7 +195,7 @@ class DriftMonitor:
                           ocr_confidence: Optional[float] = None, doc_id: Optional[str] = None) -> bool:
         """Count one embedded record at event time ``ts_ms`` (ms): its unit ``doc_vector``
         (``embedding``), ``text_length`` (characters) and ``ocr_confidence`` ([0, 1], None
-        when not OCR'd). ``doc_id`` decides sampling (:func:`processors.drift.sample.priority`).
+        when not OCR'd). ``doc_id`` decides sampling (:func:`conveyor.processors.drift.sample.priority`).
 
         Returns False if the record was late (its window is closed).
 

@@ -2,15 +2,15 @@
 
 Pure Python + numpy (no Kafka, no faust). :func:`drift_report` runs the signal's test and
 builds the dict shaped like ``schemas/drift_report.avsc`` that
-:meth:`processors.drift.DriftMonitor.close_windows` returns:
+:meth:`conveyor.processors.drift.DriftMonitor.close_windows` returns:
 
 ==================  =================  ===========================================
 signal              statistic          test
 ==================  =================  ===========================================
-``embedding``       ``mmd2``           :class:`~processors.drift.twosample.MMDTest`
-``text_length``     ``ks``             :func:`~processors.drift.twosample.ks_test`
-``ocr_confidence``  ``ks``             :func:`~processors.drift.twosample.ks_test`
-``label:<model>``   ``chi2``           :func:`~processors.drift.stats.chi2_permutation_test`
+``embedding``       ``mmd2``           :class:`~conveyor.processors.drift.twosample.MMDTest`
+``text_length``     ``ks``             :func:`~conveyor.processors.drift.twosample.ks_test`
+``ocr_confidence``  ``ks``             :func:`~conveyor.processors.drift.twosample.ks_test`
+``label:<model>``   ``chi2``           :func:`~conveyor.processors.drift.stats.chi2_permutation_test`
 ==================  =================  ===========================================
 
 ``value`` is the statistic, ``threshold`` its critical value at ``alpha``, ``p_value``
@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from processors.drift import stats, twosample
-from processors.drift.aggregate import Categorical, Reference, SignalState, WindowAggregate
-from processors.drift.sample import Sample
+from conveyor.processors.drift import stats, twosample
+from conveyor.processors.drift.aggregate import Categorical, Reference, SignalState, WindowAggregate
+from conveyor.processors.drift.sample import Sample
 
 PRODUCER = "drift"
 """``producer`` field of the drift reports."""

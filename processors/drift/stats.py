@@ -18,7 +18,7 @@ samples of one distribution is ~ ``(K-1)(1/n_ref + 1/n_cur)``, :func:`psi_noise_
 1.8 for 77 labels and windows of 100, far above 0.2), whereas the permutation test
 accounts for the sample sizes.
 
-Continuous and multivariate tests (KS, MMD) are in :mod:`processors.drift.twosample`.
+Continuous and multivariate tests (KS, MMD) are in :mod:`conveyor.processors.drift.twosample`.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from processors.drift.twosample import TestResult, critical_value, permutation_p_value
+from conveyor.processors.drift.twosample import TestResult, critical_value, permutation_p_value
 
 ALPHA = 0.0027
 """Per-signal significance level of every drift test: the false-alarm probability of one
@@ -44,7 +44,7 @@ window without drift raises any alarm with probability ~1 %. Evidently, NannyML 
 and alibi-detect default to p < 0.05 per test (alibi-detect's ``KSDrift``
 Bonferroni-corrects across features); configure ``alpha`` to trade sensitivity for alarms.
 
-Measured on real streams (:mod:`processors.drift.scenarios`, windows of 100): with 0.01,
+Measured on real streams (:mod:`conveyor.tools.drift_validation.scenarios`, windows of 100): with 0.01,
 BANKING77 test windows against a BANKING77 train reference alarmed in 12 % of windows,
 mostly on predicted labels - train is class-imbalanced (35-187 texts per intent), test is
 balanced (PSI 0.075, JS distance 0.115 between the full sets, above Evidently's 0.1), a

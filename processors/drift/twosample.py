@@ -4,7 +4,7 @@
   with the asymptotic Kolmogorov distribution (Smirnov 1939). Same test as Evidently's
   default for numerical columns with <= 1000 reference rows, NannyML's
   ``kolmogorov_smirnov`` method and alibi-detect's ``KSDrift`` (all p < 0.05 per
-  feature by default; we use 0.0027 per signal, see :data:`processors.drift.stats.ALPHA`).
+  feature by default; we use 0.0027 per signal, see :data:`conveyor.processors.drift.stats.ALPHA`).
 * **embeddings** - kernel two-sample test: unbiased squared Maximum Mean Discrepancy with a
   Gaussian RBF kernel and a permutation p-value (:class:`MMDTest`; Gretton, A. et al.
   (2012), *A Kernel Two-Sample Test*, JMLR 13:723-773). Same test as alibi-detect's

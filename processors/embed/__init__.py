@@ -1,8 +1,8 @@
 """The ``embed`` stage: Text / Extracted records → Embedded records.
 
-Each input is chunked (:mod:`processors.embed.chunking`), every chunk of the
+Each input is chunked (:mod:`conveyor.processors.embed.chunking`), every chunk of the
 whole batch is embedded in one batched model call
-(:class:`processors.embed.model.MiniLMEmbedder`), and the document vector is the
+(:class:`conveyor.processors.embed.model.MiniLMEmbedder`), and the document vector is the
 L2-normalised mean of its chunk vectors (:func:`doc_vector`).
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from processors.base import Outcome, Processor, Record
-from processors.embed.chunking import Chunk, chunk_text
-from processors.embed.model import EMBEDDING_DIM, MAX_SEQ_LENGTH, MiniLMEmbedder, l2_normalize
-from processors.errors import ModelInputError, TextLimitError
-from processors.limits import MAX_TEXT_CHARS
+from conveyor.processors.base import Outcome, Processor, Record
+from conveyor.processors.embed.chunking import Chunk, chunk_text
+from conveyor.processors.embed.model import EMBEDDING_DIM, MAX_SEQ_LENGTH, MiniLMEmbedder, l2_normalize
+from conveyor.processors.errors import ModelInputError, TextLimitError
+from conveyor.processors.limits import MAX_TEXT_CHARS
 
 __all__ = [
     "EmbedProcessor",
@@ -92,8 +92,8 @@ class EmbedProcessor(Processor):
         max_tokens: tokens per chunk including [CLS]/[SEP] (≤ 256).
         overlap: tokens shared by consecutive chunks.
         max_text_chars: longest text (characters) embedded; a longer one is refused with
-            :class:`~processors.errors.TextLimitError` before it is tokenized (default
-            :data:`processors.limits.MAX_TEXT_CHARS`, where the cost is worked out).
+            :class:`~conveyor.processors.errors.TextLimitError` before it is tokenized (default
+            :data:`conveyor.processors.limits.MAX_TEXT_CHARS`, where the cost is worked out).
     """
 
     name = "embed"
@@ -128,7 +128,7 @@ class EmbedProcessor(Processor):
         if len(text) > self.max_text_chars:
             raise TextLimitError(
                 f"{kind} {record.get('doc_id')!r} has {len(text):,} characters, more than the limit of "
-                f"{self.max_text_chars:,} (processors.limits.MAX_TEXT_CHARS); split it into several texts"
+                f"{self.max_text_chars:,} (conveyor.processors.limits.MAX_TEXT_CHARS); split it into several texts"
             )
         chunks = chunk_text(text, self.embedder.tokenizer, max_tokens=self.max_tokens, overlap=self.overlap)
         return _Plan(record=record, kind=kind, text=text, chunks=chunks)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from processors.embed.model import MAX_SEQ_LENGTH
-from processors.errors import ModelInputError
+from conveyor.processors.embed.model import MAX_SEQ_LENGTH
+from conveyor.processors.errors import ModelInputError
 
 #: [CLS] and [SEP] that the model adds around every input.
 SPECIAL_TOKENS = 2

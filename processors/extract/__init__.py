@@ -21,21 +21,21 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable
 
-from processors.base import Processor, Record
-from processors.errors import (
+from conveyor.processors.base import Processor, Record
+from conveyor.processors.errors import (
     ConveyorError,
     CorruptDocumentError,
     DocumentLimitError,
     EmptyDocumentError,
     TransientError,
 )
-from processors.extract import ocr as _ocr
-from processors.extract.detect import detect_type
-from processors.extract.fields import extract_fields
-from processors.extract.layout import page_layout
-from processors.extract.images import load_pages
-from processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
-from processors.limits import MAX_PAGES, MAX_PIXELS, MAX_TEXT_CHARS
+from conveyor.processors.extract import ocr as _ocr
+from conveyor.processors.extract.detect import detect_type
+from conveyor.processors.extract.fields import extract_fields
+from conveyor.processors.extract.layout import page_layout
+from conveyor.processors.extract.images import load_pages
+from conveyor.processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
+from conveyor.processors.limits import MAX_PAGES, MAX_PIXELS, MAX_TEXT_CHARS
 
 __all__ = ["ExtractProcessor", "extract_bytes", "extract_pages", "fields_from_pages"]
 
@@ -102,7 +102,7 @@ def fields_from_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
     """``KeyFields`` dict of a document from the page dicts of :func:`extract_pages`.
 
     The OCR boxes of the first page (``"lines"``, ``"size"``), when present, are
-    handed to :func:`processors.extract.fields.extract_fields` as its layout.
+    handed to :func:`conveyor.processors.extract.fields.extract_fields` as its layout.
     """
     text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
     first = pages[0] if pages else {}
@@ -134,13 +134,13 @@ def extract_bytes(
         max_pages: Most pages (PDF pages or TIFF frames) accepted.
         max_pixels: Most pixels per image page / rendered PDF page.
         max_text_chars: Most characters of the extracted ``text``.
-        (Defaults and their reasons: :mod:`processors.limits`.)
+        (Defaults and their reasons: :mod:`conveyor.processors.limits`.)
 
     Returns:
         ``{"text": str, "pages": [{"page_number": int (1-based), "text": str,
         "method": "text_layer" | "ocr", "ocr_confidence": float in [0, 1] | None}],
         "page_count": int, "fields": KeyFields dict}`` — see
-        :func:`processors.extract.fields.extract_fields` for ``fields``.
+        :func:`conveyor.processors.extract.fields.extract_fields` for ``fields``.
         ``text`` is the page texts joined with a blank line.
 
     Raises:
@@ -174,7 +174,7 @@ def check_text(pages: list[dict[str, Any]], filename: str, fmt: str, *, max_text
     if len(text) > max_text_chars:
         raise DocumentLimitError(
             f"{filename!r} ({fmt}, {len(pages)} page(s)) has {len(text):,} characters of text, "
-            f"more than the limit of {max_text_chars:,} (processors.limits.MAX_TEXT_CHARS)"
+            f"more than the limit of {max_text_chars:,} (conveyor.processors.limits.MAX_TEXT_CHARS)"
         )
     if meaningful_chars(text) == 0:
         raise EmptyDocumentError(

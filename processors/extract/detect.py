@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from processors.errors import EmptyDocumentError, UnsupportedDocumentError
+from conveyor.processors.errors import EmptyDocumentError, UnsupportedDocumentError
 
 #: How far into the file a PDF header may start. Acrobat accepts junk before
 #: ``%PDF`` within the first 1024 bytes, and so does PDFium.

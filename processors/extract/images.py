@@ -13,7 +13,7 @@ Limits guard the process against hostile input:
 
 Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left ``False`` on purpose:
 every frame is ``load()``-ed so a truncated file fails here with
-:class:`~processors.errors.CorruptDocumentError` instead of yielding a grey
+:class:`~conveyor.processors.errors.CorruptDocumentError` instead of yielding a grey
 half-image.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from processors.errors import ConveyorError, CorruptDocumentError, DocumentLimitError
-from processors.limits import MAX_PAGES, MAX_PIXELS
+from conveyor.processors.errors import ConveyorError, CorruptDocumentError, DocumentLimitError
+from conveyor.processors.limits import MAX_PAGES, MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def load_pages(
     Args:
         data: The image file's bytes.
         formats: Pillow format names to try (e.g. ``["PNG"]``, from
-            :func:`processors.extract.detect.detect_type`); ``None`` lets Pillow
+            :func:`conveyor.processors.extract.detect.detect_type`); ``None`` lets Pillow
             try every plugin.
         max_pages: Most frames (pages) accepted.
         max_pixels: Most pixels (width × height) accepted per page.

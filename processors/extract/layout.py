@@ -1,6 +1,6 @@
 """Page layout from OCR boxes: reading-order rows with their positions.
 
-RapidOCR returns one quadrilateral per text box (:class:`processors.extract.ocr.OcrLine`).
+RapidOCR returns one quadrilateral per text box (:class:`conveyor.processors.extract.ocr.OcrLine`).
 Key fields depend on where text sits (a total is the amount on the row labelled
 "total", right-aligned, usually in the lower part of a receipt; the issuer and its
 address are the top rows), so the boxes are grouped into visual rows here and each
@@ -11,7 +11,7 @@ the top edges of the wider boxes (a standard projection-free deskew estimate, cf
 the Hough/box-angle methods in Smith, "A Simple and Efficient Skew Detection
 Algorithm via Text Row Accumulation", ICDAR 1995); box centres are rotated by the
 opposite angle, then boxes whose vertical centres are closer than half the median
-box height form one row (the rule of :func:`processors.extract.ocr.lines_to_text`).
+box height form one row (the rule of :func:`conveyor.processors.extract.ocr.lines_to_text`).
 Two-column text blocks are then read column by column (:func:`_split_columns`).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Sequence
 
-from processors.extract.postocr import fix_confusions
+from conveyor.processors.extract.postocr import fix_confusions
 
 __all__ = ["LayoutCell", "LayoutRow", "group_rows", "page_layout", "skew_angle"]
 
@@ -52,7 +52,7 @@ class LayoutRow:
 
     Attributes:
         text: The cells' texts left to right, joined with a space (digit/letter
-            confusions repaired, :func:`processors.extract.postocr.fix_confusions`).
+            confusions repaired, :func:`conveyor.processors.extract.postocr.fix_confusions`).
         cells: The boxes of the row, left to right.
         left, right, top, bottom: Bounding box of the row, fractions of the page size.
         height: Median cell height divided by the page's median box height
@@ -98,7 +98,7 @@ def group_rows(lines: Sequence, *, deskew: bool = True,
 
     Args:
         lines: Objects with ``.box`` (four ``(x, y)`` corners) and ``.text``
-            (e.g. :class:`processors.extract.ocr.OcrLine`).
+            (e.g. :class:`conveyor.processors.extract.ocr.OcrLine`).
         deskew: Rotate box coordinates by the page's :func:`skew_angle` first.
         columns: Read two-column blocks column by column (:func:`_split_columns`).
 
@@ -200,7 +200,7 @@ def page_layout(lines: Sequence, size: tuple[int, int] | None = None) -> list[La
     """Rows of one OCR-ed page with positions relative to the page.
 
     Args:
-        lines: OCR boxes of the page (:class:`processors.extract.ocr.OcrLine`).
+        lines: OCR boxes of the page (:class:`conveyor.processors.extract.ocr.OcrLine`).
         size: ``(width, height)`` of the page in pixels; default: the extent of the boxes.
 
     Returns:

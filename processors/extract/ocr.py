@@ -157,15 +157,15 @@ def _pad_for_engine(rgb: np.ndarray) -> np.ndarray:
 def lines_to_text(lines: list[OcrLine]) -> str:
     """Join text boxes into reading-order rows.
 
-    Boxes are grouped into visual rows by :func:`processors.extract.layout.group_rows`
+    Boxes are grouped into visual rows by :func:`conveyor.processors.extract.layout.group_rows`
     (page skew undone first; boxes whose vertical centres are closer than half the
     median box height share a row); a row's boxes are ordered left to right and
     joined with a space. Receipts thereby keep a label and its amount on one line
-    (``"SUMME EUR 7,16"``), which :mod:`processors.extract.fields` relies on.
+    (``"SUMME EUR 7,16"``), which :mod:`conveyor.processors.extract.fields` relies on.
     Digit/letter confusions inside words are repaired
-    (:func:`processors.extract.postocr.fix_confusions`).
+    (:func:`conveyor.processors.extract.postocr.fix_confusions`).
     """
-    from processors.extract.layout import group_rows  # layout imports OcrLine from here
-    from processors.extract.postocr import fix_confusions
+    from conveyor.processors.extract.layout import group_rows  # layout imports OcrLine from here
+    from conveyor.processors.extract.postocr import fix_confusions
 
     return "\n".join(fix_confusions(" ".join(item[0].text for item in row)) for row in group_rows(lines))

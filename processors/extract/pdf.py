@@ -28,14 +28,14 @@ import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from processors.errors import (
+from conveyor.processors.errors import (
     CorruptDocumentError,
     DocumentLimitError,
     EmptyDocumentError,
     EncryptedDocumentError,
 )
-from processors.extract.ocr import OcrLine, OcrResult
-from processors.limits import MAX_PAGES, MAX_PIXELS
+from conveyor.processors.extract.ocr import OcrLine, OcrResult
+from conveyor.processors.limits import MAX_PAGES, MAX_PIXELS
 
 _pdfium_lock = threading.RLock()
 
@@ -106,7 +106,7 @@ def extract_pdf(
     Args:
         data: The PDF bytes.
         ocr: Function OCR-ing an RGB ``uint8`` ``(h, w, 3)`` array
-            (normally :func:`processors.extract.ocr.ocr_image`).
+            (normally :func:`conveyor.processors.extract.ocr.ocr_image`).
         max_pages: Most pages accepted.
         max_pixels: Most pixels of one rendered page (the render scale is
             lowered to stay under it).

@@ -2,8 +2,8 @@
 
 Each manifest pins the sha256 of its ``model.onnx`` and records the labels, the
 training data and licence, the command that produced it, its metrics and the
-floors tests hold it to. Loaded by :class:`processors.classify.models.OnnxClassifier`.
-Models are produced by the scripts in :mod:`processors.training`.
+floors tests hold it to. Loaded by :class:`conveyor.processors.classify.models.OnnxClassifier`.
+Models are produced by the scripts in :mod:`conveyor.tools.training`.
 """
 from __future__ import annotations
 

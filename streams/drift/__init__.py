@@ -5,7 +5,7 @@ Data flow::
     <ns>.embedded ──agent──▶ tumbling tables counts, samples (bottom-k) ─┐
     <ns>.predictions ─agent─▶ tumbling table labels ─────────────────────┤
                                                                          ▼
-            @app.timer: harvest closed windows ─▶ DriftMonitor (processors.drift):
+            @app.timer: harvest closed windows ─▶ DriftMonitor (conveyor.processors.drift):
                      MMD (embedding), KS (text_length, ocr_confidence), chi-squared (label:<model>)
                      ─▶ Avro drift reports (key = signal) ─▶ <ns>.drift   (confluent_kafka Producer)
                      ─▶ gauges conveyor_drift_{value,threshold,p_value,alarm}{signal,...}
@@ -13,7 +13,7 @@ Data flow::
 
 Modules, one job each:
 
-* :mod:`.app` — the faust app (agents, timer), :func:`run_drift`, ``python -m streams.drift``;
+* :mod:`.app` — the faust app (agents, timer), :func:`run_drift`, ``python -m conveyor.streams.drift``;
 * :mod:`.config` — :class:`DriftConfig`, the tuning derived from the window length;
 * :mod:`.runtime` — :class:`DriftRuntime`, the state the agents and the timer share
   (decoding, late records, closing windows);
@@ -39,8 +39,8 @@ from typing import Any
 
 __all__ = ["DriftConfig", "DriftRuntime", "make_app", "run_drift"]
 
-_LAZY = {"make_app": "streams.drift.app", "run_drift": "streams.drift.app",
-         "DriftConfig": "streams.drift.config", "DriftRuntime": "streams.drift.runtime"}
+_LAZY = {"make_app": "conveyor.streams.drift.app", "run_drift": "conveyor.streams.drift.app",
+         "DriftConfig": "conveyor.streams.drift.config", "DriftRuntime": "conveyor.streams.drift.runtime"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
-"""``python -m streams.drift [options]``: the drift worker (see :func:`streams.drift.app.main`)."""
-from streams.drift.app import main
+"""``python -m conveyor.streams.drift [options]``: the drift worker (see :func:`conveyor.streams.drift.app.main`)."""
+from conveyor.streams.drift.app import main
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,9 @@
 """The drift monitor as a faust-streaming app (``conveyor run drift``).
 
 :func:`make_app` wires the agents and the timer around a
-:class:`streams.drift.runtime.DriftRuntime`; :func:`run_drift` runs its worker;
-``python -m streams.drift`` is :func:`main`. The package docstring
-(:mod:`streams.drift`) draws the data flow. The app id ``<namespace>.drift`` is
+:class:`conveyor.streams.drift.runtime.DriftRuntime`; :func:`run_drift` runs its worker;
+``python -m conveyor.streams.drift`` is :func:`main`. The package docstring
+(:mod:`conveyor.streams.drift`) draws the data flow. The app id ``<namespace>.drift`` is
 also the consumer group.
 
 faust quirks handled here: window sizes must be whole seconds (faust computes
@@ -30,15 +30,15 @@ from typing import Optional, Sequence
 
 import faust
 
-from processors.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH
-from processors.drift.sample import priority
-from streams import metrics
-from streams.drift.config import PROCESSOR, DriftConfig
-from streams.drift.publish import MAX_PENDING
-from streams.drift.runtime import DriftRuntime
-from streams.drift.tables import event_time, event_timestamp, sample_entry, unit_vector
-from streams.settings import Settings
-from streams.topics import catalogue
+from conveyor.processors.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH
+from conveyor.processors.drift.sample import priority
+from conveyor.streams import metrics
+from conveyor.streams.drift.config import PROCESSOR, DriftConfig
+from conveyor.streams.drift.publish import MAX_PENDING
+from conveyor.streams.drift.runtime import DriftRuntime
+from conveyor.streams.drift.tables import event_time, event_timestamp, sample_entry, unit_vector
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
 def _check_topics(settings: Settings, timeout: float = 15.0) -> None:
     """Fail fast when the input/output topics are missing or have other partition
     counts than the catalogue (the broker would auto-create them with 1 partition)."""
-    from streams.kafka import make_admin
+    from conveyor.streams.kafka import make_admin
 
     specs = catalogue(settings)
     meta = make_admin(settings).list_topics(timeout=timeout)
@@ -248,8 +248,8 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``python -m streams.drift [options]``: run the worker with settings from the environment."""
-    parser = argparse.ArgumentParser(prog="python -m streams.drift", description=__doc__.splitlines()[0])
+    """``python -m conveyor.streams.drift [options]``: run the worker with settings from the environment."""
+    parser = argparse.ArgumentParser(prog="python -m conveyor.streams.drift", description=__doc__.splitlines()[0])
     parser.add_argument("--reference-windows", type=int, default=None,
                         help="windows learned as the reference (default 1)")
     parser.add_argument("--min-samples", type=int, default=None, help="default 30")

@@ -1,7 +1,7 @@
 """``conveyor drift reference show|pin|reset``: manage the stored drift reference.
 
 A click group; ``streams/cli.py`` registers it with ``main.add_command(drift)``
-(``from streams.drift.cli import drift``). Output: one JSON object per line.
+(``from conveyor.streams.drift.cli import drift``). Output: one JSON object per line.
 
 * ``show`` - the stored reference per signal (source, size, sample, time span);
 * ``pin --windows N`` - ask the running drift worker to make its last N closed windows
@@ -24,8 +24,8 @@ from typing import Optional
 
 import click
 
-from streams.drift import reference as ref_store
-from streams.settings import Settings
+from conveyor.streams.drift import reference as ref_store
+from conveyor.streams.settings import Settings
 
 
 def _echo(obj: dict) -> None:
@@ -33,7 +33,7 @@ def _echo(obj: dict) -> None:
 
 
 def _settings() -> Settings:
-    from streams.security import check_kafka
+    from conveyor.streams.security import check_kafka
 
     settings = Settings.from_env()
     check_kafka(settings, timeout=30)
@@ -85,10 +85,10 @@ def reference_from_texts(settings: Settings, texts: list[str], model_dir: Option
     """
     import numpy as np
 
-    from processors.drift.aggregate import WindowAggregate
-    from processors.embed import embed_texts_as_documents
-    from processors.embed.model import MiniLMEmbedder
-    from streams.drift.config import DriftConfig
+    from conveyor.processors.drift.aggregate import WindowAggregate
+    from conveyor.processors.embed import embed_texts_as_documents
+    from conveyor.processors.embed.model import MiniLMEmbedder
+    from conveyor.streams.drift.config import DriftConfig
 
     if not texts:
         raise ValueError("no text to build a reference from")
@@ -96,7 +96,7 @@ def reference_from_texts(settings: Settings, texts: list[str], model_dir: Option
     labels: Optional[list[str]] = None
     model_name = ""
     if model_dir is not None:
-        from processors.classify.models import OnnxClassifier
+        from conveyor.processors.classify.models import OnnxClassifier
 
         clf = OnnxClassifier.load(model_dir)
         labels, model_name = clf.predict(np.asarray(vectors, dtype=np.float32)), clf.name

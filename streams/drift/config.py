@@ -19,11 +19,11 @@ import dataclasses
 import os
 from typing import Any, Mapping, Optional
 
-from processors.drift import stats, twosample
-from processors.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
-from processors.drift.monitor import DriftMonitor
-from streams import env
-from streams.settings import Settings
+from conveyor.processors.drift import stats, twosample
+from conveyor.processors.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
+from conveyor.processors.drift.monitor import DriftMonitor
+from conveyor.streams import env
+from conveyor.streams.settings import Settings
 
 PROCESSOR = "drift"
 """Processor name: metrics label and group id suffix (``<namespace>.drift``)."""
@@ -35,7 +35,7 @@ ENV = {
     "window_sample": env.DRIFT_WINDOW_SAMPLE,
     "store_reference": env.DRIFT_STORE_REFERENCE,
 }
-"""Environment variables of the drift tuning (names from :mod:`streams.env` once defined there)."""
+"""Environment variables of the drift tuning (names from :mod:`conveyor.streams.env` once defined there)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ class DriftConfig:
         store_reference: keep the reference in ``<ns>.drift-reference`` (load it at start,
             follow ``conveyor drift reference`` commands).
         alpha, min_samples, window_sample, reference_sample, mmd_permutations,
-        chi2_permutations: see :class:`processors.drift.DriftMonitor`.
+        chi2_permutations: see :class:`conveyor.processors.drift.DriftMonitor`.
     """
 
     window_seconds: int = 60

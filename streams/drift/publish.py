@@ -12,9 +12,9 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from processors.drift.report import summarize
-from streams import metrics
-from streams.drift.config import PROCESSOR
+from conveyor.processors.drift.report import summarize
+from conveyor.streams import metrics
+from conveyor.streams.drift.config import PROCESSOR
 
 log = logging.getLogger(__name__)
 

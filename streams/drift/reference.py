@@ -3,7 +3,7 @@
 One compacted, single-partition topic with two keys (JSON values):
 
 * ``reference`` - the current references of every signal
-  (:meth:`processors.drift.DriftMonitor.export_references` plus ``writer``,
+  (:meth:`conveyor.processors.drift.DriftMonitor.export_references` plus ``writer``,
   ``revision``, ``updated_ms``, ``reason``); written by the drift worker whenever a
   reference is learned, pinned, set or reset, and by ``conveyor drift reference pin
   --texts`` (a reference set embedded from a CSV). A worker loads it at start, so a
@@ -25,8 +25,9 @@ from typing import Any, Optional
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from streams.kafka import make_admin, make_consumer, make_producer
-from streams.settings import Settings
+from conveyor.streams.io import read_range, watermarks
+from conveyor.streams.kafka import make_admin, make_consumer, make_producer
+from conveyor.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -142,33 +143,20 @@ class ReferenceStore:
         topic when read; nothing is committed.
 
         Raises:
-            RuntimeError: the topic could not be read to its end within ``timeout`` seconds.
+            RuntimeError: the topic does not exist, or could not be read to its end within
+                ``timeout`` seconds.
         """
-        consumer = self._new_consumer()
+        marks = watermarks(self.settings, self.topic, timeout=timeout)
+        if marks is None:
+            raise RuntimeError(f"{self.topic} does not exist")
+        latest: Optional[dict[str, Any]] = None
         try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=timeout)
-            latest: Optional[dict[str, Any]] = None
-            if high > low:
-                consumer.assign([TopicPartition(self.topic, 0, low)])
-                deadline = time.monotonic() + timeout
-                position = low
-                while position < high:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{self.topic}: read {position - low} of {high - low} records in "
-                                           f"{timeout:.0f} s")
-                    msg = consumer.poll(0.5)
-                    if msg is None:
-                        continue
-                    if msg.error():
-                        if msg.error().code() == KafkaError._PARTITION_EOF:
-                            break
-                        raise RuntimeError(f"{self.topic}: {msg.error()}")
-                    position = msg.offset() + 1
-                    if msg.key() == REFERENCE_KEY:
-                        latest = decode(msg.value())
-            return latest, high
-        finally:
-            consumer.close()
+            for msg in read_range(self.settings, {(self.topic, p): lh for p, lh in marks.items()}, timeout=timeout):
+                if msg.key() == REFERENCE_KEY:
+                    latest = decode(msg.value())
+        except TimeoutError as exc:
+            raise RuntimeError(str(exc)) from exc
+        return latest, marks.get(0, (0, 0))[1]
 
     def follow(self, from_offset: int) -> None:
         """Start following the topic at ``from_offset`` (see :meth:`poll`)."""

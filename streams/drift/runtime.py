@@ -1,7 +1,7 @@
 """State shared by the agents and the timer of one drift app: :class:`DriftRuntime`.
 
 The input topics are read as raw bytes and decoded with
-:class:`streams.serde.AvroSerde` in the agents. An undecodable record is logged,
+:class:`conveyor.streams.serde.AvroSerde` in the agents. An undecodable record is logged,
 counted (``conveyor_drift_decode_errors_total{topic}`` and ``conveyor_errors_total``)
 and sent unchanged to the ``dlq.drift`` topic with the dead-letter headers.
 
@@ -18,15 +18,17 @@ from typing import Any, Optional
 
 from prometheus_client import Counter
 
-from dlq.envelope import Origin, dead_letter_headers, exception_name, original_timestamp
-from processors.drift.monitor import PRODUCER_VERSION, StreamClock, WindowAggregate
-from streams import metrics
-from streams.drift import publish, reference, tables
-from streams.drift.config import PROCESSOR, DriftConfig
-from streams.serde import AvroSerde, DecodeError
-from streams.settings import Settings
-from streams.kafka import produce
-from streams.topics import catalogue, dlq_role
+from conveyor.dlq import envelope
+from conveyor.dlq.envelope import Origin, exception_name, original_timestamp
+from conveyor.dlq.policy import FailurePolicy
+from conveyor.processors.drift.monitor import PRODUCER_VERSION, StreamClock, WindowAggregate
+from conveyor.streams import metrics
+from conveyor.streams.drift import publish, reference, tables
+from conveyor.streams.drift.config import PROCESSOR, DriftConfig
+from conveyor.streams.serde import AvroSerde, DecodeError
+from conveyor.streams.settings import Settings
+from conveyor.streams.kafka import produce
+from conveyor.streams.topics import dlq_role, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,11 @@ class DriftRuntime:
         self.monitor = config.monitor()
         self.clock = StreamClock(idle_seconds=config.idle)
         self.serde = AvroSerde(settings)
-        specs = catalogue(settings)
-        self.embedded_topic = specs["embedded"].name
-        self.predictions_topic = specs["predictions"].name
-        self.drift_topic = specs["drift"].name
-        self.dlq_topic = specs[dlq_role(PROCESSOR)].name
+        self.embedded_topic = topic_name(settings, "embedded")
+        self.predictions_topic = topic_name(settings, "predictions")
+        self.drift_topic = topic_name(settings, "drift")
+        self.dlq_topic = topic_name(settings, dlq_role(PROCESSOR))
+        self.policy = FailurePolicy()  # the monitor only observes: no retry topic, failures are dead letters
         self._producer = None
         self._producer_lock = threading.Lock()
         self.reports_published = 0
@@ -93,10 +95,11 @@ class DriftRuntime:
         headers = list(headers.items()) if isinstance(headers, dict) else list(headers)
         ts = original_timestamp(headers, int((message.timestamp or 0) * 1000))
         origin = Origin(message.topic, message.partition, message.offset, ts)
+        route = self.policy.route(exc, origin, previous=None, processor=PROCESSOR, version=PRODUCER_VERSION,
+                                  group=self.settings.group_id(PROCESSOR))
         producer = self._get_producer()
         produce(producer, self.dlq_topic, key=message.key, value=message.value,
-                headers=dead_letter_headers(headers, exc, origin, processor=PROCESSOR, version=PRODUCER_VERSION,
-                                            group=self.settings.group_id(PROCESSOR)))
+                headers=envelope.attach(headers, route.failure, route.prefix))
         if producer.flush(30):
             log.error("drift: dead letter for %s[%d]@%d not acknowledged", message.topic, message.partition,
                       message.offset)
@@ -191,7 +194,7 @@ class DriftRuntime:
     # -- closing windows -----------------------------------------------------------------
     def harvest(self, limit_ms: int) -> list[WindowAggregate]:
         """Aggregates of every window in the tables that ends at or before ``limit_ms``
-        and is not closed yet (partitions summed); see :func:`streams.drift.tables.harvest`."""
+        and is not closed yet (partitions summed); see :func:`conveyor.streams.drift.tables.harvest`."""
         return tables.harvest(self.monitor, self.labels_table, self.counts_table, self.samples_table, limit_ms)
 
     def harvest_closable(self, wall_ms: Optional[int] = None) -> tuple[list[WindowAggregate], Optional[int]]:
@@ -230,7 +233,7 @@ class DriftRuntime:
     def _get_producer(self):
         with self._producer_lock:
             if self._producer is None:
-                from streams.kafka import make_producer
+                from conveyor.streams.kafka import make_producer
 
                 self._producer = make_producer(self.settings)
             return self._producer

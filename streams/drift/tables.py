@@ -1,5 +1,5 @@
 """The drift app's faust windowed tables: what the agents write, and reading closed
-windows back for :class:`processors.drift.DriftMonitor`.
+windows back for :class:`conveyor.processors.drift.DriftMonitor`.
 
 * State lives in faust **windowed tables** (tumbling, event time = the records'
   ``event_time`` via ``relative_to``), backed by changelog topics
@@ -13,11 +13,11 @@ windows back for :class:`processors.drift.DriftMonitor`.
     OCR confidence, unit doc vector as base64 float32) of the documents admitted by
     :class:`Admission` - the bottom-k priorities of their partition and window, so a
     window writes O(k log n) entries, not n, and the harvested bottom-k over all
-    partitions is the window's sample (:mod:`processors.drift.sample`).
+    partitions is the window's sample (:mod:`conveyor.processors.drift.sample`).
 * The timer runs every ``tick_seconds``: it computes the watermark
-  (:class:`processors.drift.StreamClock`, per source partition), reads every
+  (:class:`conveyor.processors.drift.StreamClock`, per source partition), reads every
   window of the tables that the watermark closed (:func:`harvest`), hands them to the
-  :class:`processors.drift.DriftMonitor` and publishes its reports. The monitor
+  :class:`conveyor.processors.drift.DriftMonitor` and publishes its reports. The monitor
   holds the reference (first closed window by default) in memory.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from processors.drift.monitor import (
+from conveyor.processors.drift.monitor import (
     EMBEDDING,
     OCR_CONFIDENCE,
     TEXT_LENGTH,

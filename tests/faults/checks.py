@@ -19,21 +19,22 @@ import uuid
 from collections import Counter
 from typing import Iterable, Optional
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
-from sinks.milvus_errors import is_unavailable
-from sinks.milvus_schema import chunk_id
-from streams.io import read_to_end
-from streams.kafka import make_admin, make_consumer
-from streams.serde import AvroSerde
-from streams.settings import Settings
-from streams.topics import RETRYING_PROCESSORS, catalogue, retry_role, topic
+from conveyor.sinks.milvus_errors import is_unavailable
+from conveyor.sinks.milvus_rows import chunk_id
+from conveyor.streams.io import read_range, read_to_end
+from conveyor.streams.kafka import make_admin, make_consumer
+from conveyor.streams.serde import AvroSerde
+from conveyor.streams.settings import Settings
+from conveyor.streams.pipeline import builtin_pipeline
+from conveyor.streams.topics import catalogue, retry_role, topic
 
-INPUT_ROLES = {"extract": ("documents",), "embed": ("texts", "extracted"),
-               "index": ("embedded",), "classify": ("embedded",)}
-"""Input topics of each runner processor (``streams.stages.build_stage``); their partitions are
-checked even when the processor's group never committed an offset on them."""
+INPUT_ROLES = {s.name: s.inputs for s in builtin_pipeline().runner_stages}
+"""Input roles of each runner stage (from the pipeline definition); their partitions are
+checked even when the stage's group never committed an offset on them."""
+RETRYING = builtin_pipeline().retrying
 
 
 def expected_chunk_ids(settings: Settings, ids: Iterable[str]) -> tuple[dict[str, set[str]], int]:
@@ -105,38 +106,15 @@ def milvus_rows(uri: str, collection: str, ids: Iterable[str], *, token: str = "
 def _visible(settings: Settings, ranges: dict[tuple[str, int], tuple[int, int]],
              timeout: float = 30.0) -> dict[tuple[str, int], int]:
     """``{(topic, partition): visible (read_committed) records at offsets start <= o < end}``
-    for ``ranges = {(topic, partition): (start, end)}``, with one assigned consumer.
+    for ``ranges = {(topic, partition): (start, end)}`` (:func:`conveyor.streams.io.read_range`).
 
     Raises:
         TimeoutError: the ranges were not read within ``timeout`` seconds.
     """
     counts = {k: 0 for k in ranges}
-    pending = {k for k, (lo, hi) in ranges.items() if lo < hi}
-    if not pending:
-        return counts
-    consumer = make_consumer(settings, f"fault-lag-{uuid.uuid4().hex[:12]}",
-                             **{"statistics.interval.ms": 0, "enable.partition.eof": True})
-    try:
-        consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in pending])
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"lag probe: {sorted(pending)} not read in {timeout:.0f}s")
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            key = (msg.topic(), msg.partition())
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(key)
-                continue
-            if key in pending and msg.offset() < ranges[key][1]:
-                counts[key] += 1
-            if msg.offset() + 1 >= ranges[key][1]:
-                pending.discard(key)
-        return counts
-    finally:
-        consumer.close()
+    for msg in read_range(settings, ranges, timeout=timeout):
+        counts[(msg.topic(), msg.partition())] += 1
+    return counts
 
 
 def _committed(admin, group: str) -> dict[tuple[str, int], int]:
@@ -180,7 +158,7 @@ def consumer_lag(settings: Settings, processors: Iterable[str] = tuple(INPUT_ROL
                 for p in partitions.get(name, []):
                     committed.setdefault((name, p), -1)
             check(group, committed)
-        retry_parts = {(specs[retry_role(proc)].name, p): -1 for proc in RETRYING_PROCESSORS
+        retry_parts = {(specs[retry_role(proc)].name, p): -1 for proc in RETRYING
                        for p in partitions.get(specs[retry_role(proc)].name, [])}
         check("<no group>", {k: v for k, v in retry_parts.items() if k not in covered})
     finally:
@@ -209,7 +187,7 @@ def topic_keys(settings: Settings, name: str) -> Counter:
 
 def retry_keys(settings: Settings) -> dict[str, Counter]:
     """``{processor: Counter of the keys in its retry topic}`` for every runner processor."""
-    return {p: topic_keys(settings, topic(settings, retry_role(p))) for p in RETRYING_PROCESSORS}
+    return {p: topic_keys(settings, topic(settings, retry_role(p))) for p in RETRYING}
 
 
 def retention_check_ms(settings: Settings, timeout: float = 10.0) -> Optional[int]:

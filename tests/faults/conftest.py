@@ -21,8 +21,8 @@ from uuid import uuid4
 
 import pytest
 
-from streams import env
-from streams.settings import Settings
+from conveyor.streams import env
+from conveyor.streams.settings import Settings
 from tests.integration.helpers import running_stack
 from tests.faults.faults import Broker
 from tests.faults.harness import RECORDED, report_path

@@ -2,7 +2,7 @@
 account for every input.
 
 :func:`run_scenario` creates the namespace's topics, starts every runner processor as its own
-process under a :class:`streams.supervisor.Supervisor` (``extract``, ``embed``, ``index``,
+process under a :class:`conveyor.streams.supervisor.Supervisor` (``extract``, ``embed``, ``index``,
 ``classify``; the drift monitor is left out — it only observes and would take a core),
 produces the inputs evenly over ``produce_seconds`` while the fault injector runs in another
 thread, reads results until every input has one, waits for consumer lag to reach zero, stops
@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from streams.accounting import Ledger
-from streams.admin import create_topics
-from streams.settings import Settings
-from streams.supervisor import Supervisor, process_groups
-from streams.topics import INPUT_ROLES
+from conveyor.tools.accounting import Ledger
+from conveyor.streams.admin import create_topics
+from conveyor.streams.settings import Settings
+from conveyor.streams.supervisor import Supervisor, process_groups
+from conveyor.streams.pipeline import SOURCES
 from tests.faults.checks import consumer_lag, expected_chunk_ids, milvus_rows, retention_check_ms, retry_keys
 from tests.faults.faults import FaultContext, FaultLog, run_fault
 from tests.faults.inputs import InputSet, ProduceLog, produce_paced
@@ -117,7 +117,7 @@ class _Run:
 
     def __init__(self, sc: Scenario):
         self.sc = sc
-        self.supervisor = Supervisor(sc.settings, process_groups(sc.settings, with_drift=False),
+        self.supervisor = Supervisor(sc.settings, process_groups(sc.settings, with_drift=False, builtin_only=True),
                                      log_dir=sc.log_dir, grace=30)
         self.reader = LedgerReader(sc.settings, sc.inputs.ids)
         self.stop = threading.Event()
@@ -208,7 +208,7 @@ def run_scenario(sc: Scenario) -> Outcome:
     what it observes (that is for :func:`problems`), only for a broken harness or stack."""
     started = time.monotonic()
     create_topics(sc.settings)
-    keep_forever(sc.settings, *INPUT_ROLES)  # the old inputs themselves: only what Conveyor writes is tested
+    keep_forever(sc.settings, *(src.role for src in SOURCES))  # the old inputs themselves: only what Conveyor writes is tested
     run = _Run(sc)
     try:
         run.start()

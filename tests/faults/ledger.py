@@ -1,10 +1,10 @@
 """Reading results while faults happen: predictions and dead letters into a Ledger.
 
-:class:`LedgerReader` is :func:`streams.accounting.collect` made incremental and fault
+:class:`LedgerReader` is :func:`conveyor.tools.accounting.collect` made incremental and fault
 tolerant: it assigns every partition of the predictions topic and of every dead-letter topic
 from the beginning (no consumer group, so no rebalance waits), reads ``read_committed``, and
 treats non-fatal client errors (broker restarting, transport failures) as noise to be logged,
-not as the end of the run. Results land in a :class:`streams.accounting.Ledger`, so duplicates
+not as the end of the run. Results land in a :class:`conveyor.tools.accounting.Ledger`, so duplicates
 stay visible (lists per id) and ids nobody produced are counted in ``ledger.unexpected``.
 """
 from __future__ import annotations
@@ -16,12 +16,11 @@ from typing import Iterable, Optional
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from dlq import envelope
-from streams.accounting import MAIN_PATH, Ledger
-from streams.kafka import make_consumer
-from streams.serde import AvroSerde
-from streams.settings import Settings
-from streams.topics import dlq_role, dlq_topics, topic
+from conveyor.tools.accounting import MAIN_PATH, Ledger
+from conveyor.streams.kafka import make_consumer
+from conveyor.streams.serde import AvroSerde
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import dlq_role, dlq_topics, topic
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class LedgerReader:
         expected: input ids that must each get exactly one result.
 
     Attributes:
-        ledger: the :class:`~streams.accounting.Ledger` being filled.
+        ledger: the :class:`~conveyor.tools.accounting.Ledger` being filled.
         errors: non-fatal consumer errors seen (strings), for the figures.
         undecodable: prediction records that did not decode (should stay 0).
     """
@@ -102,29 +101,14 @@ class LedgerReader:
         return max(self.ledger.first_seen.values(), default=None)
 
     def _add(self, msg) -> None:
-        doc_id = msg.key().decode("utf-8", "replace") if msg.key() else ""
-        if msg.topic() == self.pred_topic:
-            try:
-                value = self.serde.decode(self.pred_topic, msg.value())
-            except Exception as exc:  # noqa: BLE001 - counted; a prediction must decode
-                self.undecodable += 1
-                value = {"decode_error": str(exc)}
-            self.ledger.add_prediction(doc_id, value)
-            return
-        headers = envelope.decode_headers(msg.headers())
-        info = {
-            "dlq_topic": msg.topic(),
-            "processor": headers.get(envelope.PROCESSOR, "?"),
-            "exception": headers.get(envelope.EXCEPTION_CLASS, "?"),
-            "error_class": headers.get(envelope.ERROR_CLASS, "?"),
-            "reason": headers.get(envelope.EXCEPTION_MESSAGE, "")[:300],
-            "origin_topic": headers.get(envelope.ORIGIN_TOPIC, "?"),
-            "origin_timestamp": headers.get(envelope.ORIGIN_TIMESTAMP),
-        }
-        if msg.topic() in self.main_dlqs:
-            self.ledger.add_dead_letter(doc_id, info)
-        else:
-            self.ledger.add_side_dead_letter(doc_id, info)
+        self.ledger.record(msg, predictions_topic=self.pred_topic, main_dlqs=self.main_dlqs, decode=self._decode)
+
+    def _decode(self, topic: str, value) -> dict:
+        try:
+            return self.serde.decode(topic, value)
+        except Exception as exc:  # noqa: BLE001 - counted; a prediction must decode
+            self.undecodable += 1
+            return {"decode_error": str(exc)}
 
     def close(self) -> None:
         """Close the consumer."""

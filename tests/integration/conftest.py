@@ -1,7 +1,7 @@
 """Integration fixtures: one real local stack per test session, isolated names per test.
 
 With ``CONVEYOR_BOOTSTRAP_SERVERS`` set, the stack named by the environment is used as
-it is. Otherwise :func:`streams.stack.up` starts (or finds) the local stack in
+it is. Otherwise :func:`conveyor.tools.stack.up` starts (or finds) the local stack in
 ``CONVEYOR_HOME`` (default ``~/.cache/conveyor``, so downloads are reused) and the
 session stops it at the end only if it was this session that started it.
 """
@@ -13,7 +13,7 @@ from uuid import uuid4
 
 import pytest
 
-from streams.settings import Settings
+from conveyor.streams.settings import Settings
 from tests.integration.helpers import running_stack
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from confluent_kafka import KafkaError
 
-from streams import env
-from streams.kafka import make_admin, make_consumer
-from streams.settings import Settings
+from conveyor.streams import env
+from conveyor.streams.kafka import make_admin, make_consumer
+from conveyor.streams.settings import Settings
 from tests.ports import server_port
 
 
@@ -27,7 +27,7 @@ def running_stack() -> Iterator[Settings]:
     if os.environ.get(env.BOOTSTRAP_SERVERS):
         yield settings
         return
-    from streams.stack import StackError, down, up
+    from conveyor.tools.stack import StackError, down, up
 
     try:
         state = up(settings, log=lambda _line: None)
@@ -57,7 +57,7 @@ def keep_forever(settings: Settings, *roles: str) -> None:
     """
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-    from streams.topics import topic
+    from conveyor.streams.topics import topic
 
     admin = make_admin(settings)  # held until the futures resolve
     changes = [ConfigResource(ResourceType.TOPIC, topic(settings, role), incremental_configs=[
@@ -94,7 +94,7 @@ def read_all(settings, topic: str, *, expect: int | None = None, timeout: float 
 
 
 class Broker:
-    """A single-node Kafka broker of a test's own, started by :func:`streams.stack.up` from
+    """A single-node Kafka broker of a test's own, started by :func:`conveyor.tools.stack.up` from
     ``home`` (its own data dir and free ports, Kafka jars linked from the main stack's home) and
     sharing the main stack's schema registry. Restarting it disturbs nobody else on the machine.
     Its ports lie below the ephemeral range (:func:`tests.ports.server_port`), so no client
@@ -103,7 +103,7 @@ class Broker:
     Args:
         shared: settings of the main stack (its ``home`` has the jars; its registry is used).
         home: a fresh directory for this broker's config, data and logs.
-        overrides: other :class:`~streams.settings.Settings` fields of this broker, e.g.
+        overrides: other :class:`~conveyor.streams.settings.Settings` fields of this broker, e.g.
             ``kafka_retention_check_ms``.
     """
 
@@ -117,12 +117,12 @@ class Broker:
             (home / "kafka" / "libs").symlink_to(libs, target_is_directory=True)
 
     def start(self) -> dict:
-        """Start the broker (idempotent); return :func:`streams.stack.up`'s Kafka status.
+        """Start the broker (idempotent); return :func:`conveyor.tools.stack.up`'s Kafka status.
 
         Raises:
-            streams.stack.StackError: it did not come up.
+            conveyor.tools.stack.StackError: it did not come up.
         """
-        from streams.stack import up
+        from conveyor.tools.stack import up
 
         return up(self.settings, log=lambda _line: None)["kafka"]
 
@@ -132,9 +132,9 @@ class Broker:
         again even when stopping failed.
 
         Raises:
-            streams.stack.StackError: it did not come back.
+            conveyor.tools.stack.StackError: it did not come back.
         """
-        from streams.stack import down
+        from conveyor.tools.stack import down
 
         t = time.monotonic()
         try:
@@ -149,6 +149,6 @@ class Broker:
 
     def stop(self) -> None:
         """Stop the broker."""
-        from streams.stack import down
+        from conveyor.tools.stack import down
 
         down(self.settings, parts=["kafka"], log=lambda _line: None)

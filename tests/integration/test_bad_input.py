@@ -4,10 +4,10 @@ Against the real broker and registry (no mocks), the test produces into the real
 ``documents`` and ``texts`` topics of a fresh namespace: raw random bytes (plain
 producer), valid Avro under an unknown schema id, a record of the other input
 topic's schema, oversize and empty texts, and damaged, encrypted, bomb-sized,
-page-bombed, empty and unidentifiable files (through :class:`streams.io.InputProducer`),
+page-bombed, empty and unidentifiable files (through :class:`conveyor.streams.io.InputProducer`),
 mixed with good texts and documents (two of them with a wrong file extension). Then
-the real ``extract``, ``embed`` and ``classify`` stages (``streams.stages.build_stage``,
-Milvus Lite in the test's tmp dir) run with the real :class:`~streams.runner.Runner`
+the real ``extract``, ``embed`` and ``classify`` stages (``conveyor.streams.stages.build_stage``,
+Milvus Lite in the test's tmp dir) run with the real :class:`~conveyor.streams.runner.Runner`
 until idle, one after the other.
 
 Checked: each bad record is in its stage's dead-letter topic exactly once, with the
@@ -23,14 +23,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from dlq import envelope
-from processors.limits import MAX_TEXT_CHARS
-from streams.admin import create_topics
-from streams.io import InputProducer, document_record, text_record
-from streams.runner import Runner
-from streams.serde import AvroSerde, key_bytes
-from streams.stages import build_stage, close_milvus_sinks
-from streams.topics import topic
+from conveyor.dlq import envelope
+from conveyor.processors.limits import MAX_TEXT_CHARS
+from conveyor.streams.admin import create_topics
+from conveyor.streams.io import InputProducer, document_record, text_record
+from conveyor.streams.runner import Runner
+from conveyor.streams.serde import AvroSerde, key_bytes
+from conveyor.streams.stages import build_stage, close_sinks
+from conveyor.streams.topics import topic
 from tests.hostile import UNKNOWN_SCHEMA_ID, blank_pdf, encrypted_pdf, framed, not_avro, png_header, text_image
 from tests.integration.helpers import read_all
 
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "extract"
 SHARED_BAD = REPO.parent / "shared" / "corpus" / "bad_and_edge_files"
-SERDE, ERRORS = "streams.serde.", "processors.errors."
+SERDE, ERRORS = "conveyor.streams.serde.", "conveyor.processors.errors."
 
 # Damaged files read from ../shared (not shippable): path -> (exception class, words in the message).
 SHARED_CASES = {
@@ -140,7 +140,7 @@ def test_every_hostile_input_is_one_permanent_dead_letter_and_good_ones_are_pred
         for stage in ("extract", "embed", "classify"):
             Runner(settings, build_stage(stage, settings)).run(max_idle_seconds=8.0)
     finally:
-        close_milvus_sinks()
+        close_sinks()
 
     predictions = read_all(settings, topic(settings, "predictions"), expect=len(inp.good))
     assert sorted(m.key().decode() for m in predictions) == sorted(inp.good)  # exactly one each

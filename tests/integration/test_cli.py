@@ -5,8 +5,8 @@ import json
 
 from click.testing import CliRunner
 
-from streams.cli import main
-from streams.demo.run import CORPUS
+from conveyor.streams.cli import main
+from conveyor.tools.demo.run import CORPUS
 from tests.integration.helpers import cli_env
 
 

@@ -6,13 +6,13 @@ import json
 
 from click.testing import CliRunner
 
-from dlq import replay as replay_mod
-from processors.base import Processor
-from streams.admin import create_topics
-from streams.cli import main
-from streams.io import InputProducer
-from streams.runner import Runner, Stage
-from streams.topics import topic
+from conveyor.dlq import replay as replay_mod
+from conveyor.processors.base import Processor
+from conveyor.streams.admin import create_topics
+from conveyor.streams.cli import main
+from conveyor.streams.io import InputProducer
+from conveyor.streams.runner import Runner, Stage
+from conveyor.streams.topics import topic
 from tests.integration.helpers import cli_env, read_all
 
 

@@ -3,7 +3,7 @@
 Records are produced first (event times of four 2-second windows, 20 s in the
 past): windows 0-1 with one set of labels, windows 2-3 with another, embeddings
 and lengths unchanged, plus one undecodable record. The drift worker runs as
-``python -m streams.drift`` in a subprocess (as ``conveyor run drift`` would)
+``python -m conveyor.streams.drift`` in a subprocess (as ``conveyor run drift`` would)
 and is stopped with SIGTERM. Every wait is bounded.
 """
 from __future__ import annotations
@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaError
 
-from dlq import envelope
-from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
-from streams import env
-from streams.admin import create_topics, delete_topics
-from streams.drift import run_drift
-from streams.kafka import make_admin, make_consumer, make_producer
-from streams.serde import AvroSerde, key_bytes
-from streams.topics import catalogue
+from conveyor.dlq import envelope
+from conveyor.processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
+from conveyor.streams import env
+from conveyor.streams.admin import create_topics, delete_topics
+from conveyor.streams.drift import run_drift
+from conveyor.streams.kafka import make_admin, make_consumer, make_producer
+from conveyor.streams.serde import AvroSerde, key_bytes
+from conveyor.streams.topics import catalogue
 from tests.integration.helpers import read_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,7 +142,7 @@ def test_label_shift_raises_drift_alarm(drift_settings, tmp_path):
     log_path = tmp_path / "drift.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.drift", "--min-samples", "10",
+            [sys.executable, "-m", "conveyor.streams.drift", "--min-samples", "10",
              "--idle", "5", "--lateness", "0.5", "--tick", "0.5"],
             cwd=REPO, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
@@ -195,5 +195,5 @@ def test_label_shift_raises_drift_alarm(drift_settings, tmp_path):
     assert [(m.key(), m.value()) for m in dead] == [(b"junk", b"not avro at all")]
     headers = envelope.decode_headers(dead[0].headers())
     assert headers[envelope.PROCESSOR] == "drift" and headers[envelope.ORIGIN_TOPIC] == specs["predictions"].name
-    assert headers[envelope.EXCEPTION_CLASS] == "streams.serde.DecodeError"
+    assert headers[envelope.EXCEPTION_CLASS] == "conveyor.streams.serde.DecodeError"
     assert rc == 0, log_text[-4000:]

@@ -1,11 +1,11 @@
 """A real domain shift through the faust drift app, against a stored reference managed with
-``conveyor drift reference pin|show|reset`` (the click group ``streams.drift.cli.drift``).
+``conveyor drift reference pin|show|reset`` (the click group ``conveyor.streams.drift.cli.drift``).
 
 1. ``pin --texts``: 300 BANKING77 train queries, embedded with the shipped MiniLM and
    classified with the shipped intent model, become the stored reference;
 2. four 2-second windows of real ``embedded`` + ``predictions`` records: BANKING77 test
    queries, then CLINC150 queries of other domains (real vectors, lengths, predicted labels);
-3. the worker (``python -m streams.drift``) loads the stored reference at start, so window
+3. the worker (``python -m conveyor.streams.drift``) loads the stored reference at start, so window
    0 is already reported; windows 2-3 must alarm on ``embedding`` (MMD), and the label test's
    p-value must be small there;
 4. ``pin --windows 1`` while it runs (answered by the worker), ``show``, ``reset``.
@@ -27,14 +27,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from processors.drift.corpus import DEFAULT_CORPUS, corpus_available
-from processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
-from streams import env
-from streams.admin import create_topics
-from streams.drift.cli import drift
-from streams.kafka import make_producer
-from streams.serde import AvroSerde, key_bytes
-from streams.topics import catalogue
+from conveyor.tools.drift_validation.corpus import DEFAULT_CORPUS, corpus_available
+from conveyor.processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
+from conveyor.streams import env
+from conveyor.streams.admin import create_topics
+from conveyor.streams.drift.cli import drift
+from conveyor.streams.kafka import make_producer
+from conveyor.streams.serde import AvroSerde, key_bytes
+from conveyor.streams.topics import catalogue
 from tests.integration.test_drift_app import (  # noqa: F401 - drift_settings is a fixture
     W,
     WINDOW_S,
@@ -84,7 +84,7 @@ def _produce(s, sets, t0: int) -> None:
 
 
 def test_domain_shift_alarms_against_a_pinned_reference(drift_settings, tmp_path):  # noqa: F811
-    from processors.drift.corpus import load_texts
+    from conveyor.tools.drift_validation.corpus import load_texts
 
     s = drift_settings
     create_topics(s)
@@ -112,7 +112,7 @@ def test_domain_shift_alarms_against_a_pinned_reference(drift_settings, tmp_path
     log_path = tmp_path / "drift.log"
     wanted = {(sig, t0 + k * W) for sig in (EMBEDDING, label_signal(MODEL)) for k in range(4)}
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "streams.drift", "--min-samples", "10", "--idle", "5",
+        proc = subprocess.Popen([sys.executable, "-m", "conveyor.streams.drift", "--min-samples", "10", "--idle", "5",
                                  "--lateness", "0.5", "--tick", "0.5"],
                                 cwd=REPO, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
         try:

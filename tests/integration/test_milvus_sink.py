@@ -1,4 +1,4 @@
-"""Integration tests of :class:`sinks.milvus.MilvusSink` against real Milvus (no mocks).
+"""Integration tests of :class:`conveyor.sinks.milvus.MilvusSink` against real Milvus (no mocks).
 
 Each sink test runs twice: on a Milvus Lite file under ``tmp_path`` and on a real
 Milvus 2.3.5 standalone server (PyPI ``milvus`` package) started once per module.
@@ -35,11 +35,11 @@ import grpc
 import pytest
 from pymilvus.exceptions import MilvusException, ParamError
 
-from processors.index import IndexProcessor
-from sinks.base import SinkBackpressureError
-from sinks.milvus import MilvusSink, MilvusUnavailableError
-from sinks.milvus_errors import is_unavailable, redact_uri
-from sinks.milvus_schema import VECTOR_DIM, row_nbytes
+from conveyor.sinks.base import SinkBackpressureError
+from conveyor.sinks.milvus import MilvusSink, MilvusUnavailableError
+from conveyor.sinks.milvus_errors import is_unavailable, redact_uri
+from conveyor.streams.stages import SinkRows
+from conveyor.sinks.milvus_rows import VECTOR_DIM, chunk_rows, row_nbytes
 from tests.ports import server_port
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def _embedded(doc_id: str, vectors: list[list[float]], kind: str = "document") -
 
 def _doc_rows(doc_id: str, n_chunks: int, seed: int, kind: str = "document") -> list[dict]:
     rng = random.Random(seed)
-    return IndexProcessor().process_one(_embedded(doc_id, [_random_vector(rng) for _ in range(n_chunks)], kind))
+    return chunk_rows(_embedded(doc_id, [_random_vector(rng) for _ in range(n_chunks)], kind))
 
 
 def _three_docs(n_chunks: int = 4) -> list[dict]:
@@ -340,9 +340,9 @@ def test_search_similar_finds_near_duplicate_and_excludes_self(make_sink):
     rng = random.Random(42)
     base = [_random_vector(rng) for _ in range(3)]
     near = [_unit([x + rng.gauss(0.0, 0.002) for x in v]) for v in base]
-    rows = IndexProcessor().process_one(_embedded("orig", base))
-    rows += IndexProcessor().process_one(_embedded("copy", near))
-    rows += IndexProcessor().process_one(_embedded("text-copy", near, kind="text"))
+    rows = chunk_rows(_embedded("orig", base))
+    rows += chunk_rows(_embedded("copy", near))
+    rows += chunk_rows(_embedded("text-copy", near, kind="text"))
     for d in range(5):
         rows += _doc_rows(f"other-{d}", 3, seed=100 + d)
     sink.write(rows)
@@ -538,11 +538,11 @@ def test_index_runner_pauses_while_milvus_is_down_and_loses_nothing(milvus_serve
     partitions pause, the worker survives, and every chunk lands once Milvus is back."""
     import threading
 
-    from streams.admin import create_topics
-    from streams.kafka import make_producer
-    from streams.runner import Runner, Stage
-    from streams.serde import AvroSerde, key_bytes
-    from streams.topics import topic
+    from conveyor.streams.admin import create_topics
+    from conveyor.streams.kafka import make_producer
+    from conveyor.streams.runner import Runner, Stage
+    from conveyor.streams.serde import AvroSerde, key_bytes
+    from conveyor.streams.topics import topic
 
     create_topics(settings)
     serde = AvroSerde(settings)
@@ -550,7 +550,7 @@ def test_index_runner_pauses_while_milvus_is_down_and_loses_nothing(milvus_serve
     rng = random.Random(7)
     records = [_embedded(f"doc-{i:02d}", [_random_vector(rng) for _ in range(3)]) for i in range(12)]
     sink = make_sink_server(timeout=5, backoff_initial=0.5, backoff_max=2.0)
-    sink.write(IndexProcessor().process_one(records[0]))
+    sink.write(chunk_rows(records[0]))
     sink.flush()  # the collection exists before the outage
 
     producer = make_producer(settings)
@@ -559,7 +559,7 @@ def test_index_runner_pauses_while_milvus_is_down_and_loses_nothing(milvus_serve
         for rec in records:
             producer.produce(embedded_topic, key=key_bytes(rec["doc_id"]), value=serde.encode(embedded_topic, rec))
         producer.flush(10)
-        runner = Runner(settings, Stage(IndexProcessor(), ("embedded",), None, sink=sink), batch_size=50)
+        runner = Runner(settings, Stage(SinkRows("index", sink), ("embedded",), None, sink=sink), batch_size=50)
         thread = threading.Thread(target=runner.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 60

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from streams.accounting import collect
-from streams.admin import create_topics
-from streams.demo.run import CORPUS, count_milvus_rows
-from streams.io import InputProducer, iter_files, read_texts_csv
-from streams.serde import AvroSerde
-from streams.supervisor import Supervisor, process_groups
-from streams.topics import topic
+from conveyor.tools.accounting import collect
+from conveyor.streams.admin import create_topics
+from conveyor.tools.demo.run import CORPUS, count_milvus_rows
+from conveyor.streams.io import InputProducer, iter_files, read_texts_csv
+from conveyor.streams.serde import AvroSerde
+from conveyor.streams.supervisor import Supervisor, process_groups
+from conveyor.streams.topics import topic
 from tests.integration.helpers import read_all
 
 pytestmark = pytest.mark.slow

@@ -6,14 +6,14 @@ import os
 import subprocess
 import sys
 
-from dlq import envelope
-from processors.base import Processor
-from streams.admin import create_topics
-from streams.io import InputProducer
-from streams.poison import MAX_CRASHES
-from streams.runner import Runner, Stage
-from streams.settings import Settings
-from streams.topics import topic
+from conveyor.dlq import envelope
+from conveyor.processors.base import Processor
+from conveyor.streams.admin import create_topics
+from conveyor.streams.io import InputProducer
+from conveyor.streams.poison import MAX_CRASHES
+from conveyor.streams.runner import Runner, Stage
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import topic
 from tests.integration.helpers import cli_env, read_all
 
 
@@ -54,7 +54,7 @@ def test_a_record_that_crashes_the_process_is_dead_lettered_after_repeated_crash
     assert codes == [137] * (MAX_CRASHES + 1) + [0], (codes, run.stderr.decode()[-2000:])
     [dead] = read_all(settings, topic(settings, "dlq.classify"), expect=1)
     h = envelope.decode_headers(dead.headers())
-    assert dead.key() == b"t-poison" and h[envelope.EXCEPTION_CLASS] == "streams.poison.PoisonPillError"
+    assert dead.key() == b"t-poison" and h[envelope.EXCEPTION_CLASS] == "conveyor.streams.poison.PoisonPillError"
     preds = read_all(settings, topic(settings, "predictions"), expect=4)
     assert sorted(m.key().decode() for m in preds) == sorted(i for i in ids if i != "t-poison")
     assert not any((tmp_path / "run" / "inflight").glob("*.json"))  # nothing left in flight

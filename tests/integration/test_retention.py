@@ -18,17 +18,17 @@ import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from dlq import envelope
-from dlq.inspect import DeadLetterFilter, iter_dead_letters
-from dlq.replay import replay
-from processors.base import Processor
-from processors.errors import TransientError
-from streams import retry
-from streams.admin import create_topics
-from streams.io import InputProducer
-from streams.kafka import make_admin
-from streams.runner import Runner, Stage
-from streams.topics import topic
+from conveyor.dlq import envelope
+from conveyor.dlq.inspect import DeadLetterFilter, iter_dead_letters
+from conveyor.dlq.replay import replay
+from conveyor.processors.base import Processor
+from conveyor.processors.errors import TransientError
+from conveyor.streams.admin import create_topics
+from conveyor.streams.deadletters import KafkaDeadLetterStore
+from conveyor.streams.io import InputProducer
+from conveyor.streams.kafka import make_admin
+from conveyor.streams.runner import Runner, Stage
+from conveyor.streams.topics import topic
 from tests.integration.helpers import Broker, keep_forever, read_all
 
 OLD = 1_700_000_000_000
@@ -101,7 +101,7 @@ def test_dead_letters_retry_records_and_results_of_old_inputs_survive_retention(
     assert sorted(m.key().decode() for m in preds) == ["fine-1", "flaky-1"]
     [retried] = read_all(settings, topic(settings, "retry.classify"), expect=1, timeout=10)
     assert retried.key() == b"flaky-1"
-    assert envelope.decode_headers(retried.headers())[retry.ORIGIN_TIMESTAMP] == str(OLD)
+    assert envelope.decode_headers(retried.headers())[envelope.RETRY_ORIGIN_TIMESTAMP] == str(OLD)
     [dead] = read_all(settings, topic(settings, "dlq.classify"), expect=1, timeout=10)
     assert dead.key() == b"perm-1"
     ts_type, written = dead.timestamp()
@@ -109,12 +109,12 @@ def test_dead_letters_retry_records_and_results_of_old_inputs_survive_retention(
     assert envelope.decode_headers(dead.headers())[envelope.ORIGIN_TIMESTAMP] == str(OLD)
 
     # `dlq list/show` report the input's original time, and a replay keeps it through a second failure.
-    [d] = iter_dead_letters(settings, DeadLetterFilter(processor="classify"))
+    [d] = iter_dead_letters(KafkaDeadLetterStore(settings), DeadLetterFilter(processor="classify"))
     assert d.timestamp == OLD and d.written_at == written
-    assert replay(settings, DeadLetterFilter(processor="classify")).replayed == 1
+    assert replay(KafkaDeadLetterStore(settings), DeadLetterFilter(processor="classify")).replayed == 1
     _run(settings, 1)
     time.sleep(2 * CHECK_MS / 1000)
-    dead_letters = sorted(iter_dead_letters(settings, DeadLetterFilter(processor="classify")), key=lambda x: x.offset)
+    dead_letters = sorted(iter_dead_letters(KafkaDeadLetterStore(settings), DeadLetterFilter(processor="classify")), key=lambda x: x.offset)
     assert [x.doc_id for x in dead_letters] == ["perm-1", "perm-1"]
     assert [x.timestamp for x in dead_letters] == [OLD, OLD]
     replayed = [m for m in read_all(settings, topic(settings, "texts"), expect=4, timeout=10)
@@ -131,10 +131,19 @@ def test_topics_create_aligns_the_timestamp_type_of_existing_topics(quick_retent
         ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET)])
     for fut in admin.incremental_alter_configs([res]).values():
         fut.result()
+    deadline = time.monotonic() + 30  # brokers apply a config change from the metadata log shortly after
+    while _timestamp_type(admin, dlq) != "CreateTime" and time.monotonic() < deadline:
+        time.sleep(0.2)
 
     result = create_topics(settings)
     assert result[dlq] == "updated" and result[topic(settings, "texts")] == "exists"
-    [(_, fut)] = admin.describe_configs([ConfigResource(ResourceType.TOPIC, dlq)]).items()
-    assert fut.result()["message.timestamp.type"].value == "LogAppendTime"
-    [(_, fut)] = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic(settings, "texts"))]).items()
-    assert fut.result()["message.timestamp.type"].value == "CreateTime"
+    deadline = time.monotonic() + 30
+    while _timestamp_type(admin, dlq) != "LogAppendTime" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _timestamp_type(admin, dlq) == "LogAppendTime"
+    assert _timestamp_type(admin, topic(settings, "texts")) == "CreateTime"
+
+
+def _timestamp_type(admin, name: str) -> str:
+    [(_, fut)] = admin.describe_configs([ConfigResource(ResourceType.TOPIC, name)]).items()
+    return fut.result()["message.timestamp.type"].value

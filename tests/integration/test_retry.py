@@ -9,16 +9,15 @@ from collections import defaultdict
 from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from dlq import envelope
-from processors.base import Processor
-from processors.errors import TransientError
-from streams import retry
-from streams.admin import create_topics
-from streams.delivery import TransactionalDelivery
-from streams.io import InputProducer
-from streams.kafka import make_admin, make_consumer
-from streams.runner import Runner, Stage
-from streams.topics import topic
+from conveyor.dlq import envelope
+from conveyor.processors.base import Processor
+from conveyor.processors.errors import TransientError
+from conveyor.streams.admin import create_topics
+from conveyor.streams.delivery import TransactionalDelivery
+from conveyor.streams.io import InputProducer
+from conveyor.streams.kafka import make_admin, make_consumer
+from conveyor.streams.runner import Runner, Stage
+from conveyor.streams.topics import topic
 from tests.integration.helpers import read_all
 
 
@@ -60,7 +59,7 @@ def test_transient_failures_take_the_retry_topic_and_wait_their_backoff(settings
     settings = dataclasses.replace(settings, retry_delays=(1.0, 2.0, 2.0), retry_jitter=0.0)
     create_topics(settings)
     ids = _texts(settings, 3)
-    before = _metric("conveyor_retried_total", processor="classify", exception="processors.errors.TransientError")
+    before = _metric("conveyor_retried_total", processor="classify", exception="conveyor.processors.errors.TransientError")
     proc = Labeller(fail=lambda doc_id, attempt: attempt <= 2)
     runner = Runner(settings, Stage(proc, ("texts",), "predictions"), batch_size=10)
     runner.run(max_idle_seconds=3.0)
@@ -73,11 +72,11 @@ def test_transient_failures_take_the_retry_topic_and_wait_their_backoff(settings
         assert len(t) == 3
         assert t[1] - t[0] >= 1.0 and t[2] - t[1] >= 2.0  # never before the backoff
     retried = read_all(settings, topic(settings, "retry.classify"), expect=6)
-    attempts = sorted(envelope.decode_headers(m.headers())[retry.ATTEMPT] for m in retried)
+    attempts = sorted(envelope.decode_headers(m.headers())[envelope.RETRY_ATTEMPT] for m in retried)
     assert attempts == ["1", "1", "1", "2", "2", "2"]
-    assert all(envelope.decode_headers(m.headers())[retry.ORIGIN_TOPIC] == topic(settings, "texts") for m in retried)
+    assert all(envelope.decode_headers(m.headers())[envelope.RETRY_ORIGIN_TOPIC] == topic(settings, "texts") for m in retried)
     assert _metric("conveyor_retried_total", processor="classify",
-                   exception="processors.errors.TransientError") - before == 6
+                   exception="conveyor.processors.errors.TransientError") - before == 6
     assert runner.retried == 6 and runner.dead_lettered == 0
 
 
@@ -97,7 +96,7 @@ def test_exhausted_retries_become_transient_dead_letters_with_the_original_bytes
     assert h[envelope.ORIGIN_TOPIC] == topic(settings, "texts")
     assert h[envelope.ORIGIN_OFFSET] == str(original.offset())
     assert int(h[envelope.FIRST_FAILED_AT]) + 400 <= int(h[envelope.FAILED_AT])  # two backoffs of 0.2 s
-    assert not any(k.startswith(retry.PREFIX) for k, _ in dead.headers())
+    assert not any(k.startswith(envelope.RETRY) for k, _ in dead.headers())
     assert read_all(settings, topic(settings, "predictions"), timeout=2) == []
 
 

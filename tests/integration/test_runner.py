@@ -7,16 +7,16 @@ import os
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
 
-from dlq import envelope
-from processors.base import Processor
-from sinks.base import Sink, SinkBackpressureError
-from streams.admin import create_topics
-from streams.cli import main
-from streams.io import InputProducer
-from streams.kafka import make_producer
-from streams.runner import Runner, Stage
-from streams.serde import AvroSerde
-from streams.topics import topic
+from conveyor.dlq import envelope
+from conveyor.processors.base import Processor
+from conveyor.sinks.base import Sink, SinkBackpressureError
+from conveyor.streams.admin import create_topics
+from conveyor.streams.cli import main
+from conveyor.streams.io import InputProducer
+from conveyor.streams.kafka import make_producer
+from conveyor.streams.runner import Runner, Stage
+from conveyor.streams.serde import AvroSerde
+from conveyor.streams.topics import topic
 from tests.integration.helpers import cli_env, read_all
 
 
@@ -76,7 +76,7 @@ def test_outputs_dead_letters_and_commits(settings):
     headers = envelope.decode_headers(junk.headers())
     assert headers["origin"] == "fuzz"  # original headers kept
     assert headers[envelope.ORIGIN_TOPIC] == texts
-    assert headers[envelope.EXCEPTION_CLASS] == "streams.serde.DecodeError"
+    assert headers[envelope.EXCEPTION_CLASS] == "conveyor.streams.serde.DecodeError"
     assert headers[envelope.ERROR_CLASS] == "permanent"
     assert headers[envelope.ORIGIN_TIMESTAMP] == "1700000000000"
     assert junk.timestamp()[1] > 1_700_000_000_000  # stamped when written: retention counts from then
@@ -91,7 +91,7 @@ def test_outputs_dead_letters_and_commits(settings):
     listed = [json.loads(line) for line in CliRunner().invoke(
         main, ["dlq", "list", "--processor", "classify"], env=cli_env(settings)).output.splitlines()]
     assert {r["key"]: r["error"]["exception.class"] for r in listed} == {
-        ids[2]: "builtins.ValueError", "junk-1": "streams.serde.DecodeError"}
+        ids[2]: "builtins.ValueError", "junk-1": "conveyor.streams.serde.DecodeError"}
     assert all(r["dlq_topic"] == topic(settings, "dlq.classify") and r["value_bytes"] > 0 for r in listed)
     assert {r["key"]: r["timestamp"] for r in listed}["junk-1"] == 1_700_000_000_000  # the input's own time
 

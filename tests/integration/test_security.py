@@ -7,7 +7,7 @@
 * the SASL password, Milvus token and registry password never appear in logs, captured
   stdout/stderr (librdkafka's included), CLI output, dead-letter headers or ``repr``.
 
-The SASL broker is started by :mod:`streams.stack._sasl` from the main stack's Kafka jars
+The SASL broker is started by :mod:`conveyor.tools.stack._sasl` from the main stack's Kafka jars
 on its own ports (29092/29093, or free ones when those are taken) and stopped afterwards.
 """
 from __future__ import annotations
@@ -26,19 +26,19 @@ from uuid import uuid4
 
 import pytest
 
-from dlq import envelope
-from streams import env
-from streams.admin import create_topics, list_topics
-from streams.io import InputProducer
-from streams.kafka import make_admin, make_consumer, make_producer
-from streams.security import KafkaAuthenticationError, QuietLogger, error_callback
-from streams.serde import AvroSerde
-from streams.settings import Settings
-from streams.stack import SaslBroker, StackError, start_sasl_broker, stop_sasl_broker
-from streams.stack._common import check_java, port_open
-from streams.stack._sasl import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT
-from streams.supervisor import run_stages
-from streams.topics import topic
+from conveyor.dlq import envelope
+from conveyor.streams import env
+from conveyor.streams.admin import create_topics, list_topics
+from conveyor.streams.io import InputProducer
+from conveyor.streams.kafka import make_admin, make_consumer, make_producer
+from conveyor.streams.security import KafkaAuthenticationError, QuietLogger, error_callback
+from conveyor.streams.serde import AvroSerde
+from conveyor.streams.settings import Settings
+from conveyor.tools.stack import SaslBroker, StackError, start_sasl_broker, stop_sasl_broker
+from conveyor.tools.stack._common import check_java, port_open
+from conveyor.tools.stack._sasl import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT
+from conveyor.streams.supervisor import run_stages
+from conveyor.streams.topics import topic
 from tests.integration.helpers import read_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def sasl_environ(sasl_broker, stack_settings: Settings, tmp_path: Path) -> dict[
 
 
 def _cli(args: list[str], environ: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=environ, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "conveyor.streams.cli", *args], env=environ, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -215,7 +215,7 @@ def test_secrets_never_leak(sasl_environ, caplog, capfd):
         producer.flush(10)
         if key == b"junk-1":  # the first dead-letters in this process, the second in a CLI run
             _run_until(settings, ["classify"], dlq_topic, expect=1)
-    run = subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "classify"], env=environ, cwd=REPO,
+    run = subprocess.Popen([sys.executable, "-m", "conveyor.streams.cli", "run", "classify"], env=environ, cwd=REPO,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         dead = read_all(settings, dlq_topic, expect=2, timeout=120)
@@ -227,7 +227,7 @@ def test_secrets_never_leak(sasl_environ, caplog, capfd):
     assert sorted(m.key() for m in dead) == [b"junk-1", b"junk-2"]
     for m in dead:
         headers = envelope.decode_headers(m.headers())
-        assert headers[envelope.EXCEPTION_CLASS].startswith("streams.serde."), headers
+        assert headers[envelope.EXCEPTION_CLASS].startswith("conveyor.streams.serde."), headers
         assert not _leaks(repr(headers)) and not _leaks(repr(m.value()))
 
     # librdkafka's own debug output too (it prints its configuration, passwords redacted).

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from streams.io import document_record, text_record
-from streams.serde import AvroSerde, DecodeError, SchemaMismatchError, UnknownSchemaError
-from streams.topics import topic
+from conveyor.streams.io import document_record, text_record
+from conveyor.streams.serde import AvroSerde, DecodeError, SchemaMismatchError, UnknownSchemaError
+from conveyor.streams.topics import topic
 from tests.hostile import UNKNOWN_SCHEMA_ID, framed, mutated
 
 

@@ -14,9 +14,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from streams import env
-from streams.settings import Settings
-from streams.stack import StackError, down, status, up
+from conveyor.streams import env
+from conveyor.streams.settings import Settings
+from conveyor.tools.stack import StackError, down, status, up
 
 MIB = 1024 * 1024
 external = pytest.mark.skipif(
@@ -167,7 +167,7 @@ def test_stack_error_is_an_exception_with_a_message():
 
 
 def test_missing_tools_give_clear_errors(monkeypatch):
-    from streams.stack import _common
+    from conveyor.tools.stack import _common
 
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(_common.shutil, "which", lambda name: None)
@@ -180,7 +180,7 @@ def test_missing_tools_give_clear_errors(monkeypatch):
 
 def test_too_old_java_names_what_was_found():
     with pytest.raises(StackError, match=r"needs Java 999\+, found only .*\(Java \d+\)"):
-        from streams.stack._common import check_java
+        from conveyor.tools.stack._common import check_java
         check_java(999, "a future registry")
 
 

@@ -1,7 +1,7 @@
 """Baseline key-field extraction from document text (rules, no model).
 
 Input is the extracted text (text layer or OCR rows; OCR rows already join a
-label and its amount on one line, see :func:`processors.extract.ocr.lines_to_text`).
+label and its amount on one line, see :func:`conveyor.processors.extract.ocr.lines_to_text`).
 Output is a dict shaped like the ``KeyFields`` record of
 ``schemas/extracted.avsc``::
 
@@ -13,7 +13,7 @@ Output is a dict shaped like the ``KeyFields`` record of
 
 Languages covered by the labels: English, German, French, Dutch (plus some
 Spanish/Italian month names). Accuracy on real receipts and invoices is measured by
-:mod:`processors.evaluation.extraction`.
+:mod:`conveyor.tools.evaluation.extraction`.
 
 Modules, one job each: :mod:`.dates` (dates), :mod:`.amounts` (amounts, currency),
 :mod:`.totals` (the total, with layout evidence), :mod:`.identifiers` (document
@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import re
 
-from processors.extract.fields.amounts import (
+from conveyor.processors.extract.fields.amounts import (
     amounts_in_line,
     find_currency,
     format_amount,
     parse_amount,
 )
-from processors.extract.fields.dates import MAX_YEAR, MIN_YEAR, find_dates
-from processors.extract.fields.identifiers import find_document_number, find_vendor
-from processors.extract.fields.parties import find_address, find_company
-from processors.extract.fields.totals import find_total
+from conveyor.processors.extract.fields.dates import MAX_YEAR, MIN_YEAR, find_dates
+from conveyor.processors.extract.fields.identifiers import find_document_number, find_vendor
+from conveyor.processors.extract.fields.parties import find_address, find_company
+from conveyor.processors.extract.fields.totals import find_total
 
 __all__ = [
     "extract_fields",
@@ -90,7 +90,7 @@ def extract_key_fields(text: str, *, first_page_text: str | None = None, layout=
         text: The whole document's text, pages joined, lines separated by ``"\\n"``.
         first_page_text: The first page's text, where the issuer is looked for;
             defaults to ``text``.
-        layout: :class:`processors.extract.layout.LayoutRow` objects of the first
+        layout: :class:`conveyor.processors.extract.layout.LayoutRow` objects of the first
             page (OCR pages), one per line of ``first_page_text``; adds print size and
             alignment evidence to the choice of the total and the company name.
 

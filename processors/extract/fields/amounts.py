@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from processors.extract.fields.dates import dates_in_line
+from conveyor.processors.extract.fields.dates import dates_in_line
 
 # ------------------------------------------------------------------------- amounts
 
@@ -117,7 +117,7 @@ def find_currency(lines: list[str]) -> str | None:
             masked = pattern.sub(" ", masked)
         return out
 
-    from processors.extract.fields.totals import is_total_label  # totals imports this module
+    from conveyor.processors.extract.fields.totals import is_total_label  # totals imports this module
 
     for line in reversed(lines):
         if is_total_label(line):

@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Iterable
 
-from processors.extract.fields.normalise import normalise_date
+from conveyor.processors.extract.fields.normalise import normalise_date
 
 _MONTHS = {
     1: "jan january januar janvier janv januari enero gennaio ene gen jän jänner",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from processors.extract.fields.dates import dates_in_line
+from conveyor.processors.extract.fields.dates import dates_in_line
 
 # ------------------------------------------------------------------ document number
 

@@ -22,8 +22,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Sequence
 
-from processors.extract.fields.dates import dates_in_line
-from processors.extract.fields.normalise import has_legal_form, legal_form_suffix, normalise_company
+from conveyor.processors.extract.fields.dates import dates_in_line
+from conveyor.processors.extract.fields.normalise import has_legal_form, legal_form_suffix, normalise_company
 
 __all__ = ["find_company", "find_address", "clean_company"]
 
@@ -147,7 +147,7 @@ def find_company(rows: Sequence[str], heights: Sequence[float] | None = None) ->
 
     Args:
         rows: Text rows of the first page, top to bottom.
-        heights: Relative print height of each row (:attr:`processors.extract.layout.LayoutRow.height`),
+        heights: Relative print height of each row (:attr:`conveyor.processors.extract.layout.LayoutRow.height`),
             when the rows come from OCR boxes.
 
     Returns:

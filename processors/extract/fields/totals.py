@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Sequence
 
-from processors.extract.fields.amounts import amounts_in_line, format_amount
+from conveyor.processors.extract.fields.amounts import amounts_in_line, format_amount
 
 __all__ = ["TotalCandidate", "total_candidates", "find_total", "is_total_label"]
 
@@ -178,7 +178,7 @@ def total_candidates(lines: Sequence[str], layout: Sequence | None = None) -> li
 
     Args:
         lines: Text rows, top to bottom.
-        layout: Optional :class:`processors.extract.layout.LayoutRow` per row of
+        layout: Optional :class:`conveyor.processors.extract.layout.LayoutRow` per row of
             ``lines`` (same length and order); adds the size and alignment evidence.
 
     Returns:
@@ -232,7 +232,7 @@ def find_total(lines: Sequence[str], layout: Sequence | None = None) -> str | No
 
     Args:
         lines: Text rows, top to bottom.
-        layout: Optional :class:`processors.extract.layout.LayoutRow` objects matching ``lines``.
+        layout: Optional :class:`conveyor.processors.extract.layout.LayoutRow` objects matching ``lines``.
     """
     candidates = total_candidates(lines, layout)
     if not candidates:

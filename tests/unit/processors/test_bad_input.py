@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from processors.embed import EmbedProcessor
-from processors.errors import (
+from conveyor.processors.embed import EmbedProcessor
+from conveyor.processors.errors import (
     ConveyorError,
     CorruptDocumentError,
     DocumentLimitError,
@@ -22,9 +22,9 @@ from processors.errors import (
     TextLimitError,
     UnsupportedDocumentError,
 )
-from processors.extract import ExtractProcessor
-from processors.extract.ocr import ENGINE_MAX_RATIO, _pad_for_engine, get_engine
-from processors.limits import MAX_PAGES, MAX_TEXT_CHARS
+from conveyor.processors.extract import ExtractProcessor
+from conveyor.processors.extract.ocr import ENGINE_MAX_RATIO, _pad_for_engine, get_engine
+from conveyor.processors.limits import MAX_PAGES, MAX_TEXT_CHARS
 from tests.hostile import (
     blank_pdf,
     encrypted_pdf,

@@ -16,12 +16,12 @@ import zlib
 import numpy as np
 import pytest
 
-from processors.classify import ClassifyProcessor
-from processors.classify.models import OnnxClassifier
-from processors.embed import EmbedProcessor
-from processors.embed.model import MODEL_SHA256, MiniLMEmbedder
-from processors.errors import ModelInputError, ModelIntegrityError
-from processors.models import MODELS_DIR
+from conveyor.processors.classify import ClassifyProcessor
+from conveyor.processors.classify.models import OnnxClassifier
+from conveyor.processors.embed import EmbedProcessor
+from conveyor.processors.embed.model import MODEL_SHA256, MiniLMEmbedder
+from conveyor.processors.errors import ModelInputError, ModelIntegrityError
+from conveyor.processors.models import MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[3]
 INTENT_DIR = MODELS_DIR / "intent-banking77"
@@ -62,7 +62,7 @@ def stub_models_dir(tmp_path_factory) -> Path:
     """
     sklearn_lm = pytest.importorskip("sklearn.linear_model")
     pytest.importorskip("skl2onnx")
-    from processors.training.common import export_onnx, write_manifest
+    from conveyor.tools.training.common import export_onnx, write_manifest
 
     base = tmp_path_factory.mktemp("models")
     shutil.copytree(INTENT_DIR, base / "intent-banking77")
@@ -279,7 +279,7 @@ def test_documents_fields_and_duplicates(stub_models_dir):
 
 
 def test_duplicate_finder_error_fails_only_its_record(stub_models_dir):
-    from processors.errors import TransientError
+    from conveyor.processors.errors import TransientError
 
     def find_duplicates(doc_id, vector):
         if doc_id == "boom":

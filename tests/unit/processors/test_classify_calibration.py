@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.classify.calibration import (
+from conveyor.processors.classify.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,

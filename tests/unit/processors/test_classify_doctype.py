@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from processors.classify import ClassifyProcessor
-from processors.classify.models import OnnxClassifier
-from processors.embed.model import MODEL_SHA256
-from processors.models import MODELS_DIR
+from conveyor.processors.classify import ClassifyProcessor
+from conveyor.processors.classify.models import OnnxClassifier
+from conveyor.processors.embed.model import MODEL_SHA256
+from conveyor.processors.models import MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -51,8 +51,8 @@ def test_default_processor_loads_shipped_models():
 )
 def test_text_layer_documents_end_to_end(rel, label):
     """extract → embed → classify on text-layer PDFs (no OCR; in the training set: a smoke test)."""
-    extract = pytest.importorskip("processors.extract")
-    from processors.embed import EmbedProcessor
+    extract = pytest.importorskip("conveyor.processors.extract")
+    from conveyor.processors.embed import EmbedProcessor
 
     data = (CORPUS / rel).read_bytes()
     ext = extract.extract_bytes(data, Path(rel).name)

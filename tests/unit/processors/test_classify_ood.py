@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from processors.classify import ClassifyProcessor
-from processors.classify.calibration import apply_temperature
-from processors.classify.models import OnnxClassifier
-from processors.classify.ood import MahalanobisScorer, choose_ood_threshold
-from processors.errors import ModelIntegrityError
+from conveyor.processors.classify import ClassifyProcessor
+from conveyor.processors.classify.calibration import apply_temperature
+from conveyor.processors.classify.models import OnnxClassifier
+from conveyor.processors.classify.ood import MahalanobisScorer, choose_ood_threshold
+from conveyor.processors.errors import ModelIntegrityError
 
 DIM, K = 8, 3
 LABELS = ["a", "b", "c"]
@@ -73,8 +73,8 @@ def _export(directory: Path, *, with_ood: bool = True, declare_ood: bool = True)
     """A model folder like the shipped intent model, from synthetic data."""
     from sklearn.linear_model import LogisticRegression
 
-    from processors.training.common import to_onnx, write_manifest
-    from processors.training.onnx_graph import append_mahalanobis, append_temperature
+    from conveyor.tools.training.common import to_onnx, write_manifest
+    from conveyor.tools.training.onnx_graph import append_mahalanobis, append_temperature
 
     X, y = _data()
     clf = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.classify.routing import (
+from conveyor.processors.classify.routing import (
     DEFAULT_AUTO_THRESHOLD,
     OUT_OF_SCOPE,
     auto_threshold_from,

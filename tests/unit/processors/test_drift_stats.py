@@ -1,5 +1,5 @@
-"""Unit tests of the drift statistics: processors.drift.stats (labels) and
-processors.drift.twosample (KS, MMD), including their calibration under "no drift"."""
+"""Unit tests of the drift statistics: conveyor.processors.drift.stats (labels) and
+conveyor.processors.drift.twosample (KS, MMD), including their calibration under "no drift"."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from processors.drift import stats, twosample
+from conveyor.processors.drift import stats, twosample
 
 
 def _counts(values) -> dict[str, int]:

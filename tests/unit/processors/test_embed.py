@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from processors.embed import EmbedProcessor, doc_vector, embed_texts_as_documents
-from processors.embed.chunking import chunk_text
-from processors.embed.model import MODEL_SHA256, MiniLMEmbedder, default_model_path
-from processors.errors import ModelInputError, ModelIntegrityError
+from conveyor.processors.embed import EmbedProcessor, doc_vector, embed_texts_as_documents
+from conveyor.processors.embed.chunking import chunk_text
+from conveyor.processors.embed.model import MODEL_SHA256, MiniLMEmbedder, default_model_path
+from conveyor.processors.errors import ModelInputError, ModelIntegrityError
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from processors.errors import (
+from conveyor.processors.errors import (
     ConveyorError,
     CorruptDocumentError,
     EmptyDocumentError,
     UnsupportedDocumentError,
 )
-from processors.extract import extract_bytes
+from conveyor.processors.extract import extract_bytes
 
 # (path under bad_and_edge_files, expected error class, words expected in the message)
 FAILING = [

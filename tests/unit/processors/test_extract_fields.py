@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from processors.extract.fields import (
+from conveyor.processors.extract.fields import (
     extract_fields,
     find_currency,
     find_dates,

@@ -5,7 +5,7 @@ two-frame TIFF) and generated small files with text (PNG, JPEG, PDF). Each examp
 flips, overwrites, inserts, deletes or cuts bytes (:func:`tests.hostile.mutated`) and
 runs :meth:`ExtractProcessor.process_one` on a well-formed ``Document`` record
 carrying the damaged bytes. Allowed outcomes: an ``Extracted`` record that fits its
-schema, or a *permanent* :class:`~processors.errors.ConveyorError` with a message.
+schema, or a *permanent* :class:`~conveyor.processors.errors.ConveyorError` with a message.
 Anything else (a ``ValueError`` from a decoder, a transient error, a hang) fails.
 
 Cost is bounded: OCR runs on pages of at most ``MAX_PIXELS`` (RapidOCR upscales
@@ -22,8 +22,8 @@ import fastavro
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from processors.errors import ConveyorError
-from processors.extract import ExtractProcessor
+from conveyor.processors.errors import ConveyorError
+from conveyor.processors.extract import ExtractProcessor
 from tests.hostile import mutated, text_image, text_pdf
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "extract"

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processors.errors import (
+from conveyor.processors.errors import (
     CorruptDocumentError,
     DocumentLimitError,
     EmptyDocumentError,
     UnsupportedDocumentError,
 )
-from processors.extract import extract_bytes
-from processors.extract.detect import detect_type
-from processors.extract.images import load_pages
+from conveyor.processors.extract import extract_bytes
+from conveyor.processors.extract.detect import detect_type
+from conveyor.processors.extract.images import load_pages
 
 
 def _encode(fmt: str, size=(12, 8), mode="RGB", **save) -> bytes:

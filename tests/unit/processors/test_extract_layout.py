@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from processors.extract.fields import extract_key_fields
-from processors.extract.fields.parties import find_address, find_company
-from processors.extract.fields.totals import find_total, total_candidates
-from processors.extract.layout import group_rows, page_layout, skew_angle
-from processors.extract.ocr import OcrLine, lines_to_text
+from conveyor.processors.extract.fields import extract_key_fields
+from conveyor.processors.extract.fields.parties import find_address, find_company
+from conveyor.processors.extract.fields.totals import find_total, total_candidates
+from conveyor.processors.extract.layout import group_rows, page_layout, skew_angle
+from conveyor.processors.extract.ocr import OcrLine, lines_to_text
 
 PAGE = (1000, 2000)
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from processors.extract.fields.normalise import (
+from conveyor.processors.extract.fields.normalise import (
     currency_code,
     has_legal_form,
     legal_form_suffix,
@@ -16,7 +16,7 @@ from processors.extract.fields.normalise import (
     normalise_date,
     strip_legal_form,
 )
-from processors.extract.postocr import fix_confusions
+from conveyor.processors.extract.postocr import fix_confusions
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_post_ocr_digit_letter_confusions(text, fixed):
 
 
 def test_dates_with_month_words_of_other_languages_are_found_in_text():
-    from processors.extract.fields import find_dates
+    from conveyor.processors.extract.fields import find_dates
 
     assert find_dates(["Data wystawienia: 15 stycznia 2021"]) == ["2021-01-15"]  # Polish, via dateparser
     assert find_dates(["Tarikh: 5 Ogos 2019"]) == ["2019-08-05"]  # Malay
@@ -143,6 +143,6 @@ def test_dates_with_month_words_of_other_languages_are_found_in_text():
     ],
 )
 def test_ocr_damaged_dates(lines, first):
-    from processors.extract.fields import find_dates
+    from conveyor.processors.extract.fields import find_dates
 
     assert find_dates(lines)[:1] == [first]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processors.extract import extract_bytes, ocr
-from processors.extract.images import load_pages
+from conveyor.processors.extract import extract_bytes, ocr
+from conveyor.processors.extract.images import load_pages
 
 pytestmark = pytest.mark.slow
 

@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from processors.errors import (
+from conveyor.processors.errors import (
     CorruptDocumentError,
     DocumentLimitError,
     EmptyDocumentError,
     EncryptedDocumentError,
 )
-from processors.extract import extract_bytes
-from processors.extract.pdf import extract_pdf, normalise_text
+from conveyor.processors.extract import extract_bytes
+from conveyor.processors.extract.pdf import extract_pdf, normalise_text
 
 
 def _no_ocr(_image):
@@ -70,7 +70,7 @@ def test_blank_pdf_is_empty_without_running_ocr(make_blank_pdf):
 
 
 def _no_ocr_needed_for_blank(image):
-    from processors.extract.ocr import ocr_image
+    from conveyor.processors.extract.ocr import ocr_image
 
     return ocr_image(image)  # a blank page returns before the OCR engine is touched
 

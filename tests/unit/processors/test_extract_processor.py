@@ -8,8 +8,8 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from processors.errors import CorruptDocumentError, EmptyDocumentError, TransientError
-from processors.extract import ExtractProcessor
+from conveyor.processors.errors import CorruptDocumentError, EmptyDocumentError, TransientError
+from conveyor.processors.extract import ExtractProcessor
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -111,7 +111,7 @@ def test_batch_keeps_order_and_isolates_failures(invoice):
 
 
 def test_processor_limits_are_configurable(make_blank_pdf):
-    from processors.errors import DocumentLimitError
+    from conveyor.processors.errors import DocumentLimitError
 
     data = make_blank_pdf(3)
     with pytest.raises(DocumentLimitError):

@@ -2,12 +2,12 @@ import hashlib
 
 import pytest
 
-from processors.errors import CorruptDocumentError
-from streams import env
-from streams.accounting import Ledger
-from streams.blobstore import BlobStore
-from streams.io import abbreviate, document_record, iter_files, read_texts_csv
-from streams.settings import Settings
+from conveyor.processors.errors import CorruptDocumentError
+from conveyor.streams import env
+from conveyor.tools.accounting import Ledger
+from conveyor.streams.blobstore import BlobStore
+from conveyor.streams.io import abbreviate, document_record, iter_files, read_texts_csv
+from conveyor.streams.settings import Settings
 
 
 def test_small_documents_travel_inline_large_ones_by_blob_reference(tmp_path):

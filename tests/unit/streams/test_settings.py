@@ -1,9 +1,9 @@
 
 import pytest
 
-from streams import env
-from streams.settings import Settings
-from streams.topics import catalogue, dlq_topics, role_of, topic
+from conveyor.streams import env
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import catalogue, dlq_topics, role_of, topic
 
 
 def test_defaults_point_at_the_local_stack(tmp_path):

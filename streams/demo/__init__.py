@@ -1,4 +1,0 @@
-"""``conveyor demo``: the main job on the shipped demo corpus (see NOTICE for sources)."""
-from streams.demo.run import run_demo
-
-__all__ = ["run_demo"]
