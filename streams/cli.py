@@ -34,9 +34,13 @@ def echo_json(obj: dict) -> None:
 
 
 def setup_logging(settings: Settings) -> None:
-    """Log to stderr at ``settings.log_level``."""
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """Log to stderr at ``settings.log_level`` in ``settings.log_format`` (:mod:`conveyor.streams.logs`)."""
+    from conveyor.streams.logs import configure
+
+    try:
+        configure(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 class _Main(click.Group):
@@ -144,14 +148,18 @@ def run(names: tuple[str, ...]) -> None:
                                        "runs on its own; start it with its own `conveyor run`")
     settings = kafka_settings()
     setup_logging(settings)
-    from conveyor.streams import metrics
+    from conveyor.streams import health
 
     if names == ("all",):
         from conveyor.streams.supervisor import Supervisor, process_groups
 
         Supervisor(settings, process_groups(settings)).run_forever()
         return
-    metrics.serve(settings.metrics_port)
+    from conveyor.streams import metrics
+
+    for spec in specs:  # counters at 0 before the first record, so the first increase is seen
+        metrics.initialise(spec.name)
+    health.serve(settings.metrics_port, settings.metrics_addr)
     if specs[0].engine == "faust":
         from conveyor.streams.drift import run_drift
 

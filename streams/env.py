@@ -33,6 +33,15 @@ KAFKA_RETENTION_CHECK_MS = "CONVEYOR_KAFKA_RETENTION_CHECK_MS"
 the test targets set a few seconds, so a record stamped older than retention disappears
 at once instead of minutes later."""
 METRICS_PORT = "CONVEYOR_METRICS_PORT"
+"""Port of a processor's ``/healthz``, ``/readyz`` and ``/metrics`` (0, the default: off;
+``run all`` gives each child the next port)."""
+METRICS_ADDR = "CONVEYOR_METRICS_ADDR"
+"""Address that port binds to (default ``127.0.0.1``; the container image uses ``0.0.0.0``)."""
+LIVENESS_SECONDS = "CONVEYOR_LIVENESS_SECONDS"
+"""Seconds a processor loop may go without progress before ``/healthz`` fails (default: the
+stage's ``max.poll.interval.ms``, 300 s unless the stage sets a longer one)."""
+LOG_FORMAT = "CONVEYOR_LOG_FORMAT"
+"""``text`` (default) or ``json``: one JSON object a line with processor, doc id and trace id."""
 BATCH_SIZE = "CONVEYOR_BATCH_SIZE"
 LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
 DUPLICATE_THRESHOLD = "CONVEYOR_DUPLICATE_THRESHOLD"

@@ -1,22 +1,24 @@
 """Prometheus metrics of the stream processors (``prometheus-client``).
 
 All metrics carry a ``processor`` label. Each processor process serves them over
-HTTP when ``CONVEYOR_METRICS_PORT`` is set (``run all`` gives each child its own
-port, counting up from that value).
+HTTP at ``/metrics`` beside ``/healthz`` and ``/readyz`` (:mod:`conveyor.streams.health`)
+when ``CONVEYOR_METRICS_PORT`` is set (``run all`` gives each child its own port, counting
+up from that value).
 """
 from __future__ import annotations
 
 import json
 import logging
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
 RECORDS_IN = Counter("conveyor_records_in_total", "Records consumed", ["processor", "topic"])
 RECORDS_OUT = Counter("conveyor_records_out_total", "Records produced", ["processor", "topic"])
 ERRORS = Counter("conveyor_errors_total", "Records that failed, by exception class", ["processor", "exception"])
-DEAD_LETTERED = Counter("conveyor_dead_lettered_total", "Records sent to a dead-letter topic", ["processor"])
+DEAD_LETTERED = Counter("conveyor_dead_lettered_total", "Records sent to a dead-letter topic, by error class",
+                        ["processor", "error_class"])
 SINK_ROWS = Counter("conveyor_sink_rows_total", "Rows flushed to a sink", ["processor"])
 RETRIED = Counter("conveyor_retried_total",
                   "Records sent to the retry topic after a transient failure, by exception class",
@@ -33,15 +35,28 @@ IN_FLIGHT = Gauge("conveyor_in_flight_records", "Records consumed but not yet co
 IN_FLIGHT_BYTES = Gauge("conveyor_in_flight_bytes", "Bytes of records consumed but not yet committed", ["processor"])
 CONSUMER_LAG = Gauge("conveyor_consumer_lag", "Consumer lag (records) per partition",
                      ["processor", "topic", "partition"])
+READY = Gauge("conveyor_ready", "1 while the processor's readiness checks pass (/readyz)", ["processor"])
 BATCH_LATENCY = Histogram("conveyor_batch_seconds", "Time to process, flush and commit one batch",
                           ["processor"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 
 
-def serve(port: int) -> None:
-    """Start the metrics HTTP endpoint on ``port`` (0 = don't serve)."""
-    if port:
-        start_http_server(port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+def partition_lag(pdata: dict) -> int | None:
+    """Records of one partition not consumed yet, from librdkafka statistics (STATISTICS.md):
+    ``consumer_lag`` (high watermark minus committed offset) when the consumer knows its
+    committed offset, else the last stable offset (read_committed) minus the position
+    (``app_offset``) — with transactions the offsets are committed by the producer
+    (``send_offsets_to_transaction``), so the consumer's own ``consumer_lag`` stays -1. A
+    partition written in transactions shows a lag of one at rest: its last commit marker.
+    ``None`` when neither is known."""
+    lag = pdata.get("consumer_lag", -1)
+    if lag is not None and lag >= 0:
+        return int(lag)
+    end = pdata.get("ls_offset", -1)
+    end = end if end is not None and end >= 0 else pdata.get("hi_offset", -1)
+    position = pdata.get("app_offset", -1)
+    if end is None or position is None or end < 0 or position < 0:
+        return None
+    return max(0, int(end) - int(position))
 
 
 def stats_callback(processor: str):
@@ -56,9 +71,19 @@ def stats_callback(processor: str):
             for part, pdata in tdata.get("partitions", {}).items():
                 if part == "-1":
                     continue
-                # consumer_lag = high watermark - committed offset (offsets are committed, not stored)
-                lag = pdata.get("consumer_lag", -1)
-                if lag is not None and lag >= 0:
+                lag = partition_lag(pdata)
+                if lag is not None:
                     CONSUMER_LAG.labels(processor, topic, part).set(lag)
 
     return _cb
+
+
+def initialise(processor: str) -> None:
+    """Export the processor's counters at 0 from the start (Prometheus best practice: a series
+    that appears only with its first event breaks ``increase()`` and dashboards until then)."""
+    for error_class in ("permanent", "transient"):
+        DEAD_LETTERED.labels(processor, error_class)
+    TRANSACTIONS_ABORTED.labels(processor)
+    BACKPRESSURE.labels(processor)
+    PAUSED.labels(processor).set(0)
+    READY.labels(processor).set(0)

@@ -44,8 +44,10 @@ from conveyor.processors.errors import DocumentLimitError
 from conveyor.sinks.base import Sink, SinkBackpressureError
 from conveyor.streams import metrics
 from conveyor.streams.delivery import make_delivery
+from conveyor.streams.health import DEFAULT_LIVENESS_S, HEALTH, Health, register_connection_checks
 from conveyor.streams.faults import injected_failure
 from conveyor.streams.kafka import make_admin, make_consumer
+from conveyor.streams.logs import bind_processor, record_context
 from conveyor.streams.pausing import PauseControl
 from conveyor.streams.poison import MAX_CRASHES, CrashGuard, PoisonPillError
 from conveyor.streams.retry_gate import RetryGate
@@ -105,10 +107,12 @@ class Runner:
         batch_size: max records per batch.
         poll_timeout: seconds one ``consume`` call waits for records (default: the stage's).
         serde: shared Avro serde (a new one is made if omitted).
+        health: where its liveness heartbeat and readiness checks go (default the process's).
     """
 
     def __init__(self, settings: Settings, stage: Stage, *, batch_size: Optional[int] = None,
-                 poll_timeout: Optional[float] = None, serde: Optional[AvroSerde] = None):
+                 poll_timeout: Optional[float] = None, serde: Optional[AvroSerde] = None,
+                 health: Health = HEALTH):
         self.settings = settings
         self.stage = stage
         self.name = stage.name
@@ -131,6 +135,15 @@ class Runner:
         self.crash_guard = CrashGuard(settings.home / "run" / "inflight" /
                                       f"{self.group_id}.{settings.instance_id or 'default'}.json")
         self._stop = threading.Event()
+        self.joined = False
+        self.health = health
+        max_poll_s = stage.consumer_overrides.get("max.poll.interval.ms", DEFAULT_LIVENESS_S * 1000) / 1000
+        self.heartbeat = health.heartbeat(f"{self.name}: loop", settings.liveness_seconds or max_poll_s)
+        metrics.initialise(self.name)
+        health.check(f"{self.name}: group joined", lambda: self.joined)
+        register_connection_checks(health, settings, self.serde)
+        if stage.sink is not None:
+            health.check(f"{self.name}: sink", stage.sink.ready)
         self.processed = 0
         self.dead_lettered = 0
         self.retried = 0
@@ -168,6 +181,7 @@ class Runner:
             TopicsMissingError: a needed topic does not exist.
             KafkaException: a fatal client error.
         """
+        bind_processor(self.name)
         self.check_topics()
         self.consumer.subscribe([*self.input_topics, self.retry_topic], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
@@ -175,6 +189,7 @@ class Runner:
         idle_since = time.monotonic()
         try:
             while not self._stop.is_set():
+                self.heartbeat.beat()
                 self.gate.release_due(resume=not self.pauser.paused)
                 metrics.RETRY_HELD.labels(self.name).set(len(self.gate.held))
                 msgs = self.consumer.consume(self.batch_size, self.poll_timeout)
@@ -192,6 +207,7 @@ class Runner:
 
     def close(self) -> None:
         """Abort/flush the producer, close the consumer (leaving the group), close sink and processor."""
+        self.health.remove(f"{self.name}: ")
         try:
             self.delivery.close(30)
         finally:
@@ -205,6 +221,7 @@ class Runner:
                  self.retried, self.dead_lettered)
 
     def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
+        self.joined = True
         metrics.REBALANCES.labels(self.name, "assigned").inc(len(partitions))
         self.pauser.on_assign(partitions)
 
@@ -284,6 +301,7 @@ class Runner:
                 self._rewind(msgs, settle=0.0)
                 return
             metrics.SINK_ROWS.labels(self.name).inc(len(rows))
+        trace_ids = {id(i.msg): (i.value or {}).get("trace_id") for i in inputs if isinstance(i.value, dict)}
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         mine = [m for m in msgs if (m.topic(), m.partition()) in owned]
         try:
@@ -293,7 +311,7 @@ class Runner:
                     self.emit(values)
             for msg, exc in failures:
                 if (msg.topic(), msg.partition()) in owned:
-                    self.route_failure(msg, exc)
+                    self.route_failure(msg, exc, trace_ids.get(id(msg)))
             self.delivery.commit(self.consumer, self._next_offsets(mine))
         except (KafkaException, BufferError) as exc:
             log.error("%s: batch not committed (%s); aborting and rewinding", self.name, exc)
@@ -353,7 +371,7 @@ class Runner:
             self.delivery.produce(self.output_topic, key=key_bytes(doc_id), value=value)
             metrics.RECORDS_OUT.labels(self.name, self.output_topic).inc()
 
-    def route_failure(self, msg: Message, exc: BaseException) -> None:
+    def route_failure(self, msg: Message, exc: BaseException, trace_id: Optional[str] = None) -> None:
         """Send a failed ``msg`` where the stage's :class:`~conveyor.dlq.policy.FailurePolicy`
         routes it — the retry topic (due after the backoff) or the dead-letter topic — with the
         failure envelope. Key, value and original headers are kept byte for byte; origin
@@ -374,17 +392,18 @@ class Runner:
         metrics.ERRORS.labels(self.name, name).inc()
         headers = envelope.attach(msg.headers(), route.failure, route.prefix)
         where = f"{origin.topic}[{origin.partition}]@{origin.offset}"
+        ctx = record_context(msg.key(), trace_id)
         if route.retry:
             log.info("%s: retrying %s (attempt %d failed: %s: %s)", self.name, where, route.failure.attempt,
-                     type(exc).__name__, exc)
+                     type(exc).__name__, exc, extra=ctx)
             self.delivery.produce(self.retry_topic, key=msg.key(), value=msg.value(), headers=headers)
             metrics.RETRIED.labels(self.name, name).inc()
             self.retried += 1
             return
         log.warning("%s: dead-lettering %s after %d attempt(s): %s: %s", self.name, where, route.failure.attempt,
-                    type(exc).__name__, exc)
+                    type(exc).__name__, exc, extra=ctx)
         self.delivery.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers)
-        metrics.DEAD_LETTERED.labels(self.name).inc()
+        metrics.DEAD_LETTERED.labels(self.name, route.failure.error_class).inc()
         self.dead_lettered += 1
 
     @staticmethod
@@ -453,6 +472,7 @@ class Runner:
         assert sink is not None
         attempts_after_stop = 0
         while True:
+            self.heartbeat.beat()  # waiting for a slow sink is progress, not a stuck loop
             try:
                 sink.flush()
                 break

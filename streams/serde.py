@@ -217,6 +217,16 @@ class AvroSerde:
         self._expected: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def registry_answers(self, timeout: float = 3.0) -> bool:
+        """Whether the schema registry answers ``GET /subjects`` with 200 within ``timeout`` s."""
+        conf = self.settings.registry_config()
+        auth = tuple(conf["basic.auth.user.info"].split(":", 1)) if "basic.auth.user.info" in conf else None
+        try:
+            return httpx.get(f"{self.settings.schema_registry_url.rstrip('/')}/subjects", timeout=timeout,
+                             auth=auth).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def schema_str(self, topic: str) -> str:
         """The ``.avsc`` text of ``topic``'s value schema.
 

@@ -103,6 +103,9 @@ class Settings:
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     metrics_port: int = 0
+    metrics_addr: str = "127.0.0.1"
+    liveness_seconds: float = 0.0
+    log_format: str = "text"
     batch_size: int = 32
     log_level: str = "INFO"
     duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD
@@ -161,6 +164,9 @@ class Settings:
             inline_max_bytes=_int(e, env.INLINE_MAX_BYTES, DEFAULT_INLINE_MAX_BYTES),
             max_message_bytes=_int(e, env.MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGE_BYTES),
             metrics_port=_int(e, env.METRICS_PORT, 0),
+            metrics_addr=e.get(env.METRICS_ADDR) or "127.0.0.1",
+            liveness_seconds=_float(e, env.LIVENESS_SECONDS, 0.0),
+            log_format=(e.get(env.LOG_FORMAT) or "text").strip().lower(),
             batch_size=_int(e, env.BATCH_SIZE, 32),
             log_level=e.get(env.LOG_LEVEL) or "INFO",
             duplicate_threshold=_float(e, env.DUPLICATE_THRESHOLD, DEFAULT_DUPLICATE_THRESHOLD),

@@ -122,6 +122,7 @@ class Supervisor:
         environ[env.INSTANCE_ID] = f"{socket.gethostname()}.{os.getpid()}.{self.children.index(child)}"
         if self.settings.metrics_port:
             environ[env.METRICS_PORT] = str(self.settings.metrics_port + self.children.index(child))
+            environ[env.METRICS_ADDR] = self.settings.metrics_addr
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

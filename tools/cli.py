@@ -57,7 +57,13 @@ def demo(n_texts: int, timeout: float) -> None:
     unaccounted. The stack stays up afterwards (``conveyor stack down`` stops it)."""
     from conveyor.tools.demo import run_demo
 
+    import dataclasses
+    import os
+
+    from conveyor.streams import env
+
     settings = settings_from_env()
-    setup_logging(settings)
+    # the demo shows progress and its summary; the processors' own INFO lines go to their log files
+    setup_logging(settings if os.environ.get(env.LOG_LEVEL) else dataclasses.replace(settings, log_level="WARNING"))
     ok = run_demo(settings, n_texts=n_texts, timeout=timeout)
     sys.exit(0 if ok else 1)

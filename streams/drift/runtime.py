@@ -104,7 +104,7 @@ class DriftRuntime:
             log.error("drift: dead letter for %s[%d]@%d not acknowledged", message.topic, message.partition,
                       message.offset)
         else:
-            metrics.DEAD_LETTERED.labels(PROCESSOR).inc()
+            metrics.DEAD_LETTERED.labels(PROCESSOR, route.failure.error_class).inc()
 
     def check_dimension(self, dim: int) -> None:
         """Remember the first doc vector dimension seen.

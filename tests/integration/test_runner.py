@@ -56,11 +56,11 @@ def test_outputs_dead_letters_and_commits(settings):
     raw.produce(texts, key=b"junk-1", value=b"\x9c" + os.urandom(39), headers=[("origin", b"fuzz")], timestamp=1_700_000_000_000)
     raw.flush(10)
 
-    dead_before = _metric("conveyor_dead_lettered_total", processor="classify")
+    dead_before = _metric("conveyor_dead_lettered_total", processor="classify", error_class="permanent")
     out_before = _metric("conveyor_records_out_total", processor="classify", topic=topic(settings, "predictions"))
     runner = _run_until_idle(settings, Stage(ShoutingClassifier(), ("texts",), "predictions"))
     assert runner.processed == 4 and runner.dead_lettered == 2
-    assert _metric("conveyor_dead_lettered_total", processor="classify") - dead_before == 2
+    assert _metric("conveyor_dead_lettered_total", processor="classify", error_class="permanent") - dead_before == 2
     assert _metric("conveyor_records_out_total", processor="classify",
                    topic=topic(settings, "predictions")) - out_before == 2
 

@@ -126,6 +126,7 @@ def bench_end_to_end(n_texts: int, repeat_docs: int) -> dict:
                     i = p.text(text)["doc_id"]
                     sent[i], kinds[i] = time.time(), "text"
             ledger = collect(settings, set(sent), timeout=1200, settle=1)
+            peak_rss = {"-".join(c.group): _peak_rss_mib(c.proc.pid) for c in sup.children if c.proc}
         finally:
             sup.stop()
     lat = {"document": [], "text": []}
@@ -133,7 +134,8 @@ def bench_end_to_end(n_texts: int, repeat_docs: int) -> dict:
         lat[kinds[i]].append(recs[0]["event_time"] - sent[i] * 1000)
     wall = max((r[0]["event_time"] for r in ledger.predictions.values()), default=t0 * 1000) / 1000 - t0
     out = {"benchmark": "end_to_end", "inputs": len(sent), "results": len(ledger.accounted),
-           "wall_seconds": round(wall, 2), "inputs_per_s": round(len(ledger.accounted) / wall, 2) if wall else None}
+           "wall_seconds": round(wall, 2), "inputs_per_s": round(len(ledger.accounted) / wall, 2) if wall else None,
+           "peak_rss_mib": peak_rss}
     for kind, values in lat.items():
         if values:
             a = np.array(values)
@@ -141,6 +143,17 @@ def bench_end_to_end(n_texts: int, repeat_docs: int) -> dict:
                                          "p95": round(float(np.percentile(a, 95)), 1),
                                          "p99": round(float(np.percentile(a, 99)), 1)}
     return out
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    """Peak resident set size of a live process (``VmHWM`` in ``/proc/<pid>/status``), MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 def main(argv=None) -> None:
