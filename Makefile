@@ -21,7 +21,7 @@ TEST_ENV += CONVEYOR_KUSTOMIZE=$(KUSTOMIZE)
 $(STAMP): pyproject.toml setup.py $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,docs]'
+	$(BIN)/pip install -q -e '.[test,docs,bench]'
 	# the example plugins (examples/): tests run them end to end through their entry points
 	$(BIN)/pip install -q $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
@@ -67,8 +67,10 @@ docs: install
 	for d in $(FOLDERS); do ln -sfn ../../../$$d build/api-src/conveyor/$$d; done
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# One run, one report: raw libraries, stages, text capacity and open-loop latency (real stack,
+# exactly-once), the mixed document run with peak RSS; build/bench/bench.jsonl and bench.png.
 bench: install
-	$(BIN)/python -m conveyor.tools.bench.pipeline
+	$(BIN)/python -m conveyor.tools.bench
 
 # Measured quality on ../shared/corpus (skips what is absent): build/eval/eval.json + eval.md.
 eval: install

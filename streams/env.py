@@ -43,6 +43,10 @@ stage's ``max.poll.interval.ms``, 300 s unless the stage sets a longer one)."""
 LOG_FORMAT = "CONVEYOR_LOG_FORMAT"
 """``text`` (default) or ``json``: one JSON object a line with processor, doc id and trace id."""
 BATCH_SIZE = "CONVEYOR_BATCH_SIZE"
+BATCH_LINGER_MS = "CONVEYOR_BATCH_LINGER_MS"
+"""How long a batch smaller than ``CONVEYOR_BATCH_SIZE`` waits for more records (default 0:
+take what is there). The commit cadence: each batch is one Kafka transaction, so a linger of
+N ms bounds a quiet stage to about 1000/N commits a second, at up to N ms of added latency."""
 LOG_LEVEL = "CONVEYOR_LOG_LEVEL"
 DUPLICATE_THRESHOLD = "CONVEYOR_DUPLICATE_THRESHOLD"
 AUTO_THRESHOLD = "CONVEYOR_AUTO_THRESHOLD"

@@ -35,6 +35,10 @@ IN_FLIGHT = Gauge("conveyor_in_flight_records", "Records consumed but not yet co
 IN_FLIGHT_BYTES = Gauge("conveyor_in_flight_bytes", "Bytes of records consumed but not yet committed", ["processor"])
 CONSUMER_LAG = Gauge("conveyor_consumer_lag", "Consumer lag (records) per partition",
                      ["processor", "topic", "partition"])
+COMMIT_LATENCY = Histogram("conveyor_commit_seconds",
+                           "Time to commit one batch: its offsets and transaction (or acknowledgements and offset "
+                           "commit without transactions)", ["processor"],
+                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 READY = Gauge("conveyor_ready", "1 while the processor's readiness checks pass (/readyz)", ["processor"])
 BATCH_LATENCY = Histogram("conveyor_batch_seconds", "Time to process, flush and commit one batch",
                           ["processor"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))

@@ -107,6 +107,7 @@ class Settings:
     liveness_seconds: float = 0.0
     log_format: str = "text"
     batch_size: int = 32
+    batch_linger_ms: int = 0
     log_level: str = "INFO"
     duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD
     auto_threshold: Optional[float] = None
@@ -168,6 +169,7 @@ class Settings:
             liveness_seconds=_float(e, env.LIVENESS_SECONDS, 0.0),
             log_format=(e.get(env.LOG_FORMAT) or "text").strip().lower(),
             batch_size=_int(e, env.BATCH_SIZE, 32),
+            batch_linger_ms=_int(e, env.BATCH_LINGER_MS, 0),
             log_level=e.get(env.LOG_LEVEL) or "INFO",
             duplicate_threshold=_float(e, env.DUPLICATE_THRESHOLD, DEFAULT_DUPLICATE_THRESHOLD),
             auto_threshold=float(auto) if auto else None,

@@ -47,10 +47,14 @@ def test_the_installed_wheel_runs_the_pipeline_outside_the_checkout(installed, s
 
     where = subprocess.run([str(installed / "python"), "-c", "import conveyor.streams, conveyor.schemas as s, sys; "
                             "from importlib.resources import files; "
-                            "print(conveyor.streams.__file__); print(files(s).joinpath('text.avsc').is_file())"],
+                            "print(conveyor.streams.__file__); print(files(s).joinpath('text.avsc').is_file()); "
+                            "import conveyor.processors.models as m; "
+                            "print(all(files(m).joinpath(n, f).is_file() for n in ('intent-banking77', 'doctype') "
+                            "for f in ('model.onnx', 'manifest.json')))"],
                            cwd=work, env=env, capture_output=True, text=True, check=True)
-    path, schemas = where.stdout.split()
-    assert "site-packages/conveyor/streams" in path and not path.startswith(str(REPO)) and schemas == "True"
+    path, schemas, models = where.stdout.split()
+    assert "site-packages/conveyor/streams" in path and not path.startswith(str(REPO))
+    assert schemas == "True" and models == "True"  # package data: schemas, and models one folder down
     site = Path(path).parents[2]
     assert not any((site / name).exists() for name in ("streams", "processors", "sinks", "dlq"))  # one namespace
     assert run("stack", "--help").returncode == 0  # the tools (local stack, demo) are in the wheel too

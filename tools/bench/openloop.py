@@ -1,0 +1,124 @@
+"""End-to-end capacity and open-loop latency of the text path on the real stack.
+
+Both run against processors that are already running on ``settings.namespace`` (the caller
+starts them: ``embed`` and ``index`` + ``classify``, transactions on) and time each text from the
+moment it is produced to the moment its prediction is visible to a ``read_committed`` consumer.
+
+* :func:`capacity` — a burst of texts; texts per second from the first produced to the last
+  prediction seen.
+* :func:`open_loop` — texts produced at a steady rate (open loop: the producer never waits for
+  results, as real users do not), latency percentiles of what came back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+from confluent_kafka import OFFSET_END, TopicPartition
+
+from conveyor.streams.io import InputProducer
+from conveyor.streams.kafka import make_consumer
+from conveyor.streams.settings import Settings
+from conveyor.streams.topics import topic
+
+
+@dataclass
+class _Watch:
+    """Receive times (``time.time()``) of predictions by key, from a read_committed consumer
+    assigned to the end of every predictions partition."""
+
+    settings: Settings
+    seen: dict[str, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        consumer = make_consumer(self.settings, f"bench-watch-{uuid.uuid4().hex[:8]}",
+                                 **{"statistics.interval.ms": 0, "fetch.wait.max.ms": 10})
+        name = topic(self.settings, "predictions")
+        parts = consumer.list_topics(name, timeout=10).topics[name].partitions
+        consumer.assign([TopicPartition(name, p, OFFSET_END) for p in parts])
+        try:
+            consumer.consume(1, 1.0)  # the assignment takes effect
+            self.ready.set()
+            while not self.stop.is_set():
+                for msg in consumer.consume(500, 0.05):
+                    if msg.error() is None and msg.key() is not None:
+                        self.seen.setdefault(msg.key().decode(), time.time())
+        finally:
+            consumer.close()
+
+
+def _start_watch(settings: Settings) -> tuple[_Watch, threading.Thread]:
+    watch = _Watch(settings)
+    thread = threading.Thread(target=watch.run, name="bench-watch", daemon=True)
+    thread.start()
+    if not watch.ready.wait(30):
+        raise RuntimeError("the predictions watcher did not start")
+    return watch, thread
+
+
+def _percentiles(latencies_ms: Sequence[float]) -> dict[str, Optional[float]]:
+    if not latencies_ms:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    a = np.asarray(latencies_ms)
+    return {"p50": round(float(np.percentile(a, 50)), 1), "p95": round(float(np.percentile(a, 95)), 1),
+            "p99": round(float(np.percentile(a, 99)), 1), "max": round(float(a.max()), 1)}
+
+
+def _wait(watch: _Watch, ids: Sequence[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(i in watch.seen for i in ids):
+        time.sleep(0.05)
+
+
+def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0) -> dict:
+    """Texts per second through the running pipeline for a burst of ``texts``."""
+    watch, thread = _start_watch(settings)
+    try:
+        sent: dict[str, float] = {}
+        t0 = time.time()
+        with InputProducer(settings) as p:
+            for text in texts:
+                doc_id = p.text(text)["doc_id"]
+                sent[doc_id] = time.time()
+        _wait(watch, list(sent), timeout)
+    finally:
+        watch.stop.set()
+        thread.join(10)
+    done = [watch.seen[i] for i in sent if i in watch.seen]
+    wall = (max(done) - t0) if done else None
+    return {"texts": len(sent), "results": len(done), "seconds": round(wall, 2) if wall else None,
+            "texts_per_s": round(len(done) / wall, 2) if wall else None}
+
+
+def open_loop(settings: Settings, texts: Sequence[str], rate: float, duration: float, *,
+              drain: float = 60.0) -> dict:
+    """Produce ``texts`` (cycled) at ``rate`` per second for ``duration`` seconds; latency
+    percentiles (ms) from produce to visible prediction; ``lost`` = texts with no prediction
+    ``drain`` seconds after the last one was produced."""
+    watch, thread = _start_watch(settings)
+    sent: dict[str, float] = {}
+    try:
+        n = max(1, int(rate * duration))
+        with InputProducer(settings) as p:
+            start = time.monotonic()
+            for i in range(n):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                doc_id = f"ol-{uuid.uuid4().hex[:12]}"
+                sent[doc_id] = time.time()
+                p.text(texts[i % len(texts)], doc_id=doc_id)
+                p.producer.poll(0)
+        _wait(watch, list(sent), drain)
+    finally:
+        watch.stop.set()
+        thread.join(10)
+    lat = [(watch.seen[i] - t) * 1000 for i, t in sent.items() if i in watch.seen]
+    return {"rate_per_s": rate, "duration_s": duration, "texts": len(sent), "lost": len(sent) - len(lat),
+            "latency_ms": _percentiles(lat)}
