@@ -15,7 +15,7 @@ KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE := $(CURDIR)/build/bin/kustomize
 TEST_ENV += CONVEYOR_KUSTOMIZE=$(KUSTOMIZE)
 
-.PHONY: install up down status demo test test-faults test-unit lint lint-imports docs bench models eval clean \
+.PHONY: install up down status demo test test-faults test-unit lint lint-imports docs bench soak models eval clean \
 	wheel image k8s k8s-validate
 
 $(STAMP): pyproject.toml setup.py $(addsuffix /pyproject.toml,$(PLUGINS))
@@ -67,10 +67,19 @@ docs: install
 	for d in $(FOLDERS); do ln -sfn ../../../$$d build/api-src/conveyor/$$d; done
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-# One run, one report: raw libraries, stages, text capacity and open-loop latency (real stack,
-# exactly-once), the mixed document run with peak RSS; build/bench/bench.jsonl and bench.png.
+# One run, one report (about 17 min on 2 cores): raw libraries, OCR settings, stages, text capacity
+# with its CPU profile, open-loop latency and commit cost (real stack, exactly-once), commit cadence,
+# the mixed document run with peak RSS, the embed step on Quix Streams and Faust, scale-out 1/2/4,
+# extract on the largest documents; build/bench/bench.{jsonl,png}. Figures: docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m conveyor.tools.bench
+
+# 20 minutes of the whole pipeline at half its text capacity (texts + a document every 30 s):
+# RSS per process sampled every 30 s, growth and slope after the warm-up; build/bench/soak.jsonl.
+# Outside CI. SOAK_ARGS="--minutes 5 --rate 40 --milvus-uri http://HOST:19530" to change it (with Milvus
+# Lite, the default, the collection lives inside the index + classify process and grows with its rows).
+soak: install
+	$(BIN)/python -m conveyor.tools.bench.soak $(SOAK_ARGS)
 
 # Measured quality on ../shared/corpus (skips what is absent): build/eval/eval.json + eval.md.
 eval: install

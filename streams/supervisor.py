@@ -73,7 +73,7 @@ def run_stages(names: Sequence[str], settings: Settings, *, install_signals: boo
         raise RuntimeError(f"processor failed: {errors[0]!r}") from errors[0]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two children may run the same group (scale-out)
 class _Child:
     group: list[str]
     proc: Optional[subprocess.Popen] = None
@@ -126,7 +126,10 @@ class Supervisor:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            child.log_path = self.log_dir / f"{'-'.join(child.group)}.log"
+            name = "-".join(child.group)
+            if sum(c.group == child.group for c in self.children) > 1:
+                name += f".{self.children.index(child)}"
+            child.log_path = self.log_dir / f"{name}.log"
             out = open(child.log_path, "ab")
         cmd = [sys.executable, "-m", "conveyor.streams.cli", "run", *child.group]
         child.proc = subprocess.Popen(cmd, env=environ, stdout=out, stderr=subprocess.STDOUT if out else None)

@@ -5,7 +5,10 @@ reads them from the package directory and never touches the network.
 
 One engine is created lazily per process (model loading takes ~0.5 s) and is
 shared by all threads; calls are serialised with a lock because RapidOCR keeps
-per-call state on the engine object.
+per-call state on the engine object. :class:`OcrOptions` holds the speed settings
+(detector input size, angle classifier, recognition batch); their speed/quality
+trade-off is measured by ``python -m conveyor.tools.bench.ocr_variants`` and shown in
+``docs/benchmarks.md``.
 """
 from __future__ import annotations
 
@@ -34,7 +37,43 @@ _ENGINE_MAX_SIDE = DEFAULT_MAX_SIDE
 ENGINE_MIN_SIDE = 32
 ENGINE_MAX_RATIO = 8
 
+#: RapidOCR 1.4's detector rule (``Det.limit_side_len`` 736, ``limit_type: min``): an
+#: image whose short side is below 736 px is enlarged to 736 px before text detection.
+DET_MIN_SIDE = 736
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    """Speed settings of the OCR engine (RapidOCR 1.4 parameters, ``config.yaml``).
+
+    Attributes:
+        det_max_side: Long side (pixels) to which the page is shrunk for *text
+            detection* only; recognition still crops each text box from the
+            full-resolution page. ``None`` detects at full resolution (RapidOCR's
+            own rule). Detection costs grow with the pixel count: a 900 x 3300 px
+            receipt scan is 3 Mpx at full resolution, 1.1 Mpx at 2000 px.
+        use_angle_cls: Run the text-direction classifier (0/180 degrees) on every
+            box before recognition (RapidOCR's ``use_cls``).
+        rec_batch_num: Text boxes per recognition call (``Rec.rec_batch_num``).
+        intra_op_threads: ONNX Runtime threads per model; ``-1``: one per core.
+    """
+
+    det_max_side: int | None = None
+    use_angle_cls: bool = True
+    rec_batch_num: int = 6
+    intra_op_threads: int = -1
+
+
+#: The settings the extract processor runs with, chosen from the measured table in
+#: ``docs/benchmarks.md`` (52 receipt scans, 2026-12-05): half the CPU per page of RapidOCR's
+#: defaults (1.84 s against 3.66-3.97 s), SROIE line CER 0.105 against 0.106, the same figures
+#: on full-page invoices and forms. One ONNX Runtime thread: a second thread per model saved
+#: little wall time and cost ~25 % more CPU; spread documents over extract instances instead.
+#: Recognition batches of 1: batching pads every box to the widest in the batch.
+DEFAULT_OPTIONS = OcrOptions(det_max_side=1600, rec_batch_num=1, intra_op_threads=1)
+
 _engine = None
+_options = DEFAULT_OPTIONS
 _engine_lock = threading.Lock()
 _call_lock = threading.Lock()
 
@@ -71,15 +110,64 @@ class OcrResult:
     confidence: float | None
 
 
+def make_engine(options: OcrOptions = DEFAULT_OPTIONS):
+    """A new ``RapidOCR`` engine with ``options`` (loads three ONNX models, ~0.5 s).
+
+    Raises:
+        ValueError: ``rec_batch_num`` < 1 or ``det_max_side`` < 32.
+    """
+    if options.rec_batch_num < 1:
+        raise ValueError(f"rec_batch_num must be >= 1, got {options.rec_batch_num}")
+    if options.det_max_side is not None and options.det_max_side < 32:
+        raise ValueError(f"det_max_side must be >= 32 pixels, got {options.det_max_side}")
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR(max_side_len=_ENGINE_MAX_SIDE, use_cls=options.use_angle_cls,
+                      rec_batch_num=options.rec_batch_num, intra_op_num_threads=options.intra_op_threads)
+    if options.det_max_side is not None:
+        engine.text_det.get_preprocess = _capped_det_preprocess(engine.text_det, options.det_max_side)
+    return engine
+
+
+def _capped_det_preprocess(detector, det_max_side: int):
+    """Replacement for RapidOCR's ``TextDetector.get_preprocess``: its min-736 rule, then
+    the long side capped at ``det_max_side`` (the detector maps boxes back to the page)."""
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    class _Capped(DetPreProcess):
+        def resize(self, img):
+            import cv2
+
+            height, width = img.shape[:2]
+            ratio = min(max(1.0, DET_MIN_SIDE / min(height, width)), det_max_side / max(height, width))
+            size = (max(32, round(width * ratio / 32) * 32), max(32, round(height * ratio / 32) * 32))
+            return cv2.resize(img, size, interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
+
+    def get_preprocess(_max_wh):
+        return _Capped(DET_MIN_SIDE, "min", detector.mean, detector.std)
+
+    return get_preprocess
+
+
+def configure(options: OcrOptions) -> None:
+    """Use ``options`` for this process's engine from now on (the next call builds it)."""
+    global _engine, _options
+    with _engine_lock, _call_lock:
+        _options, _engine = options, None
+
+
+def current_options() -> OcrOptions:
+    """The :class:`OcrOptions` of this process's engine."""
+    return _options
+
+
 def get_engine():
-    """Return the process-wide ``RapidOCR`` engine, creating it on first use."""
+    """Return the process-wide ``RapidOCR`` engine (:func:`current_options`), creating it on first use."""
     global _engine
     if _engine is None:
         with _engine_lock:
             if _engine is None:
-                from rapidocr_onnxruntime import RapidOCR
-
-                _engine = RapidOCR(max_side_len=_ENGINE_MAX_SIDE)
+                _engine = make_engine(_options)
     return _engine
 
 

@@ -28,10 +28,11 @@ from conveyor.streams.topics import topic
 
 @dataclass
 class _Watch:
-    """Receive times (``time.time()``) of predictions by key, from a read_committed consumer
-    assigned to the end of every predictions partition."""
+    """Receive times (``time.time()``) of records by key, from a read_committed consumer
+    assigned to the end of every partition of the ``role`` topic (``predictions`` by default)."""
 
     settings: Settings
+    role: str = "predictions"
     seen: dict[str, float] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
@@ -39,22 +40,30 @@ class _Watch:
     def run(self) -> None:
         consumer = make_consumer(self.settings, f"bench-watch-{uuid.uuid4().hex[:8]}",
                                  **{"statistics.interval.ms": 0, "fetch.wait.max.ms": 10})
-        name = topic(self.settings, "predictions")
+        name = topic(self.settings, self.role)
         parts = consumer.list_topics(name, timeout=10).topics[name].partitions
         consumer.assign([TopicPartition(name, p, OFFSET_END) for p in parts])
         try:
             consumer.consume(1, 1.0)  # the assignment takes effect
             self.ready.set()
             while not self.stop.is_set():
-                for msg in consumer.consume(500, 0.05):
+                # poll returns on the first record; consume(n, t) would wait for n records or t.
+                first = consumer.poll(0.05)
+                for msg in ([first] + consumer.consume(500, 0)) if first is not None else []:
                     if msg.error() is None and msg.key() is not None:
                         self.seen.setdefault(msg.key().decode(), time.time())
         finally:
             consumer.close()
 
 
-def _start_watch(settings: Settings) -> tuple[_Watch, threading.Thread]:
-    watch = _Watch(settings)
+def start_watch(settings: Settings, role: str = "predictions") -> tuple[_Watch, threading.Thread]:
+    """A started watcher of the ``role`` topic (from its end) and its thread; set ``watch.stop``
+    and join the thread when done.
+
+    Raises:
+        RuntimeError: the watcher did not get its assignment within 30 s.
+    """
+    watch = _Watch(settings, role)
     thread = threading.Thread(target=watch.run, name="bench-watch", daemon=True)
     thread.start()
     if not watch.ready.wait(30):
@@ -62,7 +71,8 @@ def _start_watch(settings: Settings) -> tuple[_Watch, threading.Thread]:
     return watch, thread
 
 
-def _percentiles(latencies_ms: Sequence[float]) -> dict[str, Optional[float]]:
+def percentiles(latencies_ms: Sequence[float]) -> dict[str, Optional[float]]:
+    """``{"p50", "p95", "p99", "max"}`` of ``latencies_ms`` (ms, one decimal; ``None`` if empty)."""
     if not latencies_ms:
         return {"p50": None, "p95": None, "p99": None, "max": None}
     a = np.asarray(latencies_ms)
@@ -70,15 +80,18 @@ def _percentiles(latencies_ms: Sequence[float]) -> dict[str, Optional[float]]:
             "p99": round(float(np.percentile(a, 99)), 1), "max": round(float(a.max()), 1)}
 
 
-def _wait(watch: _Watch, ids: Sequence[str], timeout: float) -> None:
+def wait_for(watch: _Watch, ids: Sequence[str], timeout: float) -> None:
+    """Return once every key in ``ids`` was seen by ``watch``, or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not all(i in watch.seen for i in ids):
         time.sleep(0.05)
 
 
-def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0) -> dict:
-    """Texts per second through the running pipeline for a burst of ``texts``."""
-    watch, thread = _start_watch(settings)
+def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0,
+             role: str = "predictions") -> dict:
+    """Texts per second through the running pipeline for a burst of ``texts``, up to the moment
+    the last one's record appears on the ``role`` topic."""
+    watch, thread = start_watch(settings, role)
     try:
         sent: dict[str, float] = {}
         t0 = time.time()
@@ -86,7 +99,7 @@ def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0
             for text in texts:
                 doc_id = p.text(text)["doc_id"]
                 sent[doc_id] = time.time()
-        _wait(watch, list(sent), timeout)
+        wait_for(watch, list(sent), timeout)
     finally:
         watch.stop.set()
         thread.join(10)
@@ -97,11 +110,12 @@ def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0
 
 
 def open_loop(settings: Settings, texts: Sequence[str], rate: float, duration: float, *,
-              drain: float = 60.0) -> dict:
+              drain: float = 60.0, role: str = "predictions") -> dict:
     """Produce ``texts`` (cycled) at ``rate`` per second for ``duration`` seconds; latency
-    percentiles (ms) from produce to visible prediction; ``lost`` = texts with no prediction
-    ``drain`` seconds after the last one was produced."""
-    watch, thread = _start_watch(settings)
+    percentiles (ms) from produce to the record visible on the ``role`` topic (predictions by
+    default); ``lost`` = texts with no such record ``drain`` seconds after the last one was
+    produced."""
+    watch, thread = start_watch(settings, role)
     sent: dict[str, float] = {}
     try:
         n = max(1, int(rate * duration))
@@ -115,10 +129,10 @@ def open_loop(settings: Settings, texts: Sequence[str], rate: float, duration: f
                 sent[doc_id] = time.time()
                 p.text(texts[i % len(texts)], doc_id=doc_id)
                 p.producer.poll(0)
-        _wait(watch, list(sent), drain)
+        wait_for(watch, list(sent), drain)
     finally:
         watch.stop.set()
         thread.join(10)
     lat = [(watch.seen[i] - t) * 1000 for i, t in sent.items() if i in watch.seen]
     return {"rate_per_s": rate, "duration_s": duration, "texts": len(sent), "lost": len(sent) - len(lat),
-            "latency_ms": _percentiles(lat)}
+            "latency_ms": percentiles(lat)}

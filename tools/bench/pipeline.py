@@ -147,13 +147,9 @@ def bench_end_to_end(n_texts: int, repeat_docs: int) -> dict:
 
 def _peak_rss_mib(pid: int) -> float | None:
     """Peak resident set size of a live process (``VmHWM`` in ``/proc/<pid>/status``), MiB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    from conveyor.tools.bench.cpu import status_mib
+
+    return status_mib(pid, "VmHWM")
 
 
 def main(argv=None) -> None:

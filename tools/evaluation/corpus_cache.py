@@ -53,16 +53,19 @@ def code_version(kind: str = "image") -> str:
     """Version tag of the code that produces page texts and boxes of ``kind`` documents.
 
     ``"rapidocr<version>-<12 hex>"``, the hex being the sha256 of the source of
-    :mod:`conveyor.processors.extract.images` and of the OCR functions and size limits in
+    :mod:`conveyor.processors.extract.images` and of the OCR functions, size limits and
+    current :class:`~conveyor.processors.extract.ocr.OcrOptions` in
     :mod:`conveyor.processors.extract.ocr` (not its row grouping, which runs on cached boxes);
     for ``kind == "pdf"`` also of :mod:`conveyor.processors.extract.pdf`.
     """
     from conveyor.processors.extract import images, ocr, pdf
 
     parts = [inspect.getsource(images)]
-    for func in (ocr.get_engine, ocr.is_blank, ocr.ocr_image, ocr._pad_for_engine):
+    for func in (ocr.get_engine, ocr.make_engine, ocr._capped_det_preprocess, ocr.is_blank, ocr.ocr_image,
+                 ocr._pad_for_engine):
         parts.append(inspect.getsource(func))
-    parts.append(repr((ocr.DEFAULT_MAX_PIXELS, ocr.DEFAULT_MAX_SIDE, ocr.ENGINE_MIN_SIDE, ocr.ENGINE_MAX_RATIO)))
+    parts.append(repr((ocr.DEFAULT_MAX_PIXELS, ocr.DEFAULT_MAX_SIDE, ocr.ENGINE_MIN_SIDE, ocr.ENGINE_MAX_RATIO,
+                       ocr.current_options())))
     if kind == "pdf":
         parts.append(inspect.getsource(pdf))
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]

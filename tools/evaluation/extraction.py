@@ -46,7 +46,7 @@ from conveyor.processors.extract.fields.normalise import (
 from conveyor.processors.extract.layout import page_layout
 from conveyor.processors.extract.pdf import normalise_text
 
-__all__ = ["run", "extraction_section", "AIMS", "document_fields", "sroie_rows", "softmatic_rows", "invoice2data_rows",
+__all__ = ["run", "extraction_section", "AIMS", "document_fields", "pages_fields", "sroie_rows", "softmatic_rows", "invoice2data_rows",
            "azure_rows", "layout_ablation_rows", "ocr_rows"]
 
 #: Accuracy aims of issue 4 (fraction of documents), by (dataset, field).
@@ -102,12 +102,19 @@ def document_fields(path: Path, issuer_templates: list | None = None) -> dict[st
     if path.suffix.lower() == ".txt":
         text = normalise_text(path.read_text(encoding="utf-8", errors="replace"))
         fields = extract_key_fields(text)
-    else:
-        pages = cached_pages(path)
-        text = "\n\n".join(page["text"] for page in pages).strip("\n")
-        first = pages[0]
-        layout = page_layout(first["lines"], first["size"]) if first.get("lines") else None
-        fields = extract_key_fields(text, first_page_text=first["text"], layout=layout)
+        if issuer_templates is not None:
+            fields["known_issuer"] = match_issuer(text, issuer_templates) or fields["vendor"]
+        return fields
+    return pages_fields(cached_pages(path), issuer_templates)
+
+
+def pages_fields(pages: list[dict[str, Any]], issuer_templates: list | None = None) -> dict[str, Any]:
+    """Key fields (with address, and ``"known_issuer"`` as in :func:`document_fields`) of the
+    page dicts of :func:`conveyor.processors.extract.extract_pages`."""
+    text = "\n\n".join(page["text"] for page in pages).strip("\n")
+    first = pages[0]
+    layout = page_layout(first["lines"], first["size"]) if first.get("lines") else None
+    fields = extract_key_fields(text, first_page_text=first["text"], layout=layout)
     if issuer_templates is not None:
         fields["known_issuer"] = match_issuer(text, issuer_templates) or fields["vendor"]
     return fields

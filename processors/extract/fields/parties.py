@@ -193,10 +193,18 @@ def _region_names() -> frozenset[str]:
     return frozenset(names)
 
 
+#: Shortest region name matched at the start of a longer word: OCR glues a region to the next
+#: word ("SELANGORDARUL EHSAN"); shorter names ("Goa", "Bern") would match ordinary words.
+MIN_GLUED_REGION = 6
+
+
 def _names_region(row: str) -> bool:
+    """Does ``row`` name a country or first-level region, alone or glued to the next word?"""
     words = re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", row.casefold())
     regions = _region_names()
-    return any(" ".join(words[i:j]) in regions for i in range(len(words)) for j in range(i + 1, min(i + 4, len(words)) + 1))
+    if any(" ".join(words[i:j]) in regions for i in range(len(words)) for j in range(i + 1, min(i + 4, len(words)) + 1)):
+        return True
+    return any(w[:k] in regions for w in words for k in range(MIN_GLUED_REGION, len(w)))
 
 
 def _stop_row(row: str) -> bool:

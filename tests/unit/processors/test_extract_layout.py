@@ -115,6 +115,14 @@ def test_company_without_legal_form_and_sentence_rows():
         == "Detmolder Str. 4 33102 Paderborn Nordrhein-Westfalen"
 
 
+def test_address_keeps_a_region_row_whose_words_ocr_glued():
+    rows = ["TEO HENG STATIONERY & BOOKS", "NO.53,JALANBESAR,45600BATANG BERJUNTAI", "SELANGORDARUL EHSAN",
+            "TEL:03-32719872"]
+    assert find_address(rows, 0) == "NO.53,JALANBESAR,45600BATANG BERJUNTAI SELANGORDARUL EHSAN"
+    # a short region name ("Goa") at the start of an ordinary word is not a region
+    assert find_address(["ACME", "12 Main Road", "40001 Mumbai", "GOAHEAD TRADING"], 0) == "12 Main Road 40001 Mumbai"
+
+
 def test_key_fields_use_the_layout_of_an_ocr_page():
     lines = receipt(total_height=60)
     text = lines_to_text(lines)

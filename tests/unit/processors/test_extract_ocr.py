@@ -84,3 +84,28 @@ def test_ocr_models_load_from_the_wheel_without_network(monkeypatch, receipt_hea
 
     (rgb,) = load_pages(receipt_header_png)
     assert "baumarkt" in ocr.ocr_image(rgb).text.lower()
+
+
+@pytest.mark.parametrize("bad", [ocr.OcrOptions(rec_batch_num=0), ocr.OcrOptions(det_max_side=16)])
+def test_impossible_ocr_options_are_refused(bad):
+    with pytest.raises(ValueError):
+        ocr.make_engine(bad)
+
+
+@pytest.mark.parametrize("shape, long_side", [((3300, 900), 1280), ((300, 400), 992), ((1600, 1200), 1280)])
+def test_detector_input_is_capped_but_small_pages_still_enlarged(shape, long_side):
+    """Capped at 1,280 px on the long side; RapidOCR's min-736 rule still enlarges small pages."""
+    engine = ocr.make_engine(ocr.OcrOptions(det_max_side=1280))
+    det = engine.text_det.get_preprocess(max(shape)).resize(np.zeros(shape + (3,), dtype=np.uint8))
+    assert max(det.shape[:2]) == long_side and det.shape[0] % 32 == det.shape[1] % 32 == 0
+
+
+def test_capped_detector_still_reads_the_receipt(receipt_header_png):
+    (rgb,) = load_pages(receipt_header_png)
+    try:
+        ocr.configure(ocr.OcrOptions(det_max_side=1280, use_angle_cls=False))
+        assert ocr.current_options().det_max_side == 1280
+        assert "baumarkt" in ocr.ocr_image(rgb).text.lower()
+    finally:
+        ocr.configure(ocr.DEFAULT_OPTIONS)
+    assert ocr.current_options() == ocr.DEFAULT_OPTIONS

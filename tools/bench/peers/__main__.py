@@ -1,0 +1,3 @@
+from conveyor.tools.bench.peers import main
+
+main()

@@ -1,0 +1,111 @@
+"""Scale-out: throughput of 1, 2 and 4 instances of one stage on this machine.
+
+Each count gets a fresh namespace whose source topics have :data:`PARTITIONS` partitions (so four
+instances all get work), ``n`` supervised processes of the stage (``python -m conveyor.streams.cli
+run <stage>``, one consumer group, stable transactional id each), a warm-up, then a burst:
+``embed`` — texts, measured up to the last ``<ns>.embedded`` record; ``extract`` — the demo
+corpus' documents (``copies`` times), up to the last ``<ns>.extracted`` record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from conveyor.streams.settings import Settings
+from conveyor.tools.bench import openloop
+
+PARTITIONS = 4
+"""Partitions of the benchmark's source topics (the default is 3: too few for 4 instances)."""
+COUNTS = (1, 2, 4)
+OUTPUT_ROLE = {"embed": "embedded", "extract": "extracted"}
+
+
+def _namespace(base: Settings, stage: str, n: int, tmp: Path) -> Settings:
+    from confluent_kafka.admin import NewTopic
+
+    from conveyor.streams.admin import connect_admin, create_topics
+    from conveyor.streams.topics import topic
+
+    settings = dataclasses.replace(base, namespace=f"benchscale{stage}{n}x{time.strftime('%H%M%S')}",
+                                   milvus_uri=str(tmp / "milvus.db"), blob_dir=tmp / "blobs")
+    admin = connect_admin(settings, 30)
+    wanted = [NewTopic(topic(settings, role), PARTITIONS, 1) for role in ("texts", "documents")]
+    for fut in admin.create_topics(wanted).values():
+        fut.result(30)
+    create_topics(settings)  # the rest of the catalogue, schemas registered
+    return settings
+
+
+def _burst(settings: Settings, stage: str, produce: Callable, count: int) -> dict:
+    watch, thread = openloop.start_watch(settings, OUTPUT_ROLE[stage])
+    try:
+        t0 = time.time()
+        ids = produce(settings)
+        openloop.wait_for(watch, ids, 900)
+    finally:
+        watch.stop.set()
+        thread.join(10)
+    done = [watch.seen[i] for i in ids if i in watch.seen]
+    wall = max(done) - t0 if done else None
+    return {"stage": stage, "instances": count, "inputs": len(ids), "results": len(done),
+            "seconds": round(wall, 2) if wall else None,
+            "per_s": round(len(done) / wall, 3) if wall else None}
+
+
+def scale_out(stage: str, produce: Callable[[Settings], list[str]], warm: Callable[[Settings], list[str]],
+              counts: Sequence[int] = COUNTS, base: Settings | None = None) -> list[dict]:
+    """Throughput of ``stage`` with each instance count: ``produce(settings)`` sends the burst and
+    returns its doc ids; ``warm(settings)`` sends a few inputs first (models loaded, group joined).
+
+    Each result: ``stage``, ``instances``, ``inputs``, ``results``, ``seconds``, ``per_s``
+    (inputs per second), ``restarts`` (instances that died and were restarted), ``cpus``.
+
+    Raises:
+        KeyError: ``stage`` is not ``embed`` or ``extract``.
+    """
+    from conveyor.streams.supervisor import Supervisor
+
+    base = base or Settings.from_env()
+    if stage not in OUTPUT_ROLE:
+        raise KeyError(f"no scale-out benchmark for {stage!r}; one of {sorted(OUTPUT_ROLE)}")
+    out = []
+    for n in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = _namespace(base, stage, n, Path(tmp))
+            sup = Supervisor(settings, [[stage]] * n, log_dir=Path(tmp) / "logs")
+            sup.start()
+            try:
+                _burst(settings, stage, warm, n)
+                time.sleep(5)  # every instance has loaded its model and holds partitions
+                res = _burst(settings, stage, produce, n)
+                sup.check()
+                res["restarts"] = sum(c.restarts for c in sup.children)
+            finally:
+                sup.stop()
+        res["cpus"] = os.cpu_count()
+        out.append(res)
+    return out
+
+
+def text_inputs(texts: Sequence[str]) -> Callable[[Settings], list[str]]:
+    """A ``produce`` callable sending ``texts`` to ``<ns>.texts``."""
+    from conveyor.streams.io import InputProducer
+
+    def produce(settings: Settings) -> list[str]:
+        with InputProducer(settings) as p:
+            return [p.text(t)["doc_id"] for t in texts]
+    return produce
+
+
+def document_inputs(paths: Sequence[Path], copies: int = 1) -> Callable[[Settings], list[str]]:
+    """A ``produce`` callable sending each file of ``paths`` ``copies`` times to ``<ns>.documents``."""
+    from conveyor.streams.io import InputProducer
+
+    def produce(settings: Settings) -> list[str]:
+        with InputProducer(settings) as p:
+            return [p.document(path)["doc_id"] for _ in range(copies) for path in paths]
+    return produce
