@@ -19,16 +19,16 @@ TARGET_MIB = 1.5e9 / 2**20
 """The target: extract under 1.5 GB (decimal) = 1,430.5 MiB."""
 
 _CHILD = """
-import sys, time
+import json, os, sys, time
 from pathlib import Path
 from conveyor.processors.extract import extract_bytes
+from conveyor.tools.bench.cpu import status_mib
 path = Path(sys.argv[1])
 t = time.perf_counter()
 out = extract_bytes(path.read_bytes(), path.name)
 dt = time.perf_counter() - t
-hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))
-print(json_line := __import__('json').dumps({"pages": len(out.get('pages') or []), "chars": len(out.get('text') or ''),
-      "seconds": round(dt, 1), "peak_rss_mib": round(hwm / 1024, 1)}))
+print(json.dumps({"pages": len(out.get("pages") or []), "chars": len(out.get("text") or ""),
+                  "seconds": round(dt, 1), "peak_rss_mib": status_mib(os.getpid(), "VmHWM")}))
 """
 
 

@@ -106,12 +106,11 @@ def run_variant(name: str, options: OcrOptions, items: list[tuple[str, Path]], c
     sroie_rows(corpus, documents, fields_fn=fields)
     softmatic_rows(corpus, documents, fields_fn=fields)
     names = {path.name for path in wanted}
-    for key in dict.fromkeys((d["dataset"], d["field"]) for d in documents):
-        done = [d["ok"] for d in documents if (d["dataset"], d["field"]) == key and d["file"] in names]
-        row["_".join(key)] = f"{sum(done)}/{len(done)}"
-    row["missed"] = {"_".join(key): sorted(d["file"] for d in documents if (d["dataset"], d["field"]) == key
-                                           and d["file"] in names and not d["ok"])
-                     for key in dict.fromkeys((d["dataset"], d["field"]) for d in documents)}
+    row["missed"] = {}
+    for key in dict.fromkeys(f"{d['dataset']}_{d['field']}" for d in documents):
+        done = [d for d in documents if f"{d['dataset']}_{d['field']}" == key and d["file"] in names]
+        row[key] = f"{sum(d['ok'] for d in done)}/{len(done)}"
+        row["missed"][key] = sorted(d["file"] for d in done if not d["ok"])
     return row
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from confluent_kafka import OFFSET_END, TopicPartition
@@ -87,26 +87,41 @@ def wait_for(watch: _Watch, ids: Sequence[str], timeout: float) -> None:
         time.sleep(0.05)
 
 
-def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0,
-             role: str = "predictions") -> dict:
-    """Texts per second through the running pipeline for a burst of ``texts``, up to the moment
-    the last one's record appears on the ``role`` topic."""
+def text_inputs(texts: Sequence[str]) -> Callable[[Settings], list[str]]:
+    """A ``produce`` callable for :func:`burst`: sends ``texts`` to ``<ns>.texts``, returns their
+    doc ids."""
+    def produce(settings: Settings) -> list[str]:
+        with InputProducer(settings) as p:
+            return [p.text(t)["doc_id"] for t in texts]
+    return produce
+
+
+def burst(settings: Settings, produce: Callable[[Settings], list[str]], *, role: str = "predictions",
+          timeout: float = 600.0) -> dict:
+    """Inputs per second through the running pipeline: ``produce(settings)`` sends a burst and
+    returns its doc ids; measured up to the moment the last one's record appears on the ``role``
+    topic. ``{"inputs", "results", "seconds", "per_s"}`` (``None`` when nothing arrived)."""
     watch, thread = start_watch(settings, role)
     try:
-        sent: dict[str, float] = {}
         t0 = time.time()
-        with InputProducer(settings) as p:
-            for text in texts:
-                doc_id = p.text(text)["doc_id"]
-                sent[doc_id] = time.time()
-        wait_for(watch, list(sent), timeout)
+        ids = produce(settings)
+        wait_for(watch, ids, timeout)
     finally:
         watch.stop.set()
         thread.join(10)
-    done = [watch.seen[i] for i in sent if i in watch.seen]
+    done = [watch.seen[i] for i in ids if i in watch.seen]
     wall = (max(done) - t0) if done else None
-    return {"texts": len(sent), "results": len(done), "seconds": round(wall, 2) if wall else None,
-            "texts_per_s": round(len(done) / wall, 2) if wall else None}
+    return {"inputs": len(ids), "results": len(done), "seconds": round(wall, 2) if wall else None,
+            "per_s": round(len(done) / wall, 2) if wall else None}
+
+
+def capacity(settings: Settings, texts: Sequence[str], *, timeout: float = 600.0,
+             role: str = "predictions") -> dict:
+    """Texts per second through the running pipeline for a burst of ``texts`` (:func:`burst`):
+    ``{"texts", "results", "seconds", "texts_per_s"}``."""
+    res = burst(settings, text_inputs(texts), role=role, timeout=timeout)
+    return {"texts": res["inputs"], "results": res["results"], "seconds": res["seconds"],
+            "texts_per_s": res["per_s"]}
 
 
 def open_loop(settings: Settings, texts: Sequence[str], rate: float, duration: float, *,

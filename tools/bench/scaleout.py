@@ -40,22 +40,6 @@ def _namespace(base: Settings, stage: str, n: int, tmp: Path) -> Settings:
     return settings
 
 
-def _burst(settings: Settings, stage: str, produce: Callable, count: int) -> dict:
-    watch, thread = openloop.start_watch(settings, OUTPUT_ROLE[stage])
-    try:
-        t0 = time.time()
-        ids = produce(settings)
-        openloop.wait_for(watch, ids, 900)
-    finally:
-        watch.stop.set()
-        thread.join(10)
-    done = [watch.seen[i] for i in ids if i in watch.seen]
-    wall = max(done) - t0 if done else None
-    return {"stage": stage, "instances": count, "inputs": len(ids), "results": len(done),
-            "seconds": round(wall, 2) if wall else None,
-            "per_s": round(len(done) / wall, 3) if wall else None}
-
-
 def scale_out(stage: str, produce: Callable[[Settings], list[str]], warm: Callable[[Settings], list[str]],
               counts: Sequence[int] = COUNTS, base: Settings | None = None) -> list[dict]:
     """Throughput of ``stage`` with each instance count: ``produce(settings)`` sends the burst and
@@ -79,9 +63,10 @@ def scale_out(stage: str, produce: Callable[[Settings], list[str]], warm: Callab
             sup = Supervisor(settings, [[stage]] * n, log_dir=Path(tmp) / "logs")
             sup.start()
             try:
-                _burst(settings, stage, warm, n)
+                openloop.burst(settings, warm, role=OUTPUT_ROLE[stage], timeout=900)
                 time.sleep(5)  # every instance has loaded its model and holds partitions
-                res = _burst(settings, stage, produce, n)
+                res = {"stage": stage, "instances": n,
+                       **openloop.burst(settings, produce, role=OUTPUT_ROLE[stage], timeout=900)}
                 sup.check()
                 res["restarts"] = sum(c.restarts for c in sup.children)
             finally:
@@ -89,16 +74,6 @@ def scale_out(stage: str, produce: Callable[[Settings], list[str]], warm: Callab
         res["cpus"] = os.cpu_count()
         out.append(res)
     return out
-
-
-def text_inputs(texts: Sequence[str]) -> Callable[[Settings], list[str]]:
-    """A ``produce`` callable sending ``texts`` to ``<ns>.texts``."""
-    from conveyor.streams.io import InputProducer
-
-    def produce(settings: Settings) -> list[str]:
-        with InputProducer(settings) as p:
-            return [p.text(t)["doc_id"] for t in texts]
-    return produce
 
 
 def document_inputs(paths: Sequence[Path], copies: int = 1) -> Callable[[Settings], list[str]]:
