@@ -79,23 +79,27 @@ class CrashGuard:
 
         ``process`` are the records to process now (recorded as in flight), ``poison`` a
         record to dead-letter unprocessed (or ``None``), ``put_back`` records to rewind and
-        read again later (while isolating, one record is processed per batch).
+        read again later (while isolating, one record is processed per batch, and a batch
+        stops before the first record of a partition being isolated).
         """
         if not msgs:
             return [], None, []
         first = msgs[0]
         if not self._isolating(first):
-            self.prev = None
-            self._save([_key(m) for m in msgs], 1)
-            return list(msgs), None, []
+            # Records before the first isolated one are processed together; the isolated one
+            # (and what follows it) is read again, so a crash on it is counted against it alone.
+            cut = next((i for i, m in enumerate(msgs) if self._isolating(m)), len(msgs))
+            self._save([_key(m) for m in msgs[:cut]], 1)
+            return list(msgs[:cut]), None, list(msgs[cut:])
+        # The crashed record's count is kept until that record comes back: the restarted
+        # process may first read other isolated records (fetch order across partitions varies).
         attempts = 1
         if self.prev and self.prev.get("records") == [_key(first)]:
             attempts = int(self.prev.get("attempts", 1)) + 1
-        if attempts > MAX_CRASHES:
             self.prev = None
+        if attempts > MAX_CRASHES:
             self.clear()
             return [], first, list(msgs[1:])
-        self.prev = None
         self._save([_key(first)], attempts)
         return [first], None, list(msgs[1:])
 
