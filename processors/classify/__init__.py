@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from conveyor.processors.base import Outcome, Processor, Record
+from conveyor.processors.classify.doc_cues import CUE_NAMES, FEATURES_NAME, cue_vector, record_text
 from conveyor.processors.classify.models import OnnxClassifier
 from conveyor.processors.classify.routing import (
     DEFAULT_DUPLICATE_THRESHOLD,
@@ -24,7 +25,7 @@ from conveyor.processors.classify.routing import (
     decide,
     select_duplicates,
 )
-from conveyor.processors.errors import ModelInputError
+from conveyor.processors.errors import ModelInputError, ModelIntegrityError
 
 __all__ = ["ClassifyProcessor", "OnnxClassifier", "DEFAULT_MODELS", "DuplicateFinder"]
 
@@ -83,12 +84,14 @@ class ClassifyProcessor(Processor):
             kind: OnnxClassifier.load(base / folder) for kind, folder in (model_names or DEFAULT_MODELS).items()
         }
         self.thresholds = {k: auto_threshold_from(c.manifest, auto_threshold) for k, c in self.classifiers.items()}
+        self._reads_cues = {k: self._check_cues(c) for k, c in self.classifiers.items()}
         self.find_duplicates = find_duplicates
         self.duplicate_threshold = float(duplicate_threshold)
         self.check_embedding_model = check_embedding_model
 
     # ---------------------------------------------------------------- checks
-    def _vector(self, record: Record) -> tuple[OnnxClassifier, np.ndarray]:
+    def _vector(self, record: Record) -> tuple[OnnxClassifier, np.ndarray, np.ndarray]:
+        """``(classifier, model features, doc_vector)``; raises ModelInputError for a bad record."""
         kind = record.get("kind")
         clf = self.classifiers.get(kind)  # type: ignore[arg-type]
         if clf is None:
@@ -97,8 +100,10 @@ class ClassifyProcessor(Processor):
         if vec is None:
             raise ModelInputError("record has no doc_vector")
         arr = np.asarray(vec, dtype=np.float32)
-        if arr.ndim != 1 or arr.shape[0] != clf.input_dim:
-            raise ModelInputError(f"doc_vector has size {arr.size}, {clf.name} expects {clf.input_dim}")
+        cues = self._reads_cues[kind]
+        expected = clf.input_dim - (len(CUE_NAMES) if cues else 0)
+        if arr.ndim != 1 or arr.shape[0] != expected:
+            raise ModelInputError(f"doc_vector has size {arr.size}, {clf.name} expects {expected}")
         if not np.all(np.isfinite(arr)):
             raise ModelInputError("doc_vector contains NaN or infinity")
         if self.check_embedding_model:
@@ -109,31 +114,45 @@ class ClassifyProcessor(Processor):
                     f"embedding model {record.get('model_name')} ({got[:12]}…) differs from the one "
                     f"{clf.name} was trained on ({expected[:12]}…)"
                 )
-        return clf, arr
+        features = np.concatenate([arr, cue_vector(record_text(record))]) if cues else arr
+        return clf, features, arr
+
+    @staticmethod
+    def _check_cues(clf: OnnxClassifier) -> bool:
+        """Does ``clf`` read the document cues after the embedding? Raises ModelIntegrityError
+        when its manifest names other cues than :data:`CUE_NAMES` (trained with other patterns)."""
+        spec = clf.manifest.get("input") or {}
+        if FEATURES_NAME not in str(spec.get("features", "")):
+            return False
+        if list(spec.get("cues") or []) != list(CUE_NAMES):
+            raise ModelIntegrityError(f"{clf.name} was trained on cues {spec.get('cues')}, this version computes "
+                                      f"{list(CUE_NAMES)}: retrain it (make models)")
+        return True
 
     # ----------------------------------------------------------------- batch
     def process_batch(self, records: Sequence[Record]) -> list[Outcome]:
         """One Prediction per input; a bad input yields its exception only."""
         outcomes: list[Outcome | None] = [None] * len(records)
-        by_kind: dict[str, list[tuple[int, np.ndarray]]] = {}
+        by_kind: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
         for i, record in enumerate(records):
             try:
-                clf, vec = self._vector(record)
+                clf, features, vec = self._vector(record)
             except Exception as exc:  # noqa: BLE001 - this record's dead letter
                 outcomes[i] = exc
                 continue
-            by_kind.setdefault(record["kind"], []).append((i, vec))
+            by_kind.setdefault(record["kind"], []).append((i, features, vec))
 
         for kind, items in by_kind.items():
             clf = self.classifiers[kind]
             try:
-                proba, ood = clf.predict_scores(np.stack([v for _, v in items]))
+                proba, ood = clf.predict_scores(np.stack([f for _, f, _ in items]))
             except Exception as exc:  # noqa: BLE001 - model failure: every record of this kind
-                for i, _ in items:
+                for i, _, _ in items:
                     outcomes[i] = exc
                 continue
-            in_batch = self._batch_matches(records, items) if kind == "document" else {}
-            for n, ((i, vec), p) in enumerate(zip(items, proba)):
+            vectors = [(i, vec) for i, _, vec in items]
+            in_batch = self._batch_matches(records, vectors) if kind == "document" else {}
+            for n, ((i, vec), p) in enumerate(zip(vectors, proba)):
                 try:
                     score = None if ood is None else float(ood[n])
                     outcomes[i] = [self._prediction(records[i], clf, kind, vec, p, in_batch.get(i, []), score)]

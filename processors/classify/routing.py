@@ -5,7 +5,8 @@ each fired rule adds a human-readable reason:
 
 * out of scope: the model's out-of-scope score (:mod:`conveyor.processors.classify.ood`)
   is above its threshold → ``"out_of_scope: distance 1834.2 > 1290.5"``;
-* low confidence: ``confidence < threshold`` → ``"low confidence 0.41 < 0.70"``;
+* low confidence: ``confidence < threshold`` → ``"low confidence 0.41 < 0.70"``; a model
+  whose manifest disables auto routing → ``"not validated for auto routing (confidence 0.93)"``;
 * missing required fields (documents only; receipts and invoices need a
   ``total_amount`` and at least one date) → ``"missing required field: total_amount"``;
 * possible duplicates (documents only; matches with similarity ≥ the duplicate
@@ -21,6 +22,8 @@ import numpy as np
 DEFAULT_AUTO_THRESHOLD = 0.7
 #: Prefix of the review reason given to out-of-scope inputs (stable: consumers match on it).
 OUT_OF_SCOPE = "out_of_scope"
+#: Review reason of a model whose auto routing is disabled (stable prefix).
+NOT_VALIDATED = "not validated for auto routing"
 #: One-sided 95 % normal quantile, for the Wilson lower bound of the auto-routed precision.
 WILSON_Z = 1.6449
 #: Candidate auto thresholds: 0.00, 0.01, ..., 0.99.
@@ -40,9 +43,15 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def auto_threshold_from(manifest: Mapping[str, Any], override: float | None = None) -> float:
-    """``override`` if given, else the manifest's ``auto_threshold``, else 0.7."""
+    """``override`` if given, else the manifest's ``auto_threshold``, else 0.7.
+
+    A manifest whose ``auto_routing.enabled`` is false (no threshold met the auto precision
+    aim on held-out data) gives ``math.inf``: every prediction of that model goes to review.
+    """
     if override is not None:
         return float(override)
+    if (manifest.get("auto_routing") or {}).get("enabled") is False:
+        return math.inf
     value = manifest.get("auto_threshold")
     return float(value) if value is not None else DEFAULT_AUTO_THRESHOLD
 
@@ -126,7 +135,13 @@ def out_of_scope_reasons(score: float | None, threshold: float | None) -> list[s
 
 
 def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
-    """``["low confidence 0.41 < 0.70"]`` when ``confidence`` (0..1) is below ``threshold``, else ``[]``."""
+    """``["low confidence 0.41 < 0.70"]`` when ``confidence`` (0..1) is below ``threshold``, else ``[]``.
+
+    An infinite ``threshold`` (auto routing disabled for the model) gives
+    ``["not validated for auto routing (confidence 0.93)"]``.
+    """
+    if math.isinf(threshold):
+        return [f"{NOT_VALIDATED} (confidence {confidence:.2f})"]
     if confidence < threshold:
         return [f"low confidence {confidence:.2f} < {threshold:.2f}"]
     return []

@@ -7,7 +7,7 @@ Nothing here runs in the pipeline; :mod:`conveyor.tools.drift_validation.scenari
   all-MiniLM-L6-v2 doc vectors (:func:`conveyor.processors.embed.embed_texts_as_documents`, exactly
   what the ``embed`` processor publishes) and the shipped intent model's predicted labels.
 * **documents** (:func:`load_documents`): receipts and tax forms of the shippable corpus
-  folders (labels from :mod:`conveyor.tools.training.train_doctype`), with text length, OCR
+  folders (labels from :mod:`conveyor.tools.training.doc_sources`), with text length, OCR
   confidence (mean over OCR'd pages, None for text-layer documents) and doc vectors.
 
 Caches live under ``CONVEYOR_TRAIN_CACHE`` (default ``~/.cache/conveyor/train``), outside
@@ -214,12 +214,12 @@ def load_documents(corpus: Path = DEFAULT_CORPUS, labels: tuple[str, ...] = ("re
     skipped); ``extract=True`` runs :func:`conveyor.processors.extract.extract_bytes` (text layer or
     OCR) on the missing ones and caches the result with its OCR confidence.
     """
-    from conveyor.tools.training.train_doctype import list_documents
+    from conveyor.tools.training.doc_sources import SHIPPABLE_SOURCES, list_documents
 
     cache = cache_dir()
     found = []
     with contextlib.redirect_stdout(io.StringIO()):  # it prints skipped duplicates
-        listed = list_documents(corpus)
+        listed = list_documents(corpus, SHIPPABLE_SOURCES)
     for doc in listed:
         if doc["label"] not in labels or doc["group"] != doc["rel"]:  # skip near-duplicate re-scans
             continue
@@ -258,11 +258,11 @@ def load_degraded_receipts(corpus: Path = DEFAULT_CORPUS, *, extract: bool = Fal
     """The image receipts of :func:`load_documents`, re-scanned worse (:func:`degrade`) and
     OCR'd again, as :class:`Document` with label ``receipt_lowres`` (cached by the sha256 of
     the degraded bytes; only cached ones unless ``extract``)."""
-    from conveyor.tools.training.train_doctype import list_documents
+    from conveyor.tools.training.doc_sources import SHIPPABLE_SOURCES, list_documents
 
     cache = cache_dir()
     with contextlib.redirect_stdout(io.StringIO()):
-        listed = list_documents(corpus)
+        listed = list_documents(corpus, SHIPPABLE_SOURCES)
     found = []
     for doc in listed:
         if doc["label"] != "receipt" or doc["group"] != doc["rel"] or doc["path"].suffix.lower() not in (

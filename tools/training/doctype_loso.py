@@ -1,0 +1,114 @@
+"""Leave-one-source-out evaluation of the document-type model (issue 10's aims).
+
+For every source ``S`` of :mod:`conveyor.tools.training.doc_sources` a model is trained on the
+*shippable* sources other than ``S`` (the shipped model's own regime: read-only sets are never
+trained on) and tested on ``S``; a read-only source is thus scored by a model trained on every
+shippable source, exactly the shipped one. Several feature sets are compared, so that each cue
+group of :mod:`conveyor.processors.classify.doc_cues` shows what it adds (a set without it).
+The auto-routing threshold is chosen on the pooled out-of-source predictions with
+:func:`conveyor.processors.classify.routing.choose_auto_threshold` (Wilson lower bound, as for
+the intent model); if no threshold reaches the aim, auto routing is disabled for documents.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from conveyor.processors.classify.doc_cues import CUE_NAMES
+from conveyor.processors.classify.routing import WILSON_Z, choose_auto_threshold, wilson_lower_bound
+from conveyor.tools.training.doc_sources import LABELS
+
+#: Aims of issue 10: accuracy on each left-out source; precision of the auto-routed share
+#: (Wilson lower bound, one-sided 95 %, as for the intent model).
+SOURCE_ACCURACY_AIM = 0.90
+AUTO_PRECISION_AIM = 0.98
+
+
+def feature_sets(emb: np.ndarray, cues: np.ndarray) -> dict[str, np.ndarray]:
+    """Named feature matrices ``(n, d)``: the embedding, cues, both, and both less one cue."""
+    sets = {"embedding": emb, "cues": cues, "embedding+cues": np.hstack([emb, cues])}
+    for j, name in enumerate(CUE_NAMES):
+        sets[f"embedding+cues-{name}"] = np.hstack([emb, np.delete(cues, j, axis=1)])
+    return sets
+
+
+def out_of_source(X: np.ndarray, docs: Sequence[dict[str, Any]], make: Callable[[], Any]) -> np.ndarray:
+    """Probabilities ``(n, len(LABELS))`` of each document by a model that never saw its source.
+
+    The model for source ``S`` is fitted on the shippable documents outside ``S``.
+    """
+    sources = [d["source"] for d in docs]
+    train_ok = np.array([d["shippable"] and d["label"] in LABELS for d in docs])
+    y = np.array([LABELS.index(d["label"]) if d["label"] in LABELS else -1 for d in docs])
+    proba = np.zeros((len(docs), len(LABELS)))
+    for src in sorted(set(sources)):
+        test = np.array([s == src for s in sources])
+        train = train_ok & ~test
+        clf = make().fit(X[train], y[train])
+        proba[np.ix_(test, clf.classes_)] = clf.predict_proba(X[test])
+    return proba
+
+
+def per_source(proba: np.ndarray, docs: Sequence[dict[str, Any]], threshold: float | None) -> list[dict]:
+    """One row per source: documents, accuracy (aim met?), and the auto-routed share at ``threshold``
+    (None: auto disabled) with its precision; plus the errors."""
+    rows = []
+    pred = proba.argmax(1)
+    conf = proba.max(1)
+    for src in sorted({d["source"] for d in docs}, key=lambda s: [d["source"] for d in docs].index(s)):
+        idx = [i for i, d in enumerate(docs) if d["source"] == src]
+        right = [LABELS[pred[i]] == docs[i]["label"] for i in idx]
+        auto = [i for i in idx if threshold is not None and conf[i] >= threshold]
+        auto_right = sum(LABELS[pred[i]] == docs[i]["label"] for i in auto)
+        acc = sum(right) / len(idx)
+        rows.append({
+            "source": src, "shippable": docs[idx[0]]["shippable"], "documents": len(idx),
+            "labels": dict(sorted({d: sum(docs[i]["label"] == d for i in idx) for d in
+                                   {docs[i]["label"] for i in idx}}.items())),
+            "accuracy": round(acc, 4), "aim": SOURCE_ACCURACY_AIM, "met": acc >= SOURCE_ACCURACY_AIM,
+            "auto": len(auto), "auto_precision": round(auto_right / len(auto), 4) if auto else None,
+            "errors": [{"file": docs[i]["rel"], "label": docs[i]["label"], "predicted": LABELS[pred[i]],
+                        "confidence": round(float(conf[i]), 3)} for i, ok in zip(idx, right) if not ok],
+        })
+    return rows
+
+
+
+def auto_routing(proba: np.ndarray, docs: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
+    """The auto threshold from pooled out-of-source predictions, or auto routing disabled.
+
+    Returns:
+        ``{"enabled", "threshold", "precision_lower_bound", "reason", "documents", "table"}``;
+        ``enabled`` is False when no threshold's Wilson lower bound reaches ``target``.
+    """
+    conf = proba.max(1)
+    correct = np.array([LABELS[p] == d["label"] for p, d in zip(proba.argmax(1), docs)])
+    threshold, table = choose_auto_threshold(conf, correct, target)
+    row = next(r for r in table if r["threshold"] == threshold)
+    enabled = row["precision_lower_bound"] >= target
+    # the most documents all right that the corpus would need: k/(k+z^2) >= target
+    needed = int(np.ceil(target * WILSON_Z ** 2 / (1 - target)))
+    best = max(table, key=lambda r: r["precision_lower_bound"])
+    reason = None if enabled else (
+        f"no confidence threshold has a Wilson lower bound (z={WILSON_Z}) of the auto-routed "
+        f"out-of-source precision >= {target}: best {best['precision_lower_bound']} at "
+        f"{best['threshold']} (precision {best['precision']}, {round(best['auto_rate'] * len(docs))} of "
+        f"{len(docs)} documents); even with every document right it takes >= {needed} auto-routed documents")
+    return {"enabled": bool(enabled), "threshold": threshold if enabled else None,
+            "precision_lower_bound": row["precision_lower_bound"], "best": best, "reason": reason,
+            "documents": len(docs), "all_right_needs": needed,
+            "lower_bound_if_all_right": round(wilson_lower_bound(len(docs), len(docs)), 4), "table": table}
+
+
+def compare_feature_sets(sets: dict[str, np.ndarray], docs: Sequence[dict[str, Any]],
+                         make: Callable[[], Any]) -> dict[str, dict[str, Any]]:
+    """Per feature set: accuracy on each left-out source, their mean and minimum."""
+    out = {}
+    for name, X in sets.items():
+        proba = out_of_source(X, docs, make)
+        rows = per_source(proba, docs, None)
+        accs = [r["accuracy"] for r in rows]
+        out[name] = {"per_source": {r["source"]: r["accuracy"] for r in rows},
+                     "mean": round(float(np.mean(accs)), 4), "min": round(float(np.min(accs)), 4)}
+    return out
