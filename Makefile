@@ -88,6 +88,7 @@ eval: install
 models: install
 	$(BIN)/python -m conveyor.tools.training.train_intent
 	$(BIN)/python -m conveyor.tools.training.train_doctype
+	$(BIN)/python -m conveyor.tools.training.field_confidence
 
 $(KUSTOMIZE):
 	mkdir -p build/bin

@@ -23,6 +23,7 @@ from conveyor.processors.classify.routing import (
     DEFAULT_DUPLICATE_THRESHOLD,
     auto_threshold_from,
     decide,
+    fields_for_type,
     select_duplicates,
 )
 from conveyor.processors.errors import ModelInputError, ModelIntegrityError
@@ -190,7 +191,7 @@ class ClassifyProcessor(Processor):
             if self.find_duplicates is not None:
                 matches += self.find_duplicates(record["doc_id"], [float(x) for x in vec])
             duplicates = select_duplicates(matches, doc_id=record["doc_id"], threshold=self.duplicate_threshold)
-        fields = record.get("fields")
+        fields = fields_for_type(label, record.get("fields"))
         routing, reasons = decide(
             kind=kind,
             label=label,

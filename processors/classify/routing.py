@@ -7,6 +7,8 @@ each fired rule adds a human-readable reason:
   is above its threshold → ``"out_of_scope: distance 1834.2 > 1290.5"``;
 * low confidence: ``confidence < threshold`` → ``"low confidence 0.41 < 0.70"``; a model
   whose manifest disables auto routing → ``"not validated for auto routing (confidence 0.93)"``;
+* key fields withheld by the extract stage for low confidence (documents only) →
+  ``"low-confidence field vendor"``;
 * missing required fields (documents only; receipts and invoices need a
   ``total_amount`` and at least one date) → ``"missing required field: total_amount"``;
 * possible duplicates (documents only; matches with similarity ≥ the duplicate
@@ -22,6 +24,8 @@ import numpy as np
 DEFAULT_AUTO_THRESHOLD = 0.7
 #: Prefix of the review reason given to out-of-scope inputs (stable: consumers match on it).
 OUT_OF_SCOPE = "out_of_scope"
+#: Review reason prefix of a key field left empty for low confidence (followed by the field name).
+LOW_CONFIDENCE_FIELD = "low-confidence field"
 #: Review reason of a model whose auto routing is disabled (stable prefix).
 NOT_VALIDATED = "not validated for auto routing"
 #: One-sided 95 % normal quantile, for the Wilson lower bound of the auto-routed precision.
@@ -147,12 +151,53 @@ def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
     return []
 
 
+#: Key fields that belong to each document type; the others are withheld for that type.
+TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "receipt": ("dates", "total_amount", "currency", "document_number", "vendor"),
+    "invoice": ("dates", "total_amount", "currency", "document_number", "vendor"),
+}
+#: Fields kept for types not in :data:`TYPE_FIELDS` (a form's date).
+OTHER_TYPE_FIELDS = ("dates",)
+
+
+def fields_for_type(label: str, fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``fields`` with the key fields that do not belong to a ``label`` document withheld.
+
+    A total, currency, number or vendor is a receipt's or an invoice's field; on a tax form or
+    a consent form the amount the rules find is an amount in its instructions. Such a value is
+    moved to ``withheld`` as ``"not a field of a tax_form; candidate '5000.00'"`` and emptied.
+    Returns None for None.
+    """
+    if fields is None:
+        return None
+    keep = TYPE_FIELDS.get(label, OTHER_TYPE_FIELDS)
+    out = dict(fields)
+    for name in TYPE_FIELDS["receipt"]:
+        value = out.get(name)
+        if name in keep or value in (None, "", []):
+            continue
+        shown = value[0] if name == "dates" else value
+        out["withheld"] = {**(out.get("withheld") or {}), name: f"not a field of a {label}; candidate '{shown}'"}
+        out[name] = [] if name == "dates" else None
+    return out
+
+
+def low_confidence_field_reasons(fields: Mapping[str, Any] | None) -> list[str]:
+    """``["low-confidence field vendor", ...]``: one reason per field the extract stage withheld
+    (its evidence below the calibrated threshold, :mod:`conveyor.processors.extract.fields.confidence`)."""
+    return [f"{LOW_CONFIDENCE_FIELD} {name}" for name in ((fields or {}).get("withheld") or {})]
+
+
 def missing_field_reasons(label: str, fields: Mapping[str, Any] | None) -> list[str]:
-    """Reasons for each required field of ``label`` that is absent or empty."""
+    """Reasons for each required field of ``label`` that is absent or empty (a withheld field
+    already has its low-confidence reason and is not repeated here)."""
     required = REQUIRED_FIELDS.get(label, ())
     fields = fields or {}
+    withheld = fields.get("withheld") or {}
     reasons = []
     for name in required:
+        if name in withheld:
+            continue
         value = fields.get(name)
         if value is None or (isinstance(value, str) and not value.strip()) or (
             isinstance(value, (list, tuple)) and not any(value)
@@ -204,6 +249,7 @@ def decide(
     reasons = out_of_scope_reasons(ood_score, ood_threshold)
     reasons += low_confidence_reasons(confidence, threshold)
     if kind == "document":
+        reasons += low_confidence_field_reasons(fields)
         reasons += missing_field_reasons(label, fields)
         reasons += duplicate_reasons(duplicates)
     return ("review" if reasons else "auto"), reasons

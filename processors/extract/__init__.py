@@ -32,6 +32,8 @@ from conveyor.processors.errors import (
 from conveyor.processors.extract import ocr as _ocr
 from conveyor.processors.extract.detect import detect_type
 from conveyor.processors.extract.fields import extract_fields
+from conveyor.processors.extract.fields.confidence import gate
+from conveyor.processors.extract.fields.evidence import locate
 from conveyor.processors.extract.layout import page_layout
 from conveyor.processors.extract.images import load_pages
 from conveyor.processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
@@ -103,11 +105,18 @@ def fields_from_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
 
     The OCR boxes of the first page (``"lines"``, ``"size"``), when present, are
     handed to :func:`conveyor.processors.extract.fields.extract_fields` as its layout.
+    Each field is then located (:func:`conveyor.processors.extract.fields.evidence.locate`)
+    and gated by its calibrated confidence (:func:`conveyor.processors.extract.fields.confidence.gate`):
+    the dict also holds ``confidence``, ``withheld`` and ``evidence``.
     """
     text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
     first = pages[0] if pages else {}
     layout = page_layout(first.get("lines") or [], first.get("size")) if first.get("lines") else None
-    return extract_fields(text, first_page_text=first.get("text", ""), layout=layout)
+    fields = extract_fields(text, first_page_text=first.get("text", ""), layout=layout)
+    if layout is not None and [" ".join(r.text.split()) for r in layout] != [
+            " ".join(x.split()) for x in first.get("text", "").splitlines()]:
+        layout = None  # not one row per line of the page text: no boxes as evidence
+    return gate(fields, locate(fields, pages, layout))
 
 
 def extract_bytes(

@@ -29,7 +29,8 @@ def _start(settings, tmp_path, name: str) -> subprocess.Popen:
 def test_sigterm_drains_commits_and_leaves_then_restart_finishes_exactly_once(settings, tmp_path):
     create_topics(settings)
     with InputProducer(settings) as p:
-        ids = [p.text(f"please help with my card number {i}")["doc_id"] for i in range(400)]
+        # enough work (several seconds) that SIGTERM, sent once the first result is read, lands mid-stream
+        ids = [p.text(f"please help with my card number {i}")["doc_id"] for i in range(2000)]
     embedded = topic(settings, "embedded")
     proc = _start(settings, tmp_path, "first")
     try:

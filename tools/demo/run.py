@@ -49,16 +49,21 @@ def count_milvus_rows(settings: Settings, doc_ids: set[str]) -> int:
 def _fields_line(fields: Optional[dict]) -> str:
     if not fields:
         return ""
+    conf = fields.get("confidence") or {}
     parts = []
-    if fields.get("vendor"):
-        parts.append(f"vendor={fields['vendor']!r}")
-    if fields.get("dates"):
-        parts.append(f"date={fields['dates'][0]}")
-    if fields.get("total_amount"):
-        parts.append(f"total={fields['total_amount']} {fields.get('currency') or ''}".rstrip())
-    if fields.get("document_number"):
-        parts.append(f"no={fields['document_number']}")
+    for name, label in (("vendor", "vendor"), ("dates", "date"), ("total_amount", "total"),
+                        ("currency", "currency"), ("document_number", "no")):
+        value = fields.get(name)
+        value = value[0] if name == "dates" and value else value
+        if value:
+            shown = repr(value) if name == "vendor" else value
+            parts.append(f"{label}={shown}" + (f" ({conf[name]:.2f})" if name in conf else ""))
     return ", ".join(parts)
+
+
+def _withheld_lines(fields: Optional[dict]) -> list[str]:
+    """One line per field left empty for low confidence: the field and why."""
+    return [f"empty {name}: {reason}" for name, reason in ((fields or {}).get("withheld") or {}).items()]
 
 
 def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, milvus_rows: int,
@@ -71,6 +76,8 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
         if preds:
             p = preds[0]
             echo(f"{name:40s} {p['label']:9s} {p['confidence']:.2f}  {p['routing']:6s} {_fields_line(p.get('fields'))}")
+            for line in _withheld_lines(p.get("fields")):
+                echo(f"{'':40s}   {line}")
             for reason in p.get("reasons") or []:
                 echo(f"{'':40s}   reason: {reason}")
             for dup in p.get("duplicates") or []:

@@ -20,6 +20,7 @@ from conveyor.tools.evaluation.doctype import doctype_section
 from conveyor.tools.evaluation.drift import drift_section
 from conveyor.tools.evaluation.duplicates import duplicates_section
 from conveyor.tools.evaluation.extraction import extraction_section
+from conveyor.tools.evaluation.fields import fields_section
 from conveyor.tools.evaluation.intent import intent_section
 from conveyor.tools.evaluation.report import (
     DEFAULT_OUT_DIR,
@@ -39,6 +40,7 @@ SECTIONS: dict[str, Section] = {
     "intent": intent_section,
     "doctype": doctype_section,
     "extraction": extraction_section,
+    "fields": fields_section,
     "duplicates": duplicates_section,
     "drift": drift_section,
 }

@@ -50,6 +50,15 @@ def doctype_section(ctx: EvalContext) -> SectionResult:
             rows.append(Row("doctype", "auto routing", "disabled", None, auto.get("reason") or ""))
             rows.append(Row("doctype", "auto precision, best Wilson lower bound", best.get("precision_lower_bound"),
                             (">=", 0.98), f"at confidence {best.get('threshold')}; so documents' type is never auto"))
+    ood = clf.manifest.get("out_of_scope") or {}
+    if ood:
+        unknown = ood.get("unknown_type_documents") or []
+        rows.append(Row("doctype", "out of scope: documents of unknown types flagged",
+                        sum(u["flagged"] for u in unknown) / len(unknown) if unknown else None, None,
+                        f"{', '.join(u['file'].split('/')[-1] + ' ' + str(u['score']) for u in unknown)} vs threshold "
+                        f"{ood.get('threshold')}"))
+        rows.append(Row("doctype", "out of scope: held-out documents of known types flagged",
+                        ood.get("validation_in_scope_flag_rate"), None, ood.get("rule", "")))
     for name, res in (loso.get("feature_sets") or {}).items():
         rows.append(Row("doctype", f"feature set {name}: mean / min source accuracy", res["mean"], None,
                         f"min {res['min']}; {res['per_source']}"))

@@ -35,6 +35,7 @@ from conveyor.tools.training.common import DEFAULT_CORPUS
 from conveyor.tools.evaluation.corpus_cache import cached_pages
 from conveyor.tools.evaluation.ocr_quality import ocr_rows
 from conveyor.processors.extract.fields import extract_key_fields
+from conveyor.processors.extract.fields.evidence import locate
 from conveyor.processors.extract.fields.issuers import load_issuer_templates, match_issuer
 from conveyor.processors.extract.fields.normalise import (
     normalise_address,
@@ -102,6 +103,7 @@ def document_fields(path: Path, issuer_templates: list | None = None) -> dict[st
     if path.suffix.lower() == ".txt":
         text = normalise_text(path.read_text(encoding="utf-8", errors="replace"))
         fields = extract_key_fields(text)
+        fields["evidence"] = {f: ev.rule for f, ev in locate(fields, [{"text": text, "method": "text_layer"}]).items()}
         if issuer_templates is not None:
             fields["known_issuer"] = match_issuer(text, issuer_templates) or fields["vendor"]
         return fields
@@ -115,6 +117,7 @@ def pages_fields(pages: list[dict[str, Any]], issuer_templates: list | None = No
     first = pages[0]
     layout = page_layout(first["lines"], first["size"]) if first.get("lines") else None
     fields = extract_key_fields(text, first_page_text=first["text"], layout=layout)
+    fields["evidence"] = {f: ev.rule for f, ev in locate(fields, pages, layout).items()}  # rule per field
     if issuer_templates is not None:
         fields["known_issuer"] = match_issuer(text, issuer_templates) or fields["vendor"]
     return fields
@@ -141,7 +144,8 @@ def _score(dataset: str, items: Iterable[tuple[Path, dict[str, Any]]], fields: d
             ok = bool(same(value, truth[name]))
             counts[name] += 1
             correct[name] += ok
-            documents.append({"dataset": dataset, "file": path.name, "field": name,
+            documents.append({"dataset": dataset, "file": path.name, "field": name, "key": key,
+                              "rule": (predicted.get("evidence") or {}).get(key),
                               "expected": truth[name], "predicted": value, "ok": ok})
     rows = []
     for name in fields:

@@ -50,9 +50,31 @@ def out_of_source(X: np.ndarray, docs: Sequence[dict[str, Any]], make: Callable[
     return proba
 
 
-def per_source(proba: np.ndarray, docs: Sequence[dict[str, Any]], threshold: float | None) -> list[dict]:
-    """One row per source: documents, accuracy (aim met?), and the auto-routed share at ``threshold``
-    (None: auto disabled) with its precision; plus the errors."""
+def out_of_source_distances(X: np.ndarray, docs: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Out-of-scope scores ``(n,)`` (squared Mahalanobis distance to the nearest type mean,
+    :class:`conveyor.processors.classify.ood.MahalanobisScorer`) of each document, the scorer
+    fitted like :func:`out_of_source`'s models: on the shippable documents outside its source."""
+    from conveyor.processors.classify.ood import MahalanobisScorer
+
+    sources = [d["source"] for d in docs]
+    train_ok = np.array([d["shippable"] and d["label"] in LABELS for d in docs])
+    y = np.array([LABELS.index(d["label"]) if d["label"] in LABELS else -1 for d in docs])
+    dist = np.zeros(len(docs))
+    for src in sorted(set(sources)):
+        test = np.array([s == src for s in sources])
+        train = train_ok & ~test
+        present = sorted(set(y[train].tolist()))  # a left-out source may take a type's only documents
+        remap = {c: i for i, c in enumerate(present)}
+        scorer = MahalanobisScorer.fit(X[train], np.array([remap[c] for c in y[train]]), len(present))
+        dist[test] = scorer.score(X[test])
+    return dist
+
+
+def per_source(proba: np.ndarray, docs: Sequence[dict[str, Any]], threshold: float | None,
+               ood_flags: Sequence[bool] | None = None) -> list[dict]:
+    """One row per source: documents, accuracy (aim met?), the auto-routed share at ``threshold``
+    (None: auto disabled) with its precision, documents flagged out of scope (``ood_flags``, one
+    per document, or None); plus the errors."""
     rows = []
     pred = proba.argmax(1)
     conf = proba.max(1)
@@ -68,6 +90,7 @@ def per_source(proba: np.ndarray, docs: Sequence[dict[str, Any]], threshold: flo
                                    {docs[i]["label"] for i in idx}}.items())),
             "accuracy": round(acc, 4), "aim": SOURCE_ACCURACY_AIM, "met": acc >= SOURCE_ACCURACY_AIM,
             "auto": len(auto), "auto_precision": round(auto_right / len(auto), 4) if auto else None,
+            "out_of_scope": (int(sum(bool(ood_flags[i]) for i in idx)) if ood_flags is not None else None),
             "errors": [{"file": docs[i]["rel"], "label": docs[i]["label"], "predicted": LABELS[pred[i]],
                         "confidence": round(float(conf[i]), 3)} for i, ok in zip(idx, right) if not ok],
         })

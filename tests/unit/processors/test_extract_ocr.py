@@ -24,8 +24,14 @@ def test_receipt_jpeg_is_ocred_with_its_merchant_and_total(receipt_jpeg):
     assert "toom" in result["text"].lower() and "baumarkt" in result["text"].lower()
     assert "49.99" in result["text"]
     assert result["fields"]["total_amount"] == "49.99"
-    assert result["fields"]["currency"] == "EUR"
-    assert result["fields"]["dates"][:1] == ["2020-04-06"]
+    fields = result["fields"]  # the printed code 'EUR' is a rule seen on too few labelled documents
+    assert fields["currency"] == "EUR" or fields["withheld"]["currency"].endswith("candidate 'EUR'")
+    # the date is read right; its rule ('date', no date label on the line) is below 0.97, so it is
+    # withheld for review with the candidate, not emitted
+    assert result["fields"]["dates"] == [] and result["fields"]["withheld"]["dates"].endswith("candidate '2020-04-06'")
+    assert result["fields"]["confidence"]["total_amount"] >= 0.97
+    [total] = [e for e in result["fields"]["evidence"] if e["field"] == "total_amount"]
+    assert total["source"] == "ocr" and total["page"] == 1 and "49" in total["text"] and len(total["bbox"]) == 4
 
 
 def test_image_only_pdf_goes_to_ocr(receipt_jpeg):

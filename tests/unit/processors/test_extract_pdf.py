@@ -28,14 +28,23 @@ def test_text_layer_invoice_matches_invoice2data_ground_truth(name, extract_fixt
     assert result["pages"] == [{"page_number": 1, "text": result["text"], "method": "text_layer", "ocr_confidence": None}]
     assert expected["issuer"].lower() in result["text"].lower()
     fields = result["fields"]
-    assert fields["total_amount"] == f"{expected['amount']:.2f}"
-    assert fields["dates"][0] == expected["date"]
-    assert fields["currency"] == expected["currency"]
+    assert fields["total_amount"] == f"{expected['amount']:.2f}"  # a labelled total: emitted
+    assert _read(fields, "dates") == expected["date"]
+    assert _read(fields, "currency") == expected["currency"]
+
+
+def _read(fields: dict, name: str):
+    """The value read for ``name``: emitted, or withheld for review with its candidate."""
+    value = fields[name][0] if name == "dates" and fields[name] else fields[name]
+    if value is None or value == []:
+        reason = fields["withheld"][name]
+        return reason.rsplit("candidate '", 1)[1][:-1]
+    return value
 
 
 def test_invoice_numbers_of_the_text_layer_invoices(extract_fixture):
     numbers = {
-        name: extract_bytes(extract_fixture(f"{name}.pdf"), f"{name}.pdf")["fields"]["document_number"]
+        name: _read(extract_bytes(extract_fixture(f"{name}.pdf"), f"{name}.pdf")["fields"], "document_number")
         for name in ("NetpresseInvoice", "AzureInterior")
     }
     assert numbers == {"NetpresseInvoice": "2022089083", "AzureInterior": "INV/2023/03/0008"}
