@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from conveyor.processors.base import Outcome, Processor, Record
-from conveyor.processors.classify.doc_cues import CUE_NAMES, FEATURES_NAME, cue_vector, record_text
+from conveyor.processors.classify.doc_cues import CUE_NAMES, cue_vector, reads_cues, record_text
 from conveyor.processors.classify.models import OnnxClassifier
 from conveyor.processors.classify.routing import (
     DEFAULT_DUPLICATE_THRESHOLD,
@@ -123,7 +123,7 @@ class ClassifyProcessor(Processor):
         """Does ``clf`` read the document cues after the embedding? Raises ModelIntegrityError
         when its manifest names other cues than :data:`CUE_NAMES` (trained with other patterns)."""
         spec = clf.manifest.get("input") or {}
-        if FEATURES_NAME not in str(spec.get("features", "")):
+        if not reads_cues(clf.manifest):
             return False
         if list(spec.get("cues") or []) != list(CUE_NAMES):
             raise ModelIntegrityError(f"{clf.name} was trained on cues {spec.get('cues')}, this version computes "

@@ -83,3 +83,21 @@ def record_text(record: dict) -> str:
     """The text of an ``Embedded`` record: its chunks' texts in order, one line each chunk."""
     chunks = sorted(record.get("chunks") or [], key=lambda c: c.get("chunk_index", 0))
     return "\n".join(c.get("text", "") for c in chunks)
+
+
+def texts_cue_matrix(texts: list[str], tokenizer) -> np.ndarray:
+    """``(n, len(CUE_NAMES))`` cues of raw texts exactly as the classify stage computes them for the
+    embedded records: over the embed stage's chunks (:func:`conveyor.processors.embed.chunking.chunk_text`
+    with its defaults) joined by :func:`record_text`. ``tokenizer``: the embedder's tokenizer."""
+    from conveyor.processors.embed.chunking import chunk_text
+
+    rows = []
+    for text in texts:
+        chunks = [{"chunk_index": c.chunk_index, "text": c.text} for c in chunk_text(text, tokenizer)]
+        rows.append(cue_vector(record_text({"chunks": chunks})))
+    return np.stack(rows) if rows else np.zeros((0, len(CUE_NAMES)), dtype=np.float32)
+
+
+def reads_cues(manifest: dict) -> bool:
+    """Does a model with this manifest read the cues after the embedding (``input.features``)?"""
+    return FEATURES_NAME in str((manifest.get("input") or {}).get("features", ""))

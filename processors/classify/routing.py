@@ -47,15 +47,17 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def auto_threshold_from(manifest: Mapping[str, Any], override: float | None = None) -> float:
-    """``override`` if given, else the manifest's ``auto_threshold``, else 0.7.
+    """``math.inf`` if the manifest disables auto routing, else ``override`` if given, else the
+    manifest's ``auto_threshold``, else 0.7.
 
     A manifest whose ``auto_routing.enabled`` is false (no threshold met the auto precision
-    aim on held-out data) gives ``math.inf``: every prediction of that model goes to review.
+    aim on held-out data) gives ``math.inf`` whatever the override: every prediction of that
+    model goes to review.
     """
+    if (manifest.get("auto_routing") or {}).get("enabled") is False:
+        return math.inf  # not even an override re-enables what was never shown to be right
     if override is not None:
         return float(override)
-    if (manifest.get("auto_routing") or {}).get("enabled") is False:
-        return math.inf
     value = manifest.get("auto_threshold")
     return float(value) if value is not None else DEFAULT_AUTO_THRESHOLD
 
@@ -151,6 +153,8 @@ def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
     return []
 
 
+#: Start of the ``withheld`` reason of a field that does not belong to the predicted type.
+NOT_TYPE_FIELD = "not a field of a"
 #: Key fields that belong to each document type; the others are withheld for that type.
 TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "receipt": ("dates", "total_amount", "currency", "document_number", "vendor"),
@@ -177,15 +181,23 @@ def fields_for_type(label: str, fields: Mapping[str, Any] | None) -> dict[str, A
         if name in keep or value in (None, "", []):
             continue
         shown = value[0] if name == "dates" else value
-        out["withheld"] = {**(out.get("withheld") or {}), name: f"not a field of a {label}; candidate '{shown}'"}
+        out["withheld"] = {**(out.get("withheld") or {}), name: f"{NOT_TYPE_FIELD} {label}; candidate '{shown}'"}
+        out["confidence"] = {k: v for k, v in (out.get("confidence") or {}).items() if k != name}
         out[name] = [] if name == "dates" else None
     return out
 
 
 def low_confidence_field_reasons(fields: Mapping[str, Any] | None) -> list[str]:
-    """``["low-confidence field vendor", ...]``: one reason per field the extract stage withheld
-    (its evidence below the calibrated threshold, :mod:`conveyor.processors.extract.fields.confidence`)."""
-    return [f"{LOW_CONFIDENCE_FIELD} {name}" for name in ((fields or {}).get("withheld") or {})]
+    """One reason per withheld field: ``"low-confidence field vendor"`` when the extract stage withheld
+    it (evidence below the calibrated threshold, :mod:`conveyor.processors.extract.fields.confidence`),
+    ``"not a field of a tax_form: total_amount"`` when :func:`fields_for_type` did."""
+    reasons = []
+    for name, why in ((fields or {}).get("withheld") or {}).items():
+        if str(why).startswith(NOT_TYPE_FIELD):
+            reasons.append(f"{why.split(';')[0]}: {name}")  # "not a field of a tax_form: total_amount"
+        else:
+            reasons.append(f"{LOW_CONFIDENCE_FIELD} {name}")
+    return reasons
 
 
 def missing_field_reasons(label: str, fields: Mapping[str, Any] | None) -> list[str]:

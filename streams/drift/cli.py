@@ -92,14 +92,19 @@ def reference_from_texts(settings: Settings, texts: list[str], model_dir: Option
 
     if not texts:
         raise ValueError("no text to build a reference from")
-    vectors = embed_texts_as_documents(MiniLMEmbedder(), texts)
+    embedder = MiniLMEmbedder()
+    vectors = embed_texts_as_documents(embedder, texts)
     labels: Optional[list[str]] = None
     model_name = ""
     if model_dir is not None:
+        from conveyor.processors.classify.doc_cues import reads_cues, texts_cue_matrix
         from conveyor.processors.classify.models import OnnxClassifier
 
         clf = OnnxClassifier.load(model_dir)
-        labels, model_name = clf.predict(np.asarray(vectors, dtype=np.float32)), clf.name
+        features = np.asarray(vectors, dtype=np.float32)
+        if reads_cues(clf.manifest):  # the document-type model reads the function cues too
+            features = np.hstack([features, texts_cue_matrix(list(texts), embedder.tokenizer)])
+        labels, model_name = clf.predict(features), clf.name
     monitor = DriftConfig.from_settings(settings).monitor()
     now = int(time.time() * 1000)
     agg = WindowAggregate(now, now + 1, capacity=monitor.reference_sample)

@@ -145,19 +145,6 @@ def load_texts(docs: list[dict[str, Any]], cache_dir: Path, refresh: bool) -> tu
     return kept, texts, skipped
 
 
-def cue_matrix(embedder: Any, texts: list[str]) -> np.ndarray:
-    """``(n, len(CUE_NAMES))`` cues of each text as the classify stage computes them: from the
-    embed stage's chunks joined (:func:`conveyor.processors.classify.doc_cues.record_text`)."""
-    from conveyor.processors.classify.doc_cues import cue_vector, record_text
-    from conveyor.processors.embed.chunking import chunk_text
-
-    rows = []
-    for text in texts:
-        chunks = [{"chunk_index": c.chunk_index, "text": c.text} for c in chunk_text(text, embedder.tokenizer)]
-        rows.append(cue_vector(record_text({"chunks": chunks})))
-    return np.stack(rows)
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -173,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
     from sklearn.model_selection import LeaveOneGroupOut
 
-    from conveyor.processors.classify.doc_cues import CUE_NAMES, FEATURES_NAME
+    from conveyor.processors.classify.doc_cues import CUE_NAMES, FEATURES_NAME, texts_cue_matrix
     from conveyor.processors.classify.models import OnnxClassifier
     from conveyor.processors.classify.ood import MahalanobisScorer, choose_ood_threshold
     from conveyor.tools.training.onnx_graph import append_mahalanobis, drop_unused_initializers
@@ -191,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     cache = args.cache_dir / f"doctype-X-{embedder.sha256[:12]}-{text_digest(texts)}.npy"
     emb = cached_array(cache, lambda: embed_texts_as_documents(embedder, texts))
-    cues = cue_matrix(embedder, texts)
+    cues = texts_cue_matrix(texts, embedder.tokenizer)
     t_embed = time.perf_counter() - t0
 
     def make() -> LogisticRegression:
