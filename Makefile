@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TEST_ENV := CONVEYOR_KAFKA_RETENTION_CHECK_MS=$${CONVEYOR_KAFKA_RETENTION_CHECK_MS:-2000}
 
 PLUGINS := examples/conveyor-langid examples/conveyor-qdrant
-FOLDERS := streams processors sinks dlq schemas tools
+FOLDERS := streams processors sinks dlq schemas tools review
 # kustomize (Go module proxy), built once into build/bin for rendering and validating k8s/
 KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE := $(CURDIR)/build/bin/kustomize

@@ -4,7 +4,7 @@ but ``conveyor`` into site-packages. Everything else is in ``pyproject.toml``; t
 computes the package list, so a new subpackage (a processor's folder) needs no edit here."""
 from setuptools import find_packages, setup
 
-FOLDERS = ("streams", "processors", "sinks", "dlq", "schemas", "tools")
+FOLDERS = ("streams", "processors", "sinks", "dlq", "schemas", "tools", "review")
 
 packages = [f"conveyor.{folder}" for folder in FOLDERS]
 packages += [f"conveyor.{folder}.{sub}" for folder in FOLDERS for sub in find_packages(folder)]

@@ -3,8 +3,8 @@ derived from the pipeline definition (:mod:`conveyor.streams.pipeline`).
 
 Per namespace: the sources (``documents``, ``texts``), each stage's output topic, a
 dead-letter topic ``dlq.<stage>`` for every stage, a retry topic ``retry.<stage>`` for every
-stage that retries, the stages' extra topics (``drift-reference``) and the replay ledger
-``dlq.replays``. Topic names take the namespace prefix (``CONVEYOR_NAMESPACE``), so several
+stage that retries, the stages' extra topics (``drift-reference``), the replay ledger
+``dlq.replays`` and the reviewers' decisions ``feedback``. Topic names take the namespace prefix (``CONVEYOR_NAMESPACE``), so several
 pipelines and test runs share one cluster without seeing each other's records.
 """
 from __future__ import annotations
@@ -30,6 +30,11 @@ the input's own timestamp in a header (``conveyor.retry.origin.timestamp``,
 ``conveyor.dlq.origin.timestamp``, ``conveyor.replay.origin.timestamp``). Source topics keep
 ``CreateTime``: the user's timestamp is the user's, and dead letters show it."""
 COMPACT = (("cleanup.policy", "compact"),)
+FEEDBACK_ROLE = "feedback"
+"""Role of the topic holding reviewers' decisions (``schemas/feedback.avsc``, key: doc id),
+written by the review app (:mod:`conveyor.review`). Kept forever: the decisions are training
+labels, and the review queue is rebuilt from this topic and the predictions."""
+KEEP_FOREVER = (("retention.ms", "-1"),)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ def catalogue(settings: Settings, of: Optional[Pipeline] = None) -> dict[str, To
     specs[REPLAYS_ROLE] = spec(REPLAYS_ROLE, None, 1,
                                "compacted ledger of replayed dead letters (key: dead-letter topic/partition/offset)",
                                (*COMPACT, *WRITE_TIME))
+    specs[FEEDBACK_ROLE] = spec(FEEDBACK_ROLE, "feedback.avsc", 3,
+                                "reviewers' decisions on predictions routed to review (key: doc id)",
+                                (*KEEP_FOREVER, *WRITE_TIME))
     return specs
 
 

@@ -112,6 +112,16 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
     return totals
 
 
+def review_line(settings: Settings, ledger: Ledger, environ=os.environ) -> str:
+    """The review queue's URL, how many of this run's results wait there, and how to open it."""
+    from conveyor.review.settings import DEFAULT_PORT
+
+    waiting = sum(1 for preds in ledger.predictions.values() if preds and preds[0]["routing"] == "review")
+    addr, port = environ.get(env.REVIEW_ADDR) or "127.0.0.1", environ.get(env.REVIEW_PORT) or DEFAULT_PORT
+    return (f"review queue:      http://{addr}:{port}/ — {waiting} items wait there; serve it with "
+            f"CONVEYOR_NAMESPACE={settings.namespace} {env.REVIEW_USERS}=<name>:<password> conveyor review")
+
+
 def run_demo(settings: Settings, *, n_texts: int = 200, timeout: float = 900.0, corpus: Path = CORPUS) -> bool:
     """Run the main job; return True when every input is accounted for exactly once.
 
@@ -158,6 +168,7 @@ def run_demo(settings: Settings, *, n_texts: int = 200, timeout: float = 900.0, 
     click.echo(f"\nsummary written to {out}")
     click.echo(f"read the results:  CONVEYOR_NAMESPACE={settings.namespace} conveyor consume predictions "
                f"--from-beginning\nread dead letters: CONVEYOR_NAMESPACE={settings.namespace} conveyor dlq list")
+    click.echo(review_line(settings, ledger))
     ok = not ledger.missing and not ledger.duplicated
     if not ok:
         click.echo(f"FAILED: {len(ledger.missing)} inputs unaccounted, {len(ledger.duplicated)} with duplicate results",
