@@ -362,6 +362,10 @@ from conveyor.streams.drift.cli import drift as _drift_group  # noqa: E402 - reg
 
 main.add_command(_drift_group)
 
+from conveyor.streams.model_cli import models as _models_group  # noqa: E402
+
+main.add_command(_models_group)
+
 
 if __name__ == "__main__":
     main()

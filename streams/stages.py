@@ -98,15 +98,20 @@ def extract(ctx: StageContext) -> Processor:
 
 
 def classify(ctx: StageContext) -> Processor:
-    """The ``classify`` processor, searching the vector store for near-duplicates."""
-    from conveyor.processors.classify import ClassifyProcessor
+    """The ``classify`` processor, searching the vector store for near-duplicates, serving the
+    live model of each kind (:class:`conveyor.streams.model_registry.ModelRegistry`: the
+    promoted candidate, else the shipped model)."""
+    from conveyor.processors.classify import DEFAULT_MODELS, ClassifyProcessor
+    from conveyor.streams.model_registry import ModelRegistry
 
     st = ctx.settings
+    registry = ModelRegistry.of(st)
     store = ctx.vector_store()
     if not isinstance(store, VectorSearch):
         raise TypeError(f"the {st.vector_sink!r} sink cannot search vectors (classify's near-duplicate check)")
     return ClassifyProcessor(find_duplicates=duplicate_finder(store, st.duplicate_threshold),
-                             duplicate_threshold=st.duplicate_threshold, auto_threshold=st.auto_threshold)
+                             duplicate_threshold=st.duplicate_threshold, auto_threshold=st.auto_threshold,
+                             model_dirs={kind: registry.live_dir(name) for kind, name in DEFAULT_MODELS.items()})
 
 
 def runner_stage(spec: StageSpec, settings: Settings) -> Stage:

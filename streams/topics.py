@@ -4,7 +4,8 @@ derived from the pipeline definition (:mod:`conveyor.streams.pipeline`).
 Per namespace: the sources (``documents``, ``texts``), each stage's output topic, a
 dead-letter topic ``dlq.<stage>`` for every stage, a retry topic ``retry.<stage>`` for every
 stage that retries, the stages' extra topics (``drift-reference``), the replay ledger
-``dlq.replays`` and the reviewers' decisions ``feedback``. Topic names take the namespace prefix (``CONVEYOR_NAMESPACE``), so several
+``dlq.replays``, the reviewers' decisions ``feedback`` and a candidate model's
+``shadow-predictions``. Topic names take the namespace prefix (``CONVEYOR_NAMESPACE``), so several
 pipelines and test runs share one cluster without seeing each other's records.
 """
 from __future__ import annotations
@@ -35,6 +36,9 @@ FEEDBACK_ROLE = "feedback"
 written by the review app (:mod:`conveyor.review`). Kept forever: the decisions are training
 labels, and the review queue is rebuilt from this topic and the predictions."""
 KEEP_FOREVER = (("retention.ms", "-1"),)
+SHADOW_ROLE = "shadow-predictions"
+"""Role of the topic holding a candidate model's predictions beside the live ones
+(``conveyor models shadow``; schema ``prediction.avsc``); nothing routes on it."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ def catalogue(settings: Settings, of: Optional[Pipeline] = None) -> dict[str, To
     specs[FEEDBACK_ROLE] = spec(FEEDBACK_ROLE, "feedback.avsc", 3,
                                 "reviewers' decisions on predictions routed to review (key: doc id)",
                                 (*KEEP_FOREVER, *WRITE_TIME))
+    specs[SHADOW_ROLE] = spec(SHADOW_ROLE, "prediction.avsc", 3,
+                              "a candidate model's predictions beside the live ones (conveyor models shadow; never routed)")
     return specs
 
 

@@ -61,6 +61,8 @@ class ClassifyProcessor(Processor):
         model_names: kind → model folder (default :data:`DEFAULT_MODELS`).
         check_embedding_model: refuse records whose embedding model sha256
             differs from the one the classifier was trained on.
+        model_dirs: kind → model folder path, overriding ``models_dir``/``model_names``
+            (the model registry's live models, :mod:`conveyor.streams.model_registry`).
 
     Raises:
         FileNotFoundError: a model folder is missing.
@@ -79,11 +81,11 @@ class ClassifyProcessor(Processor):
         *,
         model_names: Mapping[str, str] | None = None,
         check_embedding_model: bool = True,
+        model_dirs: Mapping[str, str | Path] | None = None,
     ) -> None:
         base = Path(models_dir) if models_dir is not None else _default_models_dir()
-        self.classifiers: dict[str, OnnxClassifier] = {
-            kind: OnnxClassifier.load(base / folder) for kind, folder in (model_names or DEFAULT_MODELS).items()
-        }
+        dirs = model_dirs or {kind: base / folder for kind, folder in (model_names or DEFAULT_MODELS).items()}
+        self.classifiers: dict[str, OnnxClassifier] = {kind: OnnxClassifier.load(d) for kind, d in dirs.items()}
         self.thresholds = {k: auto_threshold_from(c.manifest, auto_threshold) for k, c in self.classifiers.items()}
         self._reads_cues = {k: self._check_cues(c) for k, c in self.classifiers.items()}
         self.find_duplicates = find_duplicates

@@ -76,12 +76,41 @@ def _read_texts(csv_file: Path, text_column: str, limit: Optional[int]) -> list[
     return texts[:limit] if limit else texts
 
 
-def reference_from_texts(settings: Settings, texts: list[str], model_dir: Optional[Path] = None) -> dict:
+def feedback_texts(settings: Settings, model_name: str) -> tuple[list[str], list[str]]:
+    """``(texts, labels)`` of the inputs reviewers accepted or corrected (the ``feedback``
+    topic; the newest decision per doc id answering ``model_name``, duplicates left out): each
+    input's text (``texts`` topic, or the extracted text of a document) and the reviewer's label.
+    Inputs whose text is no longer in the topics are left out."""
+    from conveyor.streams.io import read_to_end
+    from conveyor.streams.serde import AvroSerde
+    from conveyor.streams.topics import FEEDBACK_ROLE, topic
+
+    serde = AvroSerde(settings)
+    decided: dict[str, str] = {}
+    name = topic(settings, FEEDBACK_ROLE)
+    for msg in read_to_end(settings, name, timeout=120, missing_ok=True):
+        fb = serde.decode(name, msg.value())
+        if fb["model_name"] == model_name and fb["action"] in ("accept", "correct"):
+            decided[fb["doc_id"]] = fb["label"]
+    found: dict[str, str] = {}
+    for role in ("texts", "extracted"):
+        source = topic(settings, role)
+        for msg in read_to_end(settings, source, timeout=300, missing_ok=True):
+            key = msg.key().decode("utf-8", "replace") if msg.key() else None
+            if key in decided:
+                found[key] = serde.decode(source, msg.value())["text"]
+    ids = sorted(found)
+    return [found[i] for i in ids], [decided[i] for i in ids]
+
+
+def reference_from_texts(settings: Settings, texts: list[str], model_dir: Optional[Path] = None, *,
+                         labels: Optional[list[str]] = None, label_model: str = "") -> dict:
     """The export (``DriftMonitor.export_references()``) of a reference set built from
-    ``texts``: doc vectors and text lengths, and predicted labels of ``model_dir``'s model.
+    ``texts``: doc vectors and text lengths, and labels — ``labels`` as given (e.g. reviewers'
+    labels, counted under ``label_model``), else predicted by ``model_dir``'s model.
 
     Raises:
-        ValueError: no text.
+        ValueError: no text, or ``labels`` not one per text.
     """
     import numpy as np
 
@@ -92,11 +121,12 @@ def reference_from_texts(settings: Settings, texts: list[str], model_dir: Option
 
     if not texts:
         raise ValueError("no text to build a reference from")
+    if labels is not None and len(labels) != len(texts):
+        raise ValueError(f"{len(labels)} labels for {len(texts)} texts")
     embedder = MiniLMEmbedder()
     vectors = embed_texts_as_documents(embedder, texts)
-    labels: Optional[list[str]] = None
-    model_name = ""
-    if model_dir is not None:
+    model_name = label_model
+    if labels is None and model_dir is not None:
         from conveyor.processors.classify.doc_cues import reads_cues, texts_cue_matrix
         from conveyor.processors.classify.models import OnnxClassifier
 
@@ -125,13 +155,28 @@ def reference_from_texts(settings: Settings, texts: list[str], model_dir: Option
 @click.option("--limit", type=int, default=None, help="At most N texts.")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Classifier directory (manifest.json + model.onnx) for the label reference.")
+@click.option("--feedback", "feedback_model", type=click.Choice(["doctype", "intent-banking77"]), default=None,
+              help="Build the reference from the inputs reviewers accepted or corrected for this model, "
+                   "with the reviewers' labels.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the worker's answer.")
 def pin(windows: Optional[int], csv_file: Optional[Path], text_column: str, limit: Optional[int],
-        model_dir: Optional[Path], timeout: float) -> None:
-    """Pin a reference: recent windows of the running worker, or a set of texts."""
+        model_dir: Optional[Path], feedback_model: Optional[str], timeout: float) -> None:
+    """Pin a reference: recent windows of the running worker, a set of texts, or the inputs
+    reviewers decided (``--feedback``)."""
     settings = _settings()
     store = _store(settings)
     try:
+        if feedback_model is not None:
+            texts, labels = feedback_texts(settings, feedback_model)
+            try:
+                export = reference_from_texts(settings, texts[:limit] if limit else texts,
+                                              labels=labels[:limit] if limit else labels, label_model=feedback_model)
+            except ValueError as exc:
+                raise click.ClickException(f"--feedback {feedback_model}: {exc}") from None
+            store.publish_reference(export, f"pin --feedback {feedback_model} ({len(texts)} reviewed inputs)")
+            latest, _ = store.read_latest(timeout)
+            _echo({"pinned": "feedback", "model": feedback_model, "inputs": len(texts), **ref_store.summary(latest)})
+            return
         if csv_file is not None:
             texts = _read_texts(csv_file, text_column, limit)
             try:

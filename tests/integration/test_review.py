@@ -94,7 +94,24 @@ def _chromium():
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1100"):
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    browser.implicitly_wait(10)  # a click returns before the next page is loaded: lookups wait for it
+    return browser
+
+
+def _notice(browser) -> str:
+    """The queue's 'decision recorded' line, once the browser is back on the queue (the click
+    returns before the redirect is followed); the page's text when it never comes."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(browser, 30).until(
+            expected_conditions.presence_of_element_located((By.ID, "decided"))).text
+    except TimeoutException:
+        return browser.find_element(By.TAG_NAME, "body").text
 
 
 def test_a_reviewer_corrects_one_document_and_accepts_another_in_a_browser(reviewed, tmp_path):
@@ -133,11 +150,11 @@ def test_a_reviewer_corrects_one_document_and_accepts_another_in_a_browser(revie
             if os.environ.get("CONVEYOR_REVIEW_SCREENSHOT"):  # the docs' picture: docs/assets/review.png
                 shutil.copy(shot, os.environ["CONVEYOR_REVIEW_SCREENSHOT"])
             browser.find_element(By.ID, "correct").click()
-            assert receipt in browser.find_element(By.ID, "decided").text
+            assert receipt in _notice(browser)
 
             browser.find_element(By.CSS_SELECTOR, f"tr[data-doc-id='{invoice}'] a").click()
             browser.find_element(By.ID, "accept").click()
-            assert invoice in browser.find_element(By.ID, "decided").text
+            assert invoice in _notice(browser)
             rows = {r.get_attribute("data-doc-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.item")}
             assert not {receipt, invoice} & rows
     finally:

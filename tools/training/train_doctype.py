@@ -145,6 +145,21 @@ def load_texts(docs: list[dict[str, Any]], cache_dir: Path, refresh: bool) -> tu
     return kept, texts, skipped
 
 
+def export_onnx_with_ood(clf: Any, X: np.ndarray, y: np.ndarray, staging: Path) -> str:
+    """Write ``staging/model.onnx``: the fitted classifier (skl2onnx) plus the ``ood_score``
+    output (Mahalanobis scorer fitted on ``X``, ``y``); returns its sha256."""
+    from conveyor.processors.classify.ood import MahalanobisScorer
+    from conveyor.tools.training.onnx_graph import append_mahalanobis, drop_unused_initializers
+
+    onx = to_onnx(clf, X.shape[1], graph_name="doctype")
+    append_mahalanobis(onx, MahalanobisScorer.fit(X, y, len(LABELS)))
+    drop_unused_initializers(onx)
+    data = onx.SerializeToString()
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "model.onnx").write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -162,8 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from conveyor.processors.classify.doc_cues import CUE_NAMES, FEATURES_NAME, texts_cue_matrix
     from conveyor.processors.classify.models import OnnxClassifier
-    from conveyor.processors.classify.ood import MahalanobisScorer, choose_ood_threshold
-    from conveyor.tools.training.onnx_graph import append_mahalanobis, drop_unused_initializers
+    from conveyor.processors.classify.ood import choose_ood_threshold
     from conveyor.processors.embed import embed_texts_as_documents
     from conveyor.processors.embed.model import MiniLMEmbedder
 
@@ -228,13 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     out: Path = args.out
     floors, _ = effective_limits(out, DEFAULT_FLOORS) if _same_major(out) else (dict(DEFAULT_FLOORS), {})
     staging = args.cache_dir / "candidates" / MODEL_NAME  # installed into ``out`` only if the floors hold
-    onx = to_onnx(clf, X.shape[1], graph_name="doctype")
-    append_mahalanobis(onx, MahalanobisScorer.fit(X, y, len(LABELS)))
-    drop_unused_initializers(onx)
-    data = onx.SerializeToString()
-    staging.mkdir(parents=True, exist_ok=True)
-    (staging / "model.onnx").write_bytes(data)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = export_onnx_with_ood(clf, X, y, staging)
     counts = Counter(d["label"] for d in kept)
     manifest = {
         "name": MODEL_NAME,

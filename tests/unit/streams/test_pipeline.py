@@ -20,7 +20,7 @@ def test_the_catalogue_is_derived_from_the_stages():
     assert {f"dlq.{s}" for s in stages} <= set(specs)
     assert {f"retry.{s}" for s in stages if s != "drift"} <= set(specs) and "retry.drift" not in specs
     assert [r for r in specs if specs[r].schema is not None] == [
-        "documents", "texts", "extracted", "embedded", "predictions", "drift", "feedback"]
+        "documents", "texts", "extracted", "embedded", "predictions", "drift", "feedback", "shadow-predictions"]
     assert specs["drift"].partitions == 1 and specs["embedded"].name == "ns.embedded"
     assert specs["documents"].config == () and specs["predictions"].config == WRITE_TIME
     assert ("cleanup.policy", "compact") in specs["drift-reference"].config

@@ -1,0 +1,119 @@
+"""Models learn from reviewers only when they get better: 30 Malaysian receipts (SROIE, read-only:
+never in a shipped model) go through the pipeline, a reviewer labels them in the review app,
+and the gated retrain keeps a careless reviewer's labels out (rejected) and promotes the right
+ones; promotion and rollback are recorded."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from conveyor.streams.cli import main
+from conveyor.streams.model_registry import SHIPPED, ModelRegistry
+from conveyor.streams.supervisor import Supervisor, process_groups
+from conveyor.streams.admin import create_topics
+from conveyor.streams.io import InputProducer
+from conveyor.tools.accounting import collect
+from conveyor.tools.training.retrain import feedback_examples, retrain
+from conveyor.streams.topics import topic
+from tests.integration.helpers import cli_env, read_all
+from tests.integration.review_stack import review_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reviewed_receipts(stack_settings, corpus_dir, tmp_path_factory):
+    """The SROIE receipts through the pipeline, each decided 'receipt' by alice in the app."""
+    from uuid import uuid4
+
+    tmp = tmp_path_factory.mktemp("retrain")
+    s = dataclasses.replace(stack_settings, namespace=f"t{uuid4().hex[:10]}", milvus_uri=str(tmp / "milvus.db"),
+                            blob_dir=tmp / "blobs", metrics_port=0, home=tmp / "home")
+    create_topics(s)
+    supervisor = Supervisor(s, process_groups(s, with_drift=False), log_dir=tmp / "logs", grace=60)
+    supervisor.start()
+    try:
+        with InputProducer(s) as producer:
+            ids = {producer.document(p)["doc_id"] for p in sorted((corpus_dir / "sroie" / "img").glob("*.jpg"))}
+        ledger = collect(s, ids, timeout=900, settle=2, on_idle=supervisor.check)
+    finally:
+        supervisor.stop()
+    assert not ledger.missing and len(ids) == 30
+    with review_app(s) as url, httpx.Client(base_url=url, auth=("alice", "alice-pw"), timeout=60) as c:
+        for item in c.get("/api/queue").json()["items"]:
+            form = {"action": "accept", "version": item["version"]} if item["label"] == "receipt" else \
+                {"action": "correct", "version": item["version"], "label": "receipt"}
+            assert c.post(f"/items/{item['doc_id']}/decision", data=form).status_code == 201
+    return s
+
+
+def test_a_careless_candidate_is_rejected_a_better_one_shadowed_promoted_and_rolled_back(reviewed_receipts):
+    s = reviewed_receipts
+    registry = ModelRegistry.of(s)
+    examples, skipped = feedback_examples(s)
+    assert len(examples) == 30 and {e["label"] for e in examples} == {"receipt"} and not any(skipped.values())
+
+    careless = [{**e, "label": "invoice"} for e in examples]  # 'TAX INVOICE' on top of every receipt
+    rejected = retrain(s, feedback=careless)
+    rows = {r["source"]: r for r in rejected["held_out"]["per_source"]}
+    assert rejected["decision"] == "rejected", rejected
+    assert any(reason.startswith("worse on mindee") for reason in rejected["reasons"]), rejected["reasons"]
+    assert rows["mindee"]["candidate_right"] < rows["mindee"]["live_right"]
+    assert registry.live("doctype")["candidate"] == SHIPPED
+
+    promoted = retrain(s, promote=False)  # gated, then run in shadow, then promoted by hand
+    out = Path(__file__).resolve().parents[2] / "build" / "retrain-reports.json"  # the figures in docs/review.md
+    out.parent.mkdir(exist_ok=True)
+    rows = {r["source"]: r for r in promoted["held_out"]["per_source"]}
+    assert promoted["decision"] == "promoted", promoted
+    assert rows["feedback"]["candidate_right"] > rows["feedback"]["live_right"]
+    assert promoted["held_out"]["candidate_mean"] > promoted["held_out"]["live_mean"]
+    assert registry.live("doctype")["candidate"] == SHIPPED
+
+    env = {**cli_env(s), "CONVEYOR_HOME": str(s.home), "CONVEYOR_PRINCIPAL": "carol"}
+    shadow = CliRunner().invoke(main, ["models", "shadow", "doctype", promoted["candidate"]], env=env)
+    assert shadow.exit_code == 0, shadow.output
+    shadow = json.loads(shadow.output.strip().splitlines()[-1])
+    out.write_text(json.dumps({"rejected": rejected, "promoted": promoted, "shadow": shadow}, indent=2))
+    assert (shadow["scored"], shadow["compared_with_live"]) == (30, 30)
+    assert shadow["agreeing"] == rows["feedback"]["live_right"]  # the live model's misses are what changed
+    assert shadow["label_changes"] and all(c.endswith("-> receipt") for c in shadow["label_changes"])
+    assert shadow["candidate_review_rate"] == shadow["live_review_rate"] == 1.0  # document types: never auto
+    assert len(read_all(s, topic(s, "shadow-predictions"), expect=30, timeout=30)) == 30
+
+    done = CliRunner().invoke(main, ["models", "promote", "doctype", promoted["candidate"], "--reason", "shadow ok"],
+                              env=env)
+    assert done.exit_code == 0, done.output
+    live = registry.live("doctype")
+    assert (live["candidate"], live["sha256"], live["promoted_by"]) == (
+        promoted["candidate"], promoted["candidate_sha256"], "carol")
+    assert json.loads((registry.live_dir("doctype") / "manifest.json").read_text())["training_data"]["feedback"]
+    report = json.loads((registry.live_dir("doctype") / "report.json").read_text())
+    assert report["decision"] == "promoted" and report["candidate_metrics"]["cv_accuracy"] >= report["floors"]["cv_accuracy"]
+
+    out = CliRunner().invoke(main, ["models", "rollback", "doctype"], env=env)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["live"]["candidate"] == SHIPPED
+    again = CliRunner().invoke(main, ["models", "rollback", "doctype"], env=env)
+    assert again.exit_code == 1 and "nothing to roll back to" in again.output
+    events = [(e["event"], e["sha256"][:12], e["by"]) for e in registry.history("doctype")]
+    assert [e[0] for e in events] == ["rejected", "promoted", "rolled_back"]
+    assert events[1] == ("promoted", promoted["candidate_sha256"][:12], "carol") and events[2][2] == "carol"
+
+
+def test_the_reviewed_inputs_become_the_drift_reference(reviewed_receipts):
+    s = reviewed_receipts
+    out = CliRunner().invoke(main, ["drift", "reference", "pin", "--feedback", "doctype"], env=cli_env(s))
+    assert out.exit_code == 0, out.output
+    pinned = json.loads(out.output.strip().splitlines()[-1])
+    assert (pinned["pinned"], pinned["inputs"]) == ("feedback", 30)
+    signals = pinned["reference"]["signals"]
+    labels = [sig for name, sig in signals.items() if "categories" in sig]
+    assert [(sig["size"], sig["categories"]) for sig in labels] == [(30, 1)]  # the reviewers' one label: receipt
+    assert all(sig["source"] == "set" for sig in signals.values()) and "--feedback doctype" in \
+        pinned["reference"]["reason"]
