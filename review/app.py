@@ -16,9 +16,11 @@ Routes (all but ``/healthz`` need a reviewer's HTTP basic auth):
 ``GET /metrics``                       Prometheus: queue size, review rate, decisions
 =====================================  ===================================================
 
-Errors are 4xx with one clear line and change nothing: 401 without valid credentials, 404
+Errors are 4xx with one clear line and change nothing: 401 without valid credentials, 403 a
+cross-site form post (another site's page submitting with the reviewer's browser), 404
 unknown doc id, 409 stale version or already decided otherwise, 413 body over
-:data:`MAX_BODY_BYTES`, 422 unknown action, label or field, or a value too long.
+:data:`MAX_BODY_BYTES`, 422 unknown action, label or field, or a value too long; 503 when the
+decision could not be committed to Kafka (nothing written; submit again).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import time
 from importlib.resources import files
 from typing import Any, Iterator, Optional
 
+from confluent_kafka import KafkaException
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
@@ -197,6 +200,8 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
 
     @app.post("/items/{doc_id}/decision")
     async def decide(request: Request, doc_id: str, who: str = Depends(reviewer)) -> Response:
+        if _cross_site(request):
+            raise HTTPException(403, "cross-site request refused: decisions come from the review app's own pages")
         size = request.headers.get("content-length")
         if size is None or not size.isdigit() or int(size) > MAX_BODY_BYTES:
             raise HTTPException(413, f"a decision is at most {MAX_BODY_BYTES} bytes with a Content-Length")
@@ -207,6 +212,9 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
             record, written = await _in_thread(writer.submit, doc_id, decision, who)
         except DecisionError as exc:
             raise HTTPException(exc.status, str(exc)) from None
+        except KafkaException as exc:  # not committed: nothing was written, the reviewer may submit again
+            raise HTTPException(503, f"the decision could not be recorded, nothing was written; try again ({exc})",
+                                headers={"Retry-After": "5"}) from None
         if written:
             metrics.decisions.labels(settings.namespace, record["action"]).inc()
         if "text/html" in request.headers.get("accept", ""):
@@ -225,6 +233,19 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     return app
+
+
+def _cross_site(request: Request) -> bool:
+    """Whether a browser says the request comes from another site (``Sec-Fetch-Site``, or an
+    ``Origin`` whose host is not this one): the defence against cross-site request forgery of the
+    OWASP CSRF cheat sheet ("verifying origin with standard headers"); clients that send neither
+    (scripts with the reviewer's credentials) are not browsers being tricked."""
+    from urllib.parse import urlsplit
+
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    return bool(origin) and urlsplit(origin).netloc != request.headers.get("host")
 
 
 def _escape(text: str) -> str:
