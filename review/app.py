@@ -119,11 +119,12 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
             raise HTTPException(404, f"no prediction routed to review has doc id {doc_id!r}")
         return item
 
-    def queue(reason: Optional[str], label: Optional[str], min_age_h: Optional[float],
-              max_age_h: Optional[float]) -> list[ReviewItem]:
+    def queue(reason: Optional[str], label: Optional[str], min_age_h: Optional[str],
+              max_age_h: Optional[str]) -> list[ReviewItem]:
+        low, high = _hours(min_age_h, "min_age_h"), _hours(max_age_h, "max_age_h")
         return state.waiting(reason=reason or None, label=label or None,
-                             min_age_s=min_age_h * 3600 if min_age_h is not None else None,
-                             max_age_s=max_age_h * 3600 if max_age_h is not None else None)
+                             min_age_s=low * 3600 if low is not None else None,
+                             max_age_s=high * 3600 if high is not None else None)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -142,8 +143,8 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/queue")
-    def api_queue(reason: Optional[str] = None, label: Optional[str] = None, min_age_h: Optional[float] = None,
-                  max_age_h: Optional[float] = None, _: str = Depends(reviewer)) -> dict:
+    def api_queue(reason: Optional[str] = None, label: Optional[str] = None, min_age_h: Optional[str] = None,
+                  max_age_h: Optional[str] = None, _: str = Depends(reviewer)) -> dict:
         items = queue(reason, label, min_age_h, max_age_h)
         return {"counts": state.counts(),
                 "items": [{"doc_id": i.doc_id, "version": i.version, "label": i.prediction["label"],
@@ -152,7 +153,7 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, reason: Optional[str] = None, label: Optional[str] = None,
-              min_age_h: Optional[float] = None, max_age_h: Optional[float] = None,
+              min_age_h: Optional[str] = None, max_age_h: Optional[str] = None,
               decided: Optional[str] = None, who: str = Depends(reviewer)) -> HTMLResponse:
         items = queue(reason, label, min_age_h, max_age_h)
         everything = state.waiting()
@@ -162,7 +163,8 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
         return templates.TemplateResponse(request, "queue.html", {
             "ns": settings.namespace, "who": who, "items": items, "counts": state.counts(), "now_ms": now,
             "reasons": reasons, "labels": labels, "decided": decided,
-            "filters": {"reason": reason or "", "label": label or "", "min_age_h": min_age_h, "max_age_h": max_age_h}})
+            "filters": {"reason": reason or "", "label": label or "", "min_age_h": min_age_h or None,
+                        "max_age_h": max_age_h or None}})
 
     @app.get("/items/{doc_id}", response_class=HTMLResponse)
     def item_page(request: Request, doc_id: str, who: str = Depends(reviewer)) -> HTMLResponse:
@@ -233,6 +235,23 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     return app
+
+
+def _hours(value: Optional[str], name: str) -> Optional[float]:
+    """A filter's age in hours; blank (an empty form field) is no filter.
+
+    Raises:
+        HTTPException: 422 when it is not a number ≥ 0.
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = -1.0
+    if not hours >= 0:
+        raise HTTPException(422, f"{name} must be a number of hours >= 0, not {value!r}")
+    return hours
 
 
 def _cross_site(request: Request) -> bool:

@@ -133,6 +133,7 @@ def test_a_reviewer_corrects_one_document_and_accepts_another_in_a_browser(revie
             browser.execute_cdp_cmd("Network.enable", {})
             browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
             browser.get(url + "/")
+            browser.find_element(By.CSS_SELECTOR, "form[method=get] button").click()  # the filters, left blank
             rows = {r.get_attribute("data-doc-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.item")}
             assert {receipt, invoice} <= rows
 

@@ -62,3 +62,12 @@ def test_a_decision_posted_from_another_site_is_refused():
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
         r = c.post("/items/a/decision", auth=("alice", "pw"), data=form, headers=headers)
         assert r.status_code == 403 and "cross-site request refused" in r.json()["error"]
+
+
+def test_the_queue_filter_form_as_a_browser_submits_it():
+    c = client()
+    blank = c.get("/", params={"reason": "", "label": "", "min_age_h": "", "max_age_h": ""}, auth=("alice", "pw"))
+    assert blank.status_code == 200 and 'data-doc-id="a"' in blank.text
+    assert c.get("/api/queue", params={"label": "receipt"}, auth=("alice", "pw")).json()["items"] == []
+    bad = c.get("/api/queue", params={"min_age_h": "soon"}, auth=("alice", "pw"))
+    assert bad.status_code == 422 and "min_age_h must be a number of hours" in bad.json()["error"]
