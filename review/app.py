@@ -25,6 +25,7 @@ decision could not be committed to Kafka (nothing written; submit again).
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from importlib.resources import files
@@ -157,7 +158,7 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
               decided: Optional[str] = None, who: str = Depends(reviewer)) -> HTMLResponse:
         items = queue(reason, label, min_age_h, max_age_h)
         everything = state.waiting()
-        reasons = sorted({r.split(":")[0] for i in everything for r in i.prediction.get("reasons", [])})
+        reasons = sorted({reason_kind(r) for i in everything for r in i.prediction.get("reasons", [])})
         labels = sorted({i.prediction["label"] for i in everything})
         now = time.time() * 1000
         return templates.TemplateResponse(request, "queue.html", {
@@ -199,6 +200,8 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
                             headers={"Cache-Control": "private, max-age=3600"})
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - blob gone, bytes that no longer decode: say so, don't 500
+            raise HTTPException(404, f"page {page} of {doc_id} cannot be shown: {type(exc).__name__}: {exc}") from None
 
     @app.post("/items/{doc_id}/decision")
     async def decide(request: Request, doc_id: str, who: str = Depends(reviewer)) -> Response:
@@ -235,6 +238,13 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     return app
+
+
+def reason_kind(reason: str) -> str:
+    """A routing reason without its particulars, for the queue's filter list:
+    ``'not validated for auto routing (confidence 0.86)'`` → ``'not validated for auto routing'``,
+    ``'out_of_scope: distance 4000 > 3627'`` → ``'out_of_scope'``."""
+    return re.sub(r"\s*\(.*\)\s*$", "", reason.split(":")[0]).strip()
 
 
 def _hours(value: Optional[str], name: str) -> Optional[float]:

@@ -71,3 +71,11 @@ def test_the_queue_filter_form_as_a_browser_submits_it():
     assert c.get("/api/queue", params={"label": "receipt"}, auth=("alice", "pw")).json()["items"] == []
     bad = c.get("/api/queue", params={"min_age_h": "soon"}, auth=("alice", "pw"))
     assert bad.status_code == 422 and "min_age_h must be a number of hours" in bad.json()["error"]
+
+
+def test_the_reason_filter_lists_kinds_of_reasons():
+    from conveyor.review.app import reason_kind
+
+    assert reason_kind("not validated for auto routing (confidence 0.86)") == "not validated for auto routing"
+    assert reason_kind("out_of_scope: distance 4000.1 > 3627.3") == "out_of_scope"
+    assert reason_kind("low-confidence field vendor") == "low-confidence field vendor"
