@@ -29,13 +29,14 @@ import re
 import threading
 import time
 from importlib.resources import files
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 from confluent_kafka import KafkaException
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -214,7 +215,7 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
         item = item_or_404(doc_id)
         try:
             decision = decision_from_form(item, form)
-            record, written = await _in_thread(writer.submit, doc_id, decision, who)
+            record, written = await run_in_threadpool(writer.submit, doc_id, decision, who)
         except DecisionError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         except KafkaException as exc:  # not committed: nothing was written, the reviewer may submit again
@@ -281,12 +282,6 @@ def _escape(text: str) -> str:
     from markupsafe import escape
 
     return str(escape(text))
-
-
-async def _in_thread(fn, *args: Any) -> Any:
-    import anyio.to_thread
-
-    return await anyio.to_thread.run_sync(lambda: fn(*args))
 
 
 @contextlib.contextmanager

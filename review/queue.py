@@ -67,8 +67,8 @@ class ReviewState:
     """
 
     items: dict[str, ReviewItem] = field(default_factory=dict)
-    decisions: dict[str, dict] = field(default_factory=dict)
-    """decision_id -> Feedback record."""
+    decisions: dict[tuple[str, str], dict] = field(default_factory=dict)
+    """(doc_id, item_version) -> Feedback record (one per item version, as its decision_id)."""
     sources: dict[tuple[str, str], tuple[str, int, int]] = field(default_factory=dict)
     predictions: int = 0
     routed_review: int = 0
@@ -87,8 +87,7 @@ class ReviewState:
                 self.routed_review += 1
                 version = f"{partition}:{offset}"
                 item = ReviewItem(doc_id, version, value, timestamp_ms)
-                item.decision = next((d for d in self.decisions.values()
-                                      if d["doc_id"] == doc_id and d["item_version"] == version), None)
+                item.decision = self.decisions.get((doc_id, version))
                 self.items[doc_id] = item
             elif role == FEEDBACK_ROLE and value is not None:
                 self.record_decision(value)
@@ -96,9 +95,10 @@ class ReviewState:
     def record_decision(self, feedback: dict) -> None:
         """Mark the item ``feedback`` answers as decided (a decision already known is ignored)."""
         with self.lock:
-            if feedback["decision_id"] in self.decisions:
+            key = (feedback["doc_id"], feedback["item_version"])
+            if key in self.decisions:
                 return
-            self.decisions[feedback["decision_id"]] = feedback
+            self.decisions[key] = feedback
             item = self.items.get(feedback["doc_id"])
             if item is not None and item.version == feedback["item_version"] and item.decision is None:
                 item.decision = feedback

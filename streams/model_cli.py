@@ -2,8 +2,6 @@
 (:mod:`conveyor.streams.model_registry`); ``retrain`` comes with the offline tools."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from conveyor.streams.settings import Settings
@@ -32,8 +30,16 @@ class _ModelsGroup(click.Group):
 
 
 def echo_json(obj: dict) -> None:
-    """One JSON line (as every scripting-facing command prints)."""
-    click.echo(json.dumps(obj, default=str, ensure_ascii=False))
+    """:func:`conveyor.streams.cli.echo_json` (imported when a command runs: ``cli`` imports this
+    module while it loads)."""
+    from conveyor.streams.cli import echo_json as echo
+
+    echo(obj)
+
+
+def _live_line(live: dict) -> dict:
+    """What the commands print of a live entry."""
+    return {"live": {k: live[k] for k in ("candidate", "sha256", "promoted_by", "promoted_at")}}
 
 
 def _registry():
@@ -50,7 +56,7 @@ def _echo_live(change) -> None:
         live = change(_registry())
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
-    echo_json({"live": {k: live[k] for k in ("candidate", "sha256", "promoted_by", "promoted_at")}})
+    echo_json(_live_line(live))
 
 
 @click.group("models", cls=_ModelsGroup)
@@ -63,8 +69,7 @@ def models() -> None:
 def models_list(name: str) -> None:
     """The live model of NAME, then every candidate with its gate decision (JSON lines)."""
     registry = _registry()
-    live = registry.live(name)
-    echo_json({"live": {k: live[k] for k in ("candidate", "sha256", "promoted_by", "promoted_at")}})
+    echo_json(_live_line(registry.live(name)))
     for candidate in registry.candidates(name):
         echo_json(candidate)
 

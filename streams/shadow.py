@@ -15,11 +15,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
+from conveyor.streams.feedback import labelled_decisions, newest_by_key
 from conveyor.streams.io import read_to_end
 from conveyor.streams.kafka import DeliveryTracker, make_producer, produce
 from conveyor.streams.serde import AvroSerde, key_bytes
 from conveyor.streams.settings import Settings
-from conveyor.streams.topics import FEEDBACK_ROLE, SHADOW_ROLE, topic
+from conveyor.streams.topics import SHADOW_ROLE, topic
 
 KIND_OF_MODEL = {"doctype": "document", "intent-banking77": "text"}
 """The record kind each model classifies."""
@@ -43,9 +44,8 @@ def shadow_run(settings: Settings, model_name: str, candidate_dir: Path, *,
     serde = AvroSerde(settings)
     shadow = ClassifyProcessor(model_dirs={kind: candidate_dir})
     clf = shadow.classifiers[kind]
-    live = _newest(settings, serde, "predictions")
-    decided = {k: v["label"] for k, v in _newest(settings, serde, FEEDBACK_ROLE).items()
-               if v["model_name"] == model_name and v["action"] in ("accept", "correct")}
+    live = newest_by_key(settings, "predictions", serde=serde)
+    decided = {k: v["label"] for k, v in labelled_decisions(settings, model_name, serde=serde)[0].items()}
     embedded_topic, out_topic = topic(settings, "embedded"), topic(settings, SHADOW_ROLE)
     producer, tracker = make_producer(settings), DeliveryTracker()
     pairs: list[tuple[dict, dict]] = []
@@ -77,14 +77,6 @@ def shadow_run(settings: Settings, model_name: str, candidate_dir: Path, *,
     flush()
     tracker.wait(producer)
     return _report(model_name, clf, scored, pairs, decided)
-
-
-def _newest(settings: Settings, serde: AvroSerde, role: str) -> dict[str, dict]:
-    name = topic(settings, role)
-    out = {}
-    for msg in read_to_end(settings, name, timeout=300, missing_ok=True):
-        out[msg.key().decode("utf-8", "replace")] = serde.decode(name, msg.value())
-    return out
 
 
 def _report(model_name: str, clf, scored: int, pairs: list[tuple[dict, dict]], decided: dict[str, str]) -> dict:

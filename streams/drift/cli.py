@@ -81,26 +81,12 @@ def feedback_texts(settings: Settings, model_name: str) -> tuple[list[str], list
     topic; the newest decision per doc id answering ``model_name``, duplicates left out): each
     input's text (``texts`` topic, or the extracted text of a document) and the reviewer's label.
     Inputs whose text is no longer in the topics are left out."""
-    from conveyor.streams.io import read_to_end
-    from conveyor.streams.serde import AvroSerde
-    from conveyor.streams.topics import FEEDBACK_ROLE, topic
+    from conveyor.streams.feedback import input_texts, labelled_decisions
 
-    serde = AvroSerde(settings)
-    decided: dict[str, str] = {}
-    name = topic(settings, FEEDBACK_ROLE)
-    for msg in read_to_end(settings, name, timeout=120, missing_ok=True):
-        fb = serde.decode(name, msg.value())
-        if fb["model_name"] == model_name and fb["action"] in ("accept", "correct"):
-            decided[fb["doc_id"]] = fb["label"]
-    found: dict[str, str] = {}
-    for role in ("texts", "extracted"):
-        source = topic(settings, role)
-        for msg in read_to_end(settings, source, timeout=300, missing_ok=True):
-            key = msg.key().decode("utf-8", "replace") if msg.key() else None
-            if key in decided:
-                found[key] = serde.decode(source, msg.value())["text"]
+    decided, _ = labelled_decisions(settings, model_name)
+    found = {k: v["text"] for k, v in input_texts(settings, decided).items()}
     ids = sorted(found)
-    return [found[i] for i in ids], [decided[i] for i in ids]
+    return [found[i] for i in ids], [decided[i]["label"] for i in ids]
 
 
 def reference_from_texts(settings: Settings, texts: list[str], model_dir: Optional[Path] = None, *,

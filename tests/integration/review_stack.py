@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 from uuid import uuid4
 
 from pydantic import SecretStr
@@ -36,19 +36,21 @@ class Reviewed:
     predictions: dict[str, dict]
 
 
-def run_pipeline(stack: Settings, tmp: Path) -> Reviewed:
-    """Run the pipeline on :data:`DOCUMENTS` and :data:`TEXTS` in a new namespace."""
+def run_pipeline(stack: Settings, tmp: Path, documents: Sequence[Path] = tuple(CORPUS / d for d in DOCUMENTS),
+                 texts: Sequence[str] = TEXTS) -> Reviewed:
+    """Run the pipeline (no drift monitor) on ``documents`` and ``texts`` in a new namespace whose
+    home (model registry) is ``tmp / "home"``."""
     settings = dataclasses.replace(stack, namespace=f"t{uuid4().hex[:10]}", milvus_uri=str(tmp / "milvus.db"),
-                                   blob_dir=tmp / "blobs", metrics_port=0)
+                                   blob_dir=tmp / "blobs", metrics_port=0, home=tmp / "home")
     create_topics(settings)
     supervisor = Supervisor(settings, process_groups(settings, with_drift=False), log_dir=tmp / "logs", grace=60)
     supervisor.start()
     names = {}
     try:
         with InputProducer(settings) as producer:
-            for rel in DOCUMENTS:
-                names[producer.document(CORPUS / rel)["doc_id"]] = rel
-            for text in TEXTS:
+            for path in documents:
+                names[producer.document(path)["doc_id"]] = path.name
+            for text in texts:
                 names[producer.text(text)["doc_id"]] = text
         ledger = collect(settings, set(names), timeout=600, settle=2, on_idle=supervisor.check)
     finally:

@@ -4,7 +4,6 @@ and the gated retrain keeps a careless reviewer's labels out (rejected) and prom
 ones; promotion and rollback are recorded."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -14,14 +13,10 @@ from click.testing import CliRunner
 
 from conveyor.streams.cli import main
 from conveyor.streams.model_registry import SHIPPED, ModelRegistry
-from conveyor.streams.supervisor import Supervisor, process_groups
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer
-from conveyor.tools.accounting import collect
 from conveyor.tools.training.retrain import feedback_examples, retrain
 from conveyor.streams.topics import topic
 from tests.integration.helpers import cli_env, read_all
-from tests.integration.review_stack import review_app
+from tests.integration.review_stack import review_app, run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +24,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def reviewed_receipts(stack_settings, corpus_dir, tmp_path_factory):
     """The SROIE receipts through the pipeline, each decided 'receipt' by alice in the app."""
-    from uuid import uuid4
-
-    tmp = tmp_path_factory.mktemp("retrain")
-    s = dataclasses.replace(stack_settings, namespace=f"t{uuid4().hex[:10]}", milvus_uri=str(tmp / "milvus.db"),
-                            blob_dir=tmp / "blobs", metrics_port=0, home=tmp / "home")
-    create_topics(s)
-    supervisor = Supervisor(s, process_groups(s, with_drift=False), log_dir=tmp / "logs", grace=60)
-    supervisor.start()
-    try:
-        with InputProducer(s) as producer:
-            ids = {producer.document(p)["doc_id"] for p in sorted((corpus_dir / "sroie" / "img").glob("*.jpg"))}
-        ledger = collect(s, ids, timeout=900, settle=2, on_idle=supervisor.check)
-    finally:
-        supervisor.stop()
-    assert not ledger.missing and len(ids) == 30
+    reviewed = run_pipeline(stack_settings, tmp_path_factory.mktemp("retrain"),
+                            sorted((corpus_dir / "sroie" / "img").glob("*.jpg")), texts=())
+    s = reviewed.settings
+    assert len(reviewed.predictions) == 30
     with review_app(s) as url, httpx.Client(base_url=url, auth=("alice", "alice-pw"), timeout=60) as c:
         for item in c.get("/api/queue").json()["items"]:
             form = {"action": "accept", "version": item["version"]} if item["label"] == "receipt" else \

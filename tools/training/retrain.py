@@ -32,11 +32,9 @@ from typing import Any, Optional, Sequence
 import click
 import numpy as np
 
-from conveyor.streams.io import read_to_end
+from conveyor.streams.feedback import input_texts, labelled_decisions
 from conveyor.streams.model_registry import ModelRegistry
-from conveyor.streams.serde import AvroSerde
 from conveyor.streams.settings import Settings
-from conveyor.streams.topics import FEEDBACK_ROLE, topic
 from conveyor.tools.training.common import DEFAULT_CACHE_DIR, DEFAULT_CORPUS, check_limits, library_versions
 from conveyor.tools.training.doc_sources import LABELS, list_documents
 
@@ -49,26 +47,10 @@ def feedback_examples(settings: Settings, model_name: str = MODEL_NAME) -> tuple
     """The newest ``accept``/``correct`` decision per doc id answering ``model_name``, with the
     document's extracted text: ``([{"doc_id", "label", "action", "reviewer", "text", "sha256"}],
     counts of decisions left out by reason)``. Examples are sorted by doc id."""
-    serde = AvroSerde(settings)
-    name = topic(settings, FEEDBACK_ROLE)
-    newest: dict[str, dict] = {}
-    skipped = {"duplicate": 0, "other model": 0, "label unknown to the model": 0, "no extracted text": 0}
-    for msg in read_to_end(settings, name, timeout=120, missing_ok=True):
-        fb = serde.decode(name, msg.value())
-        if fb["model_name"] != model_name:
-            skipped["other model"] += 1
-        elif fb["action"] == "duplicate":
-            skipped["duplicate"] += 1
-        elif fb["label"] not in LABELS:
-            skipped["label unknown to the model"] += 1
-        else:
-            newest[fb["doc_id"]] = fb
-    extracted_topic = topic(settings, "extracted")
-    texts: dict[str, dict] = {}
-    for msg in read_to_end(settings, extracted_topic, timeout=300, missing_ok=True):
-        key = msg.key().decode() if msg.key() else None
-        if key in newest:
-            texts[key] = serde.decode(extracted_topic, msg.value())
+    decided, skipped = labelled_decisions(settings, model_name)
+    newest = {k: fb for k, fb in decided.items() if fb["label"] in LABELS}
+    skipped = {**skipped, "label unknown to the model": len(decided) - len(newest), "no extracted text": 0}
+    texts = input_texts(settings, newest, ("extracted",))
     out = []
     for doc_id in sorted(newest):
         if doc_id not in texts:
@@ -119,14 +101,18 @@ class Evaluation:
         self.train = np.array([d["shippable"] for d in docs]) & (self.y >= 0) & ~self.in_feedback
         self.fold = np.arange(len(feedback)) % FOLDS
 
-    def _fit(self, fb_idx: np.ndarray, extra_mask: Optional[np.ndarray] = None,
-             recipe: Optional[dict[str, str]] = None):
-        """Fit on the training corpus (``& extra_mask``) plus the feedback rows ``fb_idx``,
-        labelled as ``recipe`` says (default: the reviewers' current labels)."""
+    def _training_set(self, fb_idx: np.ndarray, recipe: dict[str, str],
+                      extra_mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)``: the training corpus (``& extra_mask``) plus the feedback rows ``fb_idx``,
+        labelled as ``recipe`` says."""
         train = self.train if extra_mask is None else self.train & extra_mask
-        fb_y = [LABELS.index(recipe[self.feedback[i]["doc_id"]]) if recipe else self.yf[i] for i in fb_idx]
-        X = np.vstack([self.X[train], self.Xf[fb_idx]])
-        y = np.concatenate([self.y[train], np.array(fb_y, dtype=int)])
+        fb_y = [LABELS.index(recipe[self.feedback[i]["doc_id"]]) for i in fb_idx]
+        return (np.vstack([self.X[train], self.Xf[fb_idx]]),
+                np.concatenate([self.y[train], np.array(fb_y, dtype=int)]))
+
+    def _fit(self, fb_idx: np.ndarray, recipe: dict[str, str], extra_mask: Optional[np.ndarray] = None):
+        """``(classifier, X, y)`` fitted on :meth:`_training_set`."""
+        X, y = self._training_set(fb_idx, recipe, extra_mask)
         return _make().fit(X, y), X, y
 
     def held_out(self, recipe: dict[str, str]) -> list[dict[str, Any]]:
@@ -135,7 +121,7 @@ class Evaluation:
         the corpus labels and the reviewers' current labels."""
         in_recipe = np.array([f["doc_id"] in recipe for f in self.feedback], dtype=bool)
         rows = []
-        clf, _, _ = self._fit(np.where(in_recipe)[0], recipe=recipe)
+        clf, _, _ = self._fit(np.where(in_recipe)[0], recipe)
         for source in sorted({d["source"] for d in self.docs if not d["shippable"]}):
             idx = np.array([i for i, d in enumerate(self.docs)
                             if d["source"] == source and self.y[i] >= 0 and not self.in_feedback[i]], dtype=int)
@@ -149,7 +135,7 @@ class Evaluation:
                 held = np.where(self.fold == f)[0]
                 if len(held) == 0:
                     continue
-                clf, _, _ = self._fit(np.where(in_recipe & (self.fold != f))[0], recipe=recipe)
+                clf, _, _ = self._fit(np.where(in_recipe & (self.fold != f))[0], recipe)
                 right += int((clf.classes_[clf.predict_proba(self.Xf[held]).argmax(1)] == self.yf[held]).sum())
             rows.append({"source": "feedback", "documents": len(self.feedback), "right": right,
                          "accuracy": round(right / len(self.feedback), 4)})
@@ -164,9 +150,7 @@ class Evaluation:
         from sklearn.model_selection import LeaveOneGroupOut
 
         fb = np.array([i for i, f in enumerate(self.feedback) if f["doc_id"] in recipe], dtype=int)
-        X = np.vstack([self.X[self.train], self.Xf[fb]])
-        y = np.concatenate([self.y[self.train], np.array([LABELS.index(recipe[self.feedback[i]["doc_id"]])
-                                                          for i in fb], dtype=int)])
+        X, y = self._training_set(fb, recipe)
         groups = np.array([d["group"] for d, t in zip(self.docs, self.train) if t]
                           + [f"feedback:{self.feedback[i]['doc_id']}" for i in fb])
         pred = np.zeros(len(y), dtype=int)
@@ -179,7 +163,7 @@ class Evaluation:
                             if d["source"] == source and self.y[i] >= 0 and not self.in_feedback[i]], dtype=int)
             if len(idx) == 0:
                 continue
-            clf, _, _ = self._fit(fb, np.array([d["source"] != source for d in self.docs]), recipe)
+            clf, _, _ = self._fit(fb, recipe, np.array([d["source"] != source for d in self.docs]))
             accs.append(float((clf.classes_[clf.predict_proba(self.X[idx]).argmax(1)] == self.y[idx]).mean()))
         return {"cv_accuracy": round(float((pred == y).mean()), 4),
                 "cv_macro_f1": round(float(f1_score(y, pred, average="macro")), 4),
@@ -211,7 +195,7 @@ def build_candidate(ev: Evaluation, live_dir: Path, staging: Path) -> dict:
     from conveyor.tools.training.common import write_manifest
     from conveyor.tools.training.train_doctype import export_onnx_with_ood
 
-    clf, X, y = ev._fit(np.arange(len(ev.feedback)))
+    clf, X, y = ev._fit(np.arange(len(ev.feedback)), {f["doc_id"]: f["label"] for f in ev.feedback})
     sha = export_onnx_with_ood(clf, X, y, staging)
     live = json.loads((live_dir / "manifest.json").read_text())
     manifest = {**live, "sha256": sha,
