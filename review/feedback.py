@@ -19,6 +19,7 @@ from typing import Literal, Optional
 
 from confluent_kafka import KafkaException
 
+from conveyor.processors.extract.fields.evidence import EXTRA_FIELDS
 from conveyor.processors.models import MODELS_DIR
 from conveyor.review.queue import ReviewItem, ReviewState
 from conveyor.streams.kafka import make_producer
@@ -26,7 +27,7 @@ from conveyor.streams.serde import AvroSerde, key_bytes
 from conveyor.streams.settings import Settings
 from conveyor.streams.topics import FEEDBACK_ROLE, topic_name
 
-EDITABLE_FIELDS = ("document_number", "dates", "total_amount", "currency", "vendor")
+EDITABLE_FIELDS = ("document_number", "dates", "total_amount", "currency", "vendor") + EXTRA_FIELDS
 """KeyFields a reviewer may set (``schemas/prediction.avsc``); ``dates`` is a comma-separated list."""
 MAX_VALUE_CHARS = 200
 """Longest field value, label, or duplicate id a decision may carry."""

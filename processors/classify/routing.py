@@ -157,9 +157,13 @@ def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
 NOT_TYPE_FIELD = "not a field of a"
 #: Key fields that belong to each document type; the others are withheld for that type.
 TYPE_FIELDS: dict[str, tuple[str, ...]] = {
-    "receipt": ("dates", "total_amount", "currency", "document_number", "vendor"),
-    "invoice": ("dates", "total_amount", "currency", "document_number", "vendor"),
+    "receipt": ("dates", "total_amount", "currency", "document_number", "vendor", "time", "net_amount", "tax_amount",
+                "supplier_tax_id", "payment_method"),
+    "invoice": ("dates", "total_amount", "currency", "document_number", "vendor", "due_date", "net_amount",
+                "tax_amount", "supplier_tax_id", "iban", "customer", "payment_method"),
 }
+#: Every key field :func:`fields_for_type` looks at.
+ALL_TYPE_FIELDS = tuple(dict.fromkeys(TYPE_FIELDS["receipt"] + TYPE_FIELDS["invoice"]))
 #: Fields kept for types not in :data:`TYPE_FIELDS` (a form's date).
 OTHER_TYPE_FIELDS = ("dates",)
 
@@ -176,8 +180,14 @@ def fields_for_type(label: str, fields: Mapping[str, Any] | None) -> dict[str, A
         return None
     keep = TYPE_FIELDS.get(label, OTHER_TYPE_FIELDS)
     out = dict(fields)
-    for name in TYPE_FIELDS["receipt"]:
+    for name in ALL_TYPE_FIELDS:
         value = out.get(name)
+        why = (out.get("withheld") or {}).get(name)
+        if name not in keep and value in (None, "", []) and why and not str(why).startswith(NOT_TYPE_FIELD):
+            # withheld for low confidence, but not this type's field anyway: say so, not "low confidence"
+            candidate = str(why).split("; candidate ", 1)[-1] if "; candidate " in str(why) else "''"
+            out["withheld"] = {**out["withheld"], name: f"{NOT_TYPE_FIELD} {label}; candidate {candidate}"}
+            continue
         if name in keep or value in (None, "", []):
             continue
         shown = value[0] if name == "dates" else value

@@ -31,7 +31,7 @@ from conveyor.processors.errors import (
 )
 from conveyor.processors.extract import ocr as _ocr
 from conveyor.processors.extract.detect import detect_type
-from conveyor.processors.extract.fields import extract_fields
+from conveyor.processors.extract.fields import extract_extra_fields, extract_fields
 from conveyor.processors.extract.fields.confidence import gate
 from conveyor.processors.extract.fields.evidence import locate
 from conveyor.processors.extract.layout import page_layout
@@ -116,7 +116,9 @@ def fields_from_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
     if layout is not None and [" ".join(r.text.split()) for r in layout] != [
             " ".join(x.split()) for x in first.get("text", "").splitlines()]:
         layout = None  # not one row per line of the page text: no boxes as evidence
-    return gate(fields, locate(fields, pages, layout))
+    evidence = locate(fields, pages, layout)
+    extra, extra_evidence = extract_extra_fields(pages, fields, layout)
+    return gate({**fields, **extra}, {**evidence, **extra_evidence})
 
 
 def extract_bytes(

@@ -39,7 +39,7 @@ def test_decisions_are_written_once_and_bad_requests_change_nothing(reviewed):
         bad = [  # (doc id, form, status, words of the error)
             ("no-such-doc", {"action": "accept", "version": version}, 404, "no prediction routed to review"),
             (doc, {"action": "accept", "version": "9:999"}, 409, "stale version"),
-            (doc, {"action": "correct", "version": version, "field.iban": "DE00"}, 422, "unknown field 'iban'"),
+            (doc, {"action": "correct", "version": version, "field.swift_code": "DE00"}, 422, "unknown field 'swift_code'"),
             (doc, {"action": "correct", "version": version, "field.vendor": "x" * 500}, 422, "500 characters"),
             (doc, {"action": "correct", "version": version, "label": "passport"}, 422, "unknown label 'passport'"),
             (doc, {"action": "shred", "version": version}, 422, "unknown action"),

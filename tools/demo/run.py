@@ -51,12 +51,14 @@ def _fields_line(fields: Optional[dict]) -> str:
         return ""
     conf = fields.get("confidence") or {}
     parts = []
-    for name, label in (("vendor", "vendor"), ("dates", "date"), ("total_amount", "total"),
-                        ("currency", "currency"), ("document_number", "no")):
+    for name, label in (("vendor", "vendor"), ("dates", "date"), ("time", "time"), ("total_amount", "total"),
+                        ("net_amount", "net"), ("tax_amount", "tax"), ("currency", "currency"),
+                        ("document_number", "no"), ("due_date", "due"), ("supplier_tax_id", "tax id"),
+                        ("iban", "iban"), ("customer", "customer"), ("payment_method", "paid by")):
         value = fields.get(name)
         value = value[0] if name == "dates" and value else value
         if value:
-            shown = repr(value) if name == "vendor" else value
+            shown = repr(value) if name in ("vendor", "customer") else value
             parts.append(f"{label}={shown}" + (f" ({conf[name]:.2f})" if name in conf else ""))
     return ", ".join(parts)
 

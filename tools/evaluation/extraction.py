@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 from conveyor.tools.training.common import DEFAULT_CORPUS
 from conveyor.tools.evaluation.corpus_cache import cached_pages
 from conveyor.tools.evaluation.ocr_quality import ocr_rows
-from conveyor.processors.extract.fields import extract_key_fields
+from conveyor.processors.extract.fields import extract_extra_fields, extract_key_fields
 from conveyor.processors.extract.fields.evidence import locate
 from conveyor.processors.extract.fields.issuers import load_issuer_templates, match_issuer
 from conveyor.processors.extract.fields.normalise import (
@@ -103,7 +103,10 @@ def document_fields(path: Path, issuer_templates: list | None = None) -> dict[st
     if path.suffix.lower() == ".txt":
         text = normalise_text(path.read_text(encoding="utf-8", errors="replace"))
         fields = extract_key_fields(text)
-        fields["evidence"] = {f: ev.rule for f, ev in locate(fields, [{"text": text, "method": "text_layer"}]).items()}
+        pages = [{"text": text, "method": "text_layer"}]
+        extra, extra_evidence = extract_extra_fields(pages, fields)
+        fields["evidence"] = {f: ev.rule for f, ev in {**locate(fields, pages), **extra_evidence}.items()}
+        fields.update(extra)
         if issuer_templates is not None:
             fields["known_issuer"] = match_issuer(text, issuer_templates) or fields["vendor"]
         return fields
@@ -117,7 +120,9 @@ def pages_fields(pages: list[dict[str, Any]], issuer_templates: list | None = No
     first = pages[0]
     layout = page_layout(first["lines"], first["size"]) if first.get("lines") else None
     fields = extract_key_fields(text, first_page_text=first["text"], layout=layout)
-    fields["evidence"] = {f: ev.rule for f, ev in locate(fields, pages, layout).items()}  # rule per field
+    extra, extra_evidence = extract_extra_fields(pages, fields)
+    fields["evidence"] = {f: ev.rule for f, ev in {**locate(fields, pages, layout), **extra_evidence}.items()}  # rule per field
+    fields.update(extra)
     if issuer_templates is not None:
         fields["known_issuer"] = match_issuer(text, issuer_templates) or fields["vendor"]
     return fields

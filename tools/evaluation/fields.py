@@ -26,11 +26,14 @@ def fields_section(ctx: EvalContext) -> SectionResult:
     for source, res in per_source.items():
         kind = "shippable, left out" if res["shippable"] else "test only, shipped table"
         for field, r in res["fields"].items():
+            if not r["labelled"] and not r["emitted"]:
+                continue  # the source never prints the field and nothing was emitted: nothing to report
             note = (f"{r['right']}/{r['emitted']} right; {kind}; every value read, no abstention: "
                     f"{r['accuracy_without_abstention']}")
             rows.append(Row("fields", f"{field} precision, source {source}", r["precision"], (">=", THRESHOLD), note))
             rows.append(Row("fields", f"{field} coverage, source {source}", r["coverage"], None,
-                            f"{r['emitted']} of {r['labelled']} labelled documents emitted"))
+                            f"{r['emitted']} emitted; {r['labelled']} documents print the field"
+                            + (f", {r['not_printed']} do not" if r.get("not_printed") else "")))
     current = load_table().get("fields") == shipped
     rows.append(Row("fields", "shipped confidence table matches the corpus", int(current), (">=", 1),
                     "processors/extract/fields/confidence.json; make models rewrites it"))

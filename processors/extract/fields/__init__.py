@@ -11,6 +11,11 @@ Output is a dict shaped like the ``KeyFields`` record of
      "document_number": "2022089083" | None,
      "vendor": "Coolblue B.V." | None}
 
+and, from :func:`extract_extra_fields`, the fields beyond those five (:data:`EXTRA_FIELDS`):
+``due_date`` (ISO), ``time`` ("HH:MM"), ``net_amount`` and ``tax_amount`` (decimal strings),
+``supplier_tax_id``, ``iban``, ``customer``, ``payment_method`` (one of
+:data:`.payments.PAYMENT_METHODS`), each with the line it was read from and its rule.
+
 Languages covered by the labels: English, German, French, Dutch (plus some
 Spanish/Italian month names). Accuracy on real receipts and invoices is measured by
 :mod:`conveyor.tools.evaluation.extraction`.
@@ -19,7 +24,9 @@ Modules, one job each: :mod:`.dates` (dates), :mod:`.amounts` (amounts, currency
 :mod:`.totals` (the total, with layout evidence), :mod:`.identifiers` (document
 number, fallback vendor), :mod:`.parties` (issuer company and address),
 :mod:`.normalise` (normal forms for comparison), :mod:`.issuers` (known issuers from
-invoice2data templates, optional); their public names are re-exported here.
+invoice2data templates, optional), :mod:`.terms` (time of day, due date), :mod:`.taxes` (net and
+tax totals, VAT / tax id), :mod:`.payments` (IBAN, payment method); their public names are
+re-exported here.
 """
 from __future__ import annotations
 
@@ -32,11 +39,17 @@ from conveyor.processors.extract.fields.amounts import (
     parse_amount,
 )
 from conveyor.processors.extract.fields.dates import MAX_YEAR, MIN_YEAR, find_dates
+from conveyor.processors.extract.fields.evidence import EXTRA_FIELDS, FieldEvidence, Finding
 from conveyor.processors.extract.fields.identifiers import find_document_number, find_vendor
-from conveyor.processors.extract.fields.parties import find_address, find_company
+from conveyor.processors.extract.fields.parties import find_address, find_company, find_customer
+from conveyor.processors.extract.fields.payments import find_iban, find_payment_method
+from conveyor.processors.extract.fields.taxes import find_net_and_tax, find_tax_id
+from conveyor.processors.extract.fields.terms import find_due_date, find_time
 from conveyor.processors.extract.fields.totals import find_total
 
 __all__ = [
+    "EXTRA_FIELDS",
+    "extract_extra_fields",
     "extract_fields",
     "extract_key_fields",
     "find_dates",
@@ -130,3 +143,36 @@ def extract_fields(text: str, *, first_page_text: str | None = None, layout=None
     fields = extract_key_fields(text, first_page_text=first_page_text, layout=layout)
     fields.pop("address")
     return fields
+
+
+def extract_extra_fields(pages: list[dict], fields: dict, layout=None) -> tuple[dict, dict[str, FieldEvidence]]:
+    """The fields beyond the first five (:data:`EXTRA_FIELDS`), with their evidence.
+
+    Args:
+        pages: page dicts with ``"text"`` and ``"method"`` (as :func:`locate` takes them).
+        fields: the document's KeyFields dict (its ``total_amount`` and ``currency`` are used:
+            net + tax must add up to the total for rule ``sums to total``; dollar documents read
+            ambiguous dates month first).
+        layout: layout rows of the first page, one per line of its text, or None.
+
+    Returns:
+        ``(values, evidence)``: ``values`` maps every name of :data:`EXTRA_FIELDS` to its value or
+        None; ``evidence`` maps each found field to its
+        :class:`~conveyor.processors.extract.fields.evidence.FieldEvidence`.
+    """
+    where = [(p, i, line.strip()) for p, page in enumerate(pages) for i, line in enumerate(page.get("text", "").splitlines())]
+    lines = [line for _, _, line in where]
+    month_first = month_first_dates(lines, fields.get("currency"))
+    net, tax = find_net_and_tax(lines, fields.get("total_amount"))
+    found: dict[str, Finding | None] = {
+        "due_date": find_due_date(lines, month_first), "time": find_time(lines, month_first),
+        "net_amount": net, "tax_amount": tax, "supplier_tax_id": find_tax_id(lines), "iban": find_iban(lines),
+        "customer": find_customer(lines), "payment_method": find_payment_method(lines)}
+    values = {name: (found[name].value if found.get(name) else None) for name in EXTRA_FIELDS}
+    evidence = {}
+    for name, finding in found.items():
+        if finding is None:
+            continue
+        p, i, text = where[finding.line]
+        evidence[name] = FieldEvidence.at(name, finding.rule, pages, p, i, text, layout)
+    return values, evidence

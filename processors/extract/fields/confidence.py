@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from conveyor.processors.extract.fields.evidence import KEY_FIELDS, NEVER_EMITTED, FieldEvidence
+from conveyor.processors.extract.fields.evidence import ALL_FIELDS, NEVER_EMITTED, FieldEvidence
 
 TABLE_PATH = Path(__file__).with_name("confidence.json")
 THRESHOLD = 0.97
@@ -65,7 +65,7 @@ def gate(fields: dict[str, Any], evidence: Mapping[str, FieldEvidence], table: M
     """
     table = load_table() if table is None else table
     out = {**fields, "confidence": {}, "withheld": {}, "evidence": []}
-    for field in KEY_FIELDS:
+    for field in ALL_FIELDS:
         ev = evidence.get(field)
         if ev is None:
             continue

@@ -34,9 +34,16 @@ from conveyor.processors.extract.fields.totals import is_total_label
 
 #: Key fields that carry evidence, in KeyFields order.
 KEY_FIELDS = ("dates", "total_amount", "currency", "document_number", "vendor")
+#: The fields beyond the first five (issue 10, item 4), in KeyFields order; their finders return
+#: :class:`Finding` objects with their own rules (:mod:`.terms`, :mod:`.taxes`, :mod:`.payments`,
+#: :func:`.parties.find_customer`).
+EXTRA_FIELDS = ("due_date", "time", "net_amount", "tax_amount", "supplier_tax_id", "iban", "customer",
+                "payment_method")
+#: Every field that carries evidence and confidence.
+ALL_FIELDS = KEY_FIELDS + EXTRA_FIELDS
 NOT_PRINTED = "not printed"
 #: Rules whose values are never emitted, whatever the calibration says.
-NEVER_EMITTED = frozenset({NOT_PRINTED, "caption"})
+NEVER_EMITTED = frozenset({NOT_PRINTED, "caption", "invalid checksum", "conflicting"})
 
 _CAPTION = re.compile(
     r"\b(?:name|address|zip|postal\s*code|if\s*checked|corrected|employer'?s?|employee'?s?|recipient'?s?|"
@@ -47,6 +54,22 @@ _DATE_LABEL = re.compile(r"\b(?:date|datum|tarikh|fecha|data|dt)\b", re.IGNORECA
 _NUMBER_LABEL = re.compile(r"\b(?:no|nr|num|number|nummer|numer|num[ée]ro|invoice|receipt|rechnung|factuur|faktura|"
                            r"facture|bill|bon|beleg)\b|#|\bn[°º]",
                            re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A value a field finder read, with where and by which rule (the finders of the fields beyond
+    the first five return these: :mod:`.payments`, :mod:`.taxes`, :mod:`.terms`).
+
+    Attributes:
+        value: the normalised value (string).
+        line: 0-based index into the lines the finder was given.
+        rule: kind of evidence (see the finder's module).
+    """
+
+    value: str
+    line: int
+    rule: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,19 @@ class FieldEvidence:
     def as_record(self) -> dict[str, Any]:
         """The Avro ``FieldEvidence`` dict."""
         return asdict(self)
+
+    @classmethod
+    def at(cls, field: str, rule: str, pages: Sequence[dict[str, Any]], page: int, line: int, text: str,
+           layout: Sequence | None = None) -> "FieldEvidence":
+        """Evidence for a value read on line ``line`` (0-based) of page ``page`` (0-based) of ``pages``;
+        the box comes from ``layout`` (rows of the first page) when there is one for that line."""
+        method = str(pages[page].get("method", ""))
+        source = "ocr" if "ocr" in method.lower() else "text layer" if method else "unknown"
+        bbox = None
+        if page == 0 and layout is not None and line < len(layout):
+            row = layout[line]
+            bbox = [round(float(v), 4) for v in (row.left, row.top, row.right, row.bottom)]
+        return cls(field, rule, page + 1, line, text.strip(), bbox, source)
 
 
 def _vendor_rule(value: str) -> str:
@@ -144,11 +180,5 @@ def locate(fields: dict[str, Any], pages: Sequence[dict[str, Any]], layout: Sequ
             out[field] = FieldEvidence(field, rule, 0, -1, "", None, "unknown")
             continue
         p, i, line = found
-        method = str(pages[p].get("method", ""))
-        source = "ocr" if "ocr" in method.lower() else "text layer" if method else "unknown"
-        bbox = None
-        if p == 0 and layout is not None and i < len(layout):
-            row = layout[i]
-            bbox = [round(float(v), 4) for v in (row.left, row.top, row.right, row.bottom)]
-        out[field] = FieldEvidence(field, _rule(field, value, line), p + 1, i, line.strip(), bbox, source)
+        out[field] = FieldEvidence.at(field, _rule(field, value, line), pages, p, i, line, layout)
     return out

@@ -23,9 +23,10 @@ from functools import lru_cache
 from typing import Sequence
 
 from conveyor.processors.extract.fields.dates import dates_in_line
+from conveyor.processors.extract.fields.evidence import Finding
 from conveyor.processors.extract.fields.normalise import has_legal_form, legal_form_suffix, normalise_company
 
-__all__ = ["find_company", "find_address", "clean_company"]
+__all__ = ["find_company", "find_address", "find_customer", "clean_company"]
 
 #: Rows examined from the top of the first page.
 HEADER_ROWS = 20
@@ -240,3 +241,46 @@ def find_address(rows: Sequence[str], after: int) -> str | None:
         if len(taken) >= MAX_ADDRESS_ROWS:
             break
     return " ".join(taken) if taken else None
+
+
+_CUSTOMER_LABEL = re.compile(
+    r"\b(?:bill(?:ed)?\s*to|sold\s*to|invoice\s*to|billing\s*address|customer(?:\s*name)?|client|attn|"
+    r"rechnungsempf[äa]nger|rechnungsadresse|kunde|factur[ée]\s*[àa]|adresse\s*de\s*facturation|"
+    r"factuuradres|nabywca|odbiorca)\b\s*(?:address)?\s*:?", re.IGNORECASE)
+#: Words of a caption, not of a name ("Nom de l'abonné", "Name and address").
+_CAPTION_WORD = re.compile(r"\b(?:nom|name|naam|adresse|address|adres|abonn[ée]e?|subscriber)\b", re.IGNORECASE)
+#: A label followed by these is a number or contact, not a name ("Customer No", "Kundennummer").
+_CUSTOMER_NOT_NAME = re.compile(r"^\W*(?:no\b|nr\b|number|nummer|id\b|#|code|ref|service|support|e-?mail|phone)",
+                                re.IGNORECASE)
+
+
+def find_customer(rows: Sequence[str]) -> Finding | None:
+    """The customer / bill-to party's name, or None.
+
+    The name follows a customer label (Bill to, Sold to, Billing address, Customer, Client,
+    ATTN, Rechnungsempfänger, Kunde, Facturé à, Nabywca …) on its line, else stands on the next
+    non-empty row. A value that is an address, a number, a contact or a caption is not taken.
+
+    Returns:
+        :class:`conveyor.processors.extract.fields.evidence.Finding` with rule ``customer label``
+        (same line) or ``customer label, next line``; or None.
+    """
+    for i, row in enumerate(rows):
+        label = _CUSTOMER_LABEL.search(row)
+        if not label:
+            continue
+        rest = row[label.end():].strip(" :-\t")
+        if _CUSTOMER_NOT_NAME.match(rest) or _CUSTOMER_NOT_NAME.match(row[label.end() - 1:].strip(" :")):
+            continue
+        where, rule = (i, "customer label")
+        if not rest:
+            nxt = next((j for j in range(i + 1, min(i + 3, len(rows))) if rows[j].strip()), None)
+            if nxt is None:
+                continue
+            rest, where, rule = rows[nxt].strip(), nxt, "customer label, next line"
+        rest = re.sub(r"^(?:attn|z\.?\s*hd\.?)\s*:?\s*", "", rest, flags=re.IGNORECASE).strip(" ,;:")
+        if (not _name_like(rest) or _address_like(rest) or _CONTACT_OR_DOC.search(rest) or _CAPTION_WORD.search(rest)
+                or sum(c.isdigit() for c in rest) > 2 or len(rest.split()) > MAX_NAME_WORDS):
+            continue
+        return Finding(rest, where, rule)
+    return None

@@ -13,7 +13,7 @@ import fastavro
 from conveyor.processors.classify.routing import decide
 from conveyor.processors.extract.fields import extract_fields
 from conveyor.processors.extract.fields.confidence import gate
-from conveyor.processors.extract.fields.evidence import locate
+from conveyor.processors.extract.fields.evidence import EXTRA_FIELDS, locate
 
 REPO = Path(__file__).resolve().parents[3]
 TABLE = {"fields": {"total_amount": {"total label": {"n": 30, "correct": 30, "precision": 1.0}},
@@ -60,7 +60,8 @@ def _without_new_fields(schema: dict) -> dict:
     for field in old["fields"]:
         if field["name"] == "fields":
             rec = field["type"] if isinstance(field["type"], dict) else next(t for t in field["type"] if isinstance(t, dict))
-            rec["fields"] = [f for f in rec["fields"] if f["name"] not in ("confidence", "withheld", "evidence")]
+            rec["fields"] = [f for f in rec["fields"]
+                             if f["name"] not in ("confidence", "withheld", "evidence") + EXTRA_FIELDS]
     return old
 
 
@@ -91,6 +92,7 @@ def test_records_written_with_the_old_schemas_read_with_the_new_ones():
         read = fastavro.schemaless_reader(buf, fastavro.parse_schema(old), fastavro.parse_schema(new))
         assert read["fields"]["total_amount"] == "7.16", name
         assert read["fields"]["confidence"] == {} and read["fields"]["withheld"] == {} and read["fields"]["evidence"] == []
+        assert all(read["fields"][name] is None for name in EXTRA_FIELDS), name
 
 
 def test_a_tax_form_keeps_no_receipt_fields_even_when_they_were_read_confidently():
