@@ -15,7 +15,7 @@ KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE := $(CURDIR)/build/bin/kustomize
 TEST_ENV += CONVEYOR_KUSTOMIZE=$(KUSTOMIZE)
 
-.PHONY: install up down status demo test test-faults test-unit lint lint-imports docs bench soak models eval clean \
+.PHONY: install up down status demo test test-faults test-faults-full test-unit lint lint-imports docs bench soak models eval clean \
 	wheel image k8s k8s-validate
 
 $(STAMP): pyproject.toml setup.py $(addsuffix /pyproject.toml,$(PLUGINS))
@@ -47,9 +47,16 @@ test: install $(KUSTOMIZE)
 # The fault-injection suite (issue 3): ≥2,000 real inputs per scenario while processors are
 # SIGKILLed, the broker restarts, Milvus goes away, transient failures are injected and hostile
 # input is mixed in; figures go to build/fault-report.json.
+# With it, the cluster scenarios (issue 12) at CI size: three KRaft nodes, two instances of every
+# processor, 1,000 texts + 8 documents each; test-faults-full runs them at 10,000 texts.
 test-faults: install
 	mkdir -p build
 	$(TEST_ENV) CONVEYOR_FAULT_SUITE=1 $(BIN)/pytest -q -rs -s -p no:cacheprovider --basetemp=build/fault-tmp tests/faults
+
+test-faults-full: install
+	mkdir -p build
+	$(TEST_ENV) CONVEYOR_FAULT_SUITE=1 CONVEYOR_FAULT_CLUSTER_TEXTS=10000 CONVEYOR_FAULT_CLUSTER_PRODUCE_SECONDS=300 \
+		$(BIN)/pytest -q -rs -s -p no:cacheprovider --basetemp=build/fault-tmp tests/faults/test_cluster_faults.py
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit

@@ -12,6 +12,7 @@ conveyor.replay.id             id of this replay run
 conveyor.replay.of             ``<dlq topic>:<partition>:<offset>`` replayed
 conveyor.replay.at             replay time, epoch ms
 conveyor.replay.error.class    error class of the dead letter (why it was there)
+conveyor.replay.by             the principal who ran the replay (audit)
 conveyor.replay.origin.timestamp  the input's original timestamp, epoch ms
 =============================  ==================================================
 
@@ -42,6 +43,7 @@ REPLAY_ID = PREFIX + "id"
 REPLAY_OF = PREFIX + "of"
 REPLAY_AT = PREFIX + "at"
 REPLAY_ERROR_CLASS = PREFIX + "error.class"
+REPLAY_BY = PREFIX + "by"
 TRANSACTION_RECORDS = 100
 """Dead letters replayed per transaction (each commit makes them and their ledger entries durable)."""
 
@@ -93,7 +95,8 @@ def _target(d: DeadLetter, to_topic: Optional[str]) -> Optional[str]:
 def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[str] = None, dry_run: bool = False,
            rate: Optional[float] = None, force: bool = False, timeout: float = 60.0,
            on_record: Optional[Callable[[dict], None]] = None,
-           progress: Optional[Callable[[Iterable[DeadLetter], int], Iterable[DeadLetter]]] = None) -> ReplayReport:
+           progress: Optional[Callable[[Iterable[DeadLetter], int], Iterable[DeadLetter]]] = None,
+           by: str = "") -> ReplayReport:
     """Re-publish the dead letters matching ``flt``.
 
     Args:
@@ -106,6 +109,8 @@ def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[
         timeout: seconds to read each topic to its end.
         on_record: called with each record's plan/result line (JSON-able dict).
         progress: wraps the iterable of selected dead letters (e.g. ``tqdm``), given the count.
+        by: the principal running the replay, recorded in each replayed record's
+            ``conveyor.replay.by`` header and in its ledger entry (``replayed_by``).
 
     Returns:
         the :class:`ReplayReport`.
@@ -152,7 +157,7 @@ def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[
                         time.sleep(wait)
                 if in_txn == 0:
                     producer.begin_transaction()
-                _publish(store, producer, d, target, ledger, report.replay_id)
+                _publish(store, producer, d, target, ledger, report.replay_id, by)
                 in_txn += 1
                 report.replayed += 1
                 line["action"] = "replayed"
@@ -173,14 +178,14 @@ def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[
 
 
 def _publish(store: DeadLetterStore, producer: Transaction, d: DeadLetter, target: str, ledger: str,
-             replay_id: str) -> None:
+             replay_id: str, by: str = "") -> None:
     now = now_millis()
     headers = [h for h in d.headers if not h[0].startswith(PREFIX)] + [
         (REPLAY_ID, replay_id.encode()), (REPLAY_OF, d.ref.encode()), (REPLAY_AT, str(now).encode()),
         (REPLAY_ERROR_CLASS, d.error.get("error.class", "").encode()),
-        (REPLAY_ORIGIN_TIMESTAMP, str(d.timestamp).encode()),
+        (REPLAY_ORIGIN_TIMESTAMP, str(d.timestamp).encode()), (REPLAY_BY, by.encode()),
     ]
     store.send(producer, target, key=d.key, value=d.value, headers=headers)  # stamped now: see the module doc
     entry = {"replay_id": replay_id, "replayed_at": now, "to": target, "key": d.doc_id,
-             "exception": d.error.get("exception.class")}
+             "exception": d.error.get("exception.class"), "replayed_by": by}
     store.send(producer, ledger, key=d.ref.encode(), value=json.dumps(entry).encode())

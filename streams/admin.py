@@ -26,8 +26,9 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
     """Create every catalogue topic that does not exist yet; register the value
     schemas and set BACKWARD compatibility on their subjects.
 
-    Topics get ``max.message.bytes`` = ``settings.max_message_bytes`` plus their spec's
-    configs; a topic that exists but differs from its spec's configs (e.g. one created before
+    Topics get ``settings.replication_factor`` replicas, ``max.message.bytes`` =
+    ``settings.max_message_bytes`` (and, with more than one replica, ``min.insync.replicas`` =
+    ``settings.min_insync_replicas``) plus their spec's configs; a topic that exists but differs from its spec's configs (e.g. one created before
     ``message.timestamp.type=LogAppendTime`` was added) is brought in line.
     Returns ``{topic: "created" | "exists" | "updated"}``.
 
@@ -42,9 +43,10 @@ def create_topics(settings: Settings, *, timeout: float = 30.0,
     wanted = [s for s in specs if s.name not in existing]
     result = {s.name: "exists" for s in specs if s.name in existing}
     if wanted:
+        replicas = {"min.insync.replicas": str(settings.min_insync_replicas)} if settings.replication_factor > 1 else {}
         futures = admin.create_topics([
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1,
-                     config={"max.message.bytes": str(settings.max_message_bytes), **dict(s.config)})
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.replication_factor,
+                     config={"max.message.bytes": str(settings.max_message_bytes), **replicas, **dict(s.config)})
             for s in wanted
         ], operation_timeout=timeout)
         for name, fut in futures.items():

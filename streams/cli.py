@@ -338,10 +338,13 @@ def dlq_replay(origin_topic, processor, error_class, exception, since, until, do
     """Re-publish the selected dead letters to their origin topic (or --to) with the original
     key, value and headers plus conveyor.replay.* provenance headers. Dead letters already
     replayed are skipped (ledger topic `dlq.replays`), so running a replay twice does not
-    produce duplicate results. Prints one JSON line per record, then the totals."""
+    produce duplicate results. Who ran it (CONVEYOR_PRINCIPAL, else the OS user) is recorded in
+    each replayed record's `conveyor.replay.by` header and its ledger entry. Prints one JSON line
+    per record, then the totals."""
     from tqdm import tqdm
 
     from conveyor.dlq.replay import replay
+    from conveyor.streams.audit import principal
     from conveyor.streams.deadletters import KafkaDeadLetterStore
 
     store = KafkaDeadLetterStore(kafka_settings())
@@ -352,7 +355,8 @@ def dlq_replay(origin_topic, processor, error_class, exception, since, until, do
 
     try:
         report = replay(store, flt, to_topic=to_topic, dry_run=dry_run, rate=rate, force=force,
-                        timeout=timeout, on_record=None if quiet else echo_json, progress=progress)
+                        timeout=timeout, on_record=None if quiet else echo_json, progress=progress,
+                        by=principal())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     echo_json(report.totals())

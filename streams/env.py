@@ -27,6 +27,13 @@ INLINE_MAX_BYTES = "CONVEYOR_INLINE_MAX_BYTES"
 MAX_MESSAGE_BYTES = "CONVEYOR_MAX_MESSAGE_BYTES"
 KAFKA_PORT = "CONVEYOR_KAFKA_PORT"
 CONTROLLER_PORT = "CONVEYOR_CONTROLLER_PORT"
+KAFKA_BROKERS = "CONVEYOR_KAFKA_BROKERS"
+"""Nodes of the local stack's Kafka cluster: 1 (default) or 3 (combined broker+controller nodes on
+ports ``CONVEYOR_KAFKA_PORT`` + 0, 10, 20; controllers ``CONVEYOR_CONTROLLER_PORT`` + 0, 10, 20)."""
+REPLICATION_FACTOR = "CONVEYOR_REPLICATION_FACTOR"
+"""Replicas of each catalogue topic ``create_topics`` makes (default: the local stack's node count, at most 3)."""
+MIN_INSYNC_REPLICAS = "CONVEYOR_MIN_INSYNC_REPLICAS"
+"""``min.insync.replicas`` of each catalogue topic (default 2 with 3+ replicas, else 1)."""
 REGISTRY_PORT = "CONVEYOR_REGISTRY_PORT"
 KAFKA_RETENTION_CHECK_MS = "CONVEYOR_KAFKA_RETENTION_CHECK_MS"
 """``log.retention.check.interval.ms`` of the local stack's broker (default Kafka's 300000);

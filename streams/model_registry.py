@@ -19,7 +19,6 @@ next (rolling) restart. The folder must be shared by the trainer and the classif
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from conveyor.processors.models import MODELS_DIR
-from conveyor.streams import env
+from conveyor.streams.audit import principal
 from conveyor.streams.settings import Settings
 
 SHIPPED = "shipped"
@@ -38,11 +37,6 @@ SHIPPED = "shipped"
 class RegistryError(ValueError):
     """Unknown model or candidate, nothing to roll back to, or a candidate whose files do not
     match its manifest."""
-
-
-def principal() -> str:
-    """Who acts: ``CONVEYOR_PRINCIPAL`` if set, else the OS user name."""
-    return os.environ.get(env.PRINCIPAL) or getpass.getuser()
 
 
 def _now() -> str:

@@ -36,6 +36,16 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Broker/topic/producer message size limit (16 MiB) — inline docs plus Avro overhead."""
 
 
+NODE_PORT_STEP = 10
+"""Port distance between the local stack's Kafka nodes (client and controller ports alike)."""
+
+
+def local_bootstrap(kafka_port: int, brokers: int) -> str:
+    """``bootstrap.servers`` of the local stack: every node's client address, e.g.
+    ``127.0.0.1:19092,127.0.0.1:19102,127.0.0.1:19112`` for three nodes."""
+    return ",".join(f"127.0.0.1:{kafka_port + NODE_PORT_STEP * i}" for i in range(brokers))
+
+
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
     if raw in (None, ""):
@@ -83,6 +93,13 @@ class Settings:
     home: Path = Path.home() / ".cache" / "conveyor"
     kafka_port: int = 19092
     controller_port: int = 19093
+    kafka_brokers: int = 1
+    """Nodes of the local stack's Kafka cluster (1 or 3); node ``i`` (1-based) listens on
+    ``kafka_port + 10 * (i - 1)`` and ``controller_port + 10 * (i - 1)``."""
+    replication_factor: int = 1
+    """Replicas of each catalogue topic :func:`conveyor.streams.admin.create_topics` creates."""
+    min_insync_replicas: int = 1
+    """``min.insync.replicas`` of each catalogue topic (acks=all writes need this many replicas)."""
     registry_port: int = 18081
     kafka_retention_check_ms: int = DEFAULT_RETENTION_CHECK_MS
     bootstrap_servers: str = "127.0.0.1:19092"
@@ -132,6 +149,10 @@ class Settings:
         home = Path(e.get(env.HOME) or Path.home() / ".cache" / "conveyor").expanduser()
         kafka_port = _int(e, env.KAFKA_PORT, 19092)
         registry_port = _int(e, env.REGISTRY_PORT, 18081)
+        brokers = _int(e, env.KAFKA_BROKERS, 1)
+        if brokers not in (1, 3):
+            raise ValueError(f"{env.KAFKA_BROKERS} must be 1 or 3, got {brokers}")
+        replication = _int(e, env.REPLICATION_FACTOR, min(brokers, 3))
         extra = tuple(sorted(
             (k[len(env.KAFKA_EXTRA_CONFIG_PREFIX):].lower().replace("_", "."), v)
             for k, v in e.items()
@@ -146,9 +167,12 @@ class Settings:
             home=home,
             kafka_port=kafka_port,
             controller_port=_int(e, env.CONTROLLER_PORT, kafka_port + 1),
+            kafka_brokers=brokers,
+            replication_factor=replication,
+            min_insync_replicas=_int(e, env.MIN_INSYNC_REPLICAS, 2 if replication >= 3 else 1),
             registry_port=registry_port,
             kafka_retention_check_ms=_int(e, env.KAFKA_RETENTION_CHECK_MS, DEFAULT_RETENTION_CHECK_MS),
-            bootstrap_servers=e.get(env.BOOTSTRAP_SERVERS) or f"127.0.0.1:{kafka_port}",
+            bootstrap_servers=e.get(env.BOOTSTRAP_SERVERS) or local_bootstrap(kafka_port, brokers),
             schema_registry_url=e.get(env.SCHEMA_REGISTRY_URL)
             or f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
             schema_registry_user=e.get(env.SCHEMA_REGISTRY_USER) or None,

@@ -126,10 +126,7 @@ class Supervisor:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            name = "-".join(child.group)
-            if sum(c.group == child.group for c in self.children) > 1:
-                name += f".{self.children.index(child)}"
-            child.log_path = self.log_dir / f"{name}.log"
+            child.log_path = self.log_dir / f"{self.child_name(child)}.log"
             out = open(child.log_path, "ab")
         cmd = [sys.executable, "-m", "conveyor.streams.cli", "run", *child.group]
         child.proc = subprocess.Popen(cmd, env=environ, stdout=out, stderr=subprocess.STDOUT if out else None)
@@ -158,7 +155,8 @@ class Supervisor:
             self._spawn(c)
 
     def stop(self) -> dict[str, int]:
-        """SIGTERM all children, wait ``grace`` seconds, SIGKILL the rest; return exit codes."""
+        """SIGTERM all children, wait ``grace`` seconds, SIGKILL the rest; return exit codes by
+        group name (``extract``; ``extract.<index>`` when the group runs more than once)."""
         self._stopping = True
         for c in self.children:
             if c.proc and c.proc.poll() is None:
@@ -174,8 +172,15 @@ class Supervisor:
                 log.warning("%s did not stop in %.0fs; killing", " ".join(c.group), self.grace)
                 c.proc.kill()
                 c.proc.wait(10)
-            codes["-".join(c.group)] = c.proc.returncode
+            codes[self.child_name(c)] = c.proc.returncode
         return codes
+
+    def child_name(self, child: _Child) -> str:
+        """``extract`` or, when the group runs more than once, ``extract.<index>``."""
+        name = "-".join(child.group)
+        if sum(c.group == child.group for c in self.children) > 1:
+            name += f".{self.children.index(child)}"
+        return name
 
     def run_forever(self) -> None:
         """Start, supervise until SIGTERM/SIGINT, then stop."""

@@ -18,32 +18,62 @@ def stack() -> None:
     """Local stack: Kafka (KRaft) and Apicurio Registry on 127.0.0.1; Milvus Lite embedded."""
 
 
+def _stack_settings(brokers: int | None):
+    """Settings for the stack commands: ``--brokers``, else ``CONVEYOR_KAFKA_BROKERS``, else the
+    count the last ``stack up`` of this home recorded."""
+    import os
+
+    from conveyor.streams import env
+    from conveyor.tools.stack import recorded_brokers, with_brokers
+
+    settings = settings_from_env()
+    if brokers is None and not os.environ.get(env.KAFKA_BROKERS):
+        brokers = recorded_brokers(settings)
+    try:
+        return with_brokers(settings, brokers) if brokers else settings
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--brokers") from exc
+
+
+_BROKERS = click.option("--brokers", type=click.Choice(["1", "3"]), default=None,
+                        callback=lambda _ctx, _p, v: int(v) if v else None,
+                        help="Kafka nodes: 1, or 3 (a KRaft cluster, replication factor 3, min.insync.replicas 2). "
+                             "Default: CONVEYOR_KAFKA_BROKERS, else what the last `stack up` started.")
+
+
 @stack.command("up")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for readiness.")
-def stack_up(timeout: float) -> None:
+@_BROKERS
+def stack_up(timeout: float, brokers: int | None) -> None:
     """Start the stack (idempotent) and wait until it answers."""
     from conveyor.tools.stack import StackError, up
 
+    settings = _stack_settings(brokers)
     try:
-        echo_json(up(settings_from_env(), timeout=timeout, log=lambda m: click.echo(m, err=True)))
+        echo_json(up(settings, timeout=timeout, log=lambda m: click.echo(m, err=True)))
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
+    if settings.kafka_brokers > 1:
+        click.echo(f"clients: export CONVEYOR_KAFKA_BROKERS={settings.kafka_brokers} "
+                   f"(bootstrap {settings.bootstrap_servers})", err=True)
 
 
 @stack.command("down")
 def stack_down() -> None:
-    """Stop what ``stack up`` started."""
+    """Stop what ``stack up`` started (every Kafka node of this home)."""
     from conveyor.tools.stack import down
 
-    echo_json(down(settings_from_env(), log=lambda m: click.echo(m, err=True)))
+    echo_json(down(_stack_settings(None), log=lambda m: click.echo(m, err=True)))
 
 
 @stack.command("status")
-def stack_status() -> None:
-    """Report whether each part of the stack is up."""
+@_BROKERS
+def stack_status(brokers: int | None) -> None:
+    """Report whether each part of the stack is up; with three nodes, each node, the active
+    controller and the partition leaders."""
     from conveyor.tools.stack import status
 
-    st = status(settings_from_env())
+    st = status(_stack_settings(brokers))
     echo_json(st)
     if not all(part.get("up", True) for part in st.values() if isinstance(part, dict)):
         sys.exit(1)

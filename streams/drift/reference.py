@@ -4,7 +4,7 @@ One compacted, single-partition topic with two keys (JSON values):
 
 * ``reference`` - the current references of every signal
   (:meth:`conveyor.processors.drift.DriftMonitor.export_references` plus ``writer``,
-  ``revision``, ``updated_ms``, ``reason``); written by the drift worker whenever a
+  ``revision``, ``updated_ms``, ``reason`` and ``by``, the principal who asked for it); written by the drift worker whenever a
   reference is learned, pinned, set or reset, and by ``conveyor drift reference pin
   --texts`` (a reference set embedded from a CSV). A worker loads it at start, so a
   restart keeps the reference instead of learning a new one.
@@ -25,6 +25,7 @@ from typing import Any, Optional
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from conveyor.streams.audit import principal
 from conveyor.streams.io import read_range, watermarks
 from conveyor.streams.kafka import make_admin, make_consumer, make_producer
 from conveyor.streams.settings import Settings
@@ -52,8 +53,10 @@ def ensure_topic(settings: Settings, timeout: float = 30.0) -> str:
     admin = make_admin(settings)
     if name in admin.list_topics(timeout=timeout).topics:
         return name
-    futures = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, config={
-        "cleanup.policy": "compact", "max.message.bytes": str(settings.max_message_bytes)})],
+    replicas = {"min.insync.replicas": str(settings.min_insync_replicas)} if settings.replication_factor > 1 else {}
+    futures = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=settings.replication_factor,
+                                            config={"cleanup.policy": "compact",
+                                                    "max.message.bytes": str(settings.max_message_bytes), **replicas})],
         operation_timeout=timeout)
     for fut in futures.values():
         try:
@@ -108,18 +111,22 @@ class ReferenceStore:
         if self._producer.flush(timeout) or errors:
             raise RuntimeError(f"{self.topic}: record not delivered ({errors[:1] or 'timeout'})")
 
-    def publish_reference(self, references: dict[str, Any], reason: str, timeout: float = 30.0) -> None:
-        """Write ``references`` (``DriftMonitor.export_references()``) as the stored reference.
+    def publish_reference(self, references: dict[str, Any], reason: str, timeout: float = 30.0,
+                          by: Optional[str] = None) -> None:
+        """Write ``references`` (``DriftMonitor.export_references()``) as the stored reference;
+        ``by`` is the principal who asked for it (default :func:`conveyor.streams.audit.principal`).
 
         Raises:
             RuntimeError: not acknowledged within ``timeout`` seconds.
         """
         self._revision += 1
         self._produce(REFERENCE_KEY, {**references, "writer": self.writer, "revision": self._revision,
-                                      "updated_ms": int(time.time() * 1000), "reason": reason}, timeout)
+                                      "updated_ms": int(time.time() * 1000), "reason": reason,
+                                      "by": by or principal()}, timeout)
 
     def publish_command(self, action: str, windows: Optional[int] = None, timeout: float = 30.0) -> dict[str, Any]:
-        """Write a control command (``pin`` with optional ``windows``, or ``reset``); returns it.
+        """Write a control command (``pin`` with optional ``windows``, or ``reset``), signed with the
+        principal who issued it (``by``); returns it.
 
         Raises:
             ValueError: an unknown action.
@@ -127,7 +134,8 @@ class ReferenceStore:
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
-        cmd: dict[str, Any] = {"action": action, "id": str(uuid.uuid4()), "issued_ms": int(time.time() * 1000)}
+        cmd: dict[str, Any] = {"action": action, "id": str(uuid.uuid4()), "issued_ms": int(time.time() * 1000),
+                               "by": principal()}
         if windows is not None:
             cmd["windows"] = int(windows)
         self._produce(COMMAND_KEY, cmd, timeout)
@@ -195,8 +203,8 @@ class ReferenceStore:
 
 
 def summary(record: Optional[dict[str, Any]]) -> dict[str, Any]:
-    """What ``conveyor drift reference show`` prints: per signal its source, size, kept
-    sample and time span (no vectors)."""
+    """What ``conveyor drift reference show`` prints: when, why and by whom it was set, and per
+    signal its source, size, kept sample and time span (no vectors)."""
     if record is None:
         return {"reference": None}
     signals = {}
@@ -213,5 +221,5 @@ def summary(record: Optional[dict[str, Any]]) -> dict[str, Any]:
             row["dim"] = state.get("dim")
         signals[name] = row
     return {"reference": {"updated_ms": record.get("updated_ms"), "reason": record.get("reason"),
-                          "writer": record.get("writer"), "window_ms": record.get("window_ms"),
+                          "writer": record.get("writer"), "by": record.get("by"), "window_ms": record.get("window_ms"),
                           "signals": signals}}

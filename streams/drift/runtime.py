@@ -176,19 +176,20 @@ class DriftRuntime:
                     signals = self.monitor.pin_reference(obj.get("windows"))
                     log.warning("drift: pinned the last %s window(s) as the reference of %s",
                                 obj.get("windows") or self.monitor.reference_windows, ", ".join(signals))
-                    self.store_reference(f"pin {obj.get('id')}")
+                    self.store_reference(f"pin {obj.get('id')}", by=obj.get("by"))
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("drift: cannot apply %s %s: %s", key.decode(), obj.get("action", ""), exc)
 
-    def store_reference(self, reason: str) -> None:
-        """Write the monitor's references to the store (if any). Blocking.
+    def store_reference(self, reason: str, by: Optional[str] = None) -> None:
+        """Write the monitor's references to the store (if any), recording ``by`` (who asked; default
+        this worker's own principal) with them. Blocking.
 
         Raises:
             RuntimeError: not acknowledged.
         """
         if self.store is None:
             return
-        self.store.publish_reference(self.monitor.export_references(), reason)
+        self.store.publish_reference(self.monitor.export_references(), reason, by=by)
         self._stored_revision = self.monitor.revision
 
     # -- closing windows -----------------------------------------------------------------

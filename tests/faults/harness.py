@@ -83,6 +83,8 @@ class Scenario:
     and the production ended (a stuck pipeline fails in minutes, not at ``timeout``)."""
     notes: dict[str, Any] = field(default_factory=dict)
     """Scenario parameters copied into the figures (e.g. the transient failure rate)."""
+    instances: int = 1
+    """Processes per process group (2: every processor runs twice, sharing its consumer group)."""
 
 
 @dataclass
@@ -117,8 +119,9 @@ class _Run:
 
     def __init__(self, sc: Scenario):
         self.sc = sc
-        self.supervisor = Supervisor(sc.settings, process_groups(sc.settings, with_drift=False, builtin_only=True),
-                                     log_dir=sc.log_dir, grace=30)
+        groups = [g for g in process_groups(sc.settings, with_drift=False, builtin_only=True)
+                  for _ in range(sc.instances)]
+        self.supervisor = Supervisor(sc.settings, groups, log_dir=sc.log_dir, grace=30)
         self.reader = LedgerReader(sc.settings, sc.inputs.ids)
         self.stop = threading.Event()
         self.produce_log, self.fault_log = ProduceLog(), FaultLog()
@@ -186,7 +189,7 @@ class _Run:
                 break
             self.tick(3.0)
         self.tick(1.0)
-        self.dead_at_end = ["-".join(c.group) for c in self.supervisor.children
+        self.dead_at_end = [self.supervisor.child_name(c) for c in self.supervisor.children
                             if c.proc is None or c.proc.poll() is not None]
         if self.lag or not self.reader.complete:
             self.dumped = dump_stacks(self.supervisor)
@@ -242,7 +245,7 @@ def dump_stacks(supervisor: Supervisor, wait: float = 10.0) -> list[str]:
     for c in supervisor.children:
         if c.proc is not None and c.proc.poll() is None:
             c.proc.send_signal(signal.SIGABRT)
-            signalled.append("-".join(c.group))
+            signalled.append(supervisor.child_name(c))
     deadline = time.monotonic() + wait
     for c in supervisor.children:
         if c.proc is not None:

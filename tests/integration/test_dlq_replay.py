@@ -73,12 +73,16 @@ def test_list_show_replay_after_the_fix_yields_exactly_one_result(settings):
     assert len(read_all(settings, topic(settings, "texts"), expect=texts_before, timeout=5)) == texts_before
 
     # The cause is fixed: replay, process, and the replayed inputs get exactly one result each.
-    res = cli.invoke(main, ["dlq", "replay", "--rate", "20"], env=e)
+    res = cli.invoke(main, ["dlq", "replay", "--rate", "20"], env={**e, "CONVEYOR_PRINCIPAL": "User:ops-alice"})
     assert res.exit_code == 0, res.output
     assert _json_lines(res.output)[-1]["replayed"] == 2
     replayed = [m for m in read_all(settings, topic(settings, "texts"), expect=7)
                 if any(k == replay_mod.REPLAY_OF for k, _ in m.headers() or [])]
     assert sorted(m.key().decode() for m in replayed) == sorted(bad)
+    # audit: who replayed, on each replayed record and in the replay ledger
+    assert all(dict(m.headers())[replay_mod.REPLAY_BY] == b"User:ops-alice" for m in replayed)
+    ledger = [json.loads(m.value()) for m in read_all(settings, topic(settings, "dlq.replays"), expect=2)]
+    assert [entry["replayed_by"] for entry in ledger] == ["User:ops-alice"] * 2
     _run(settings, fixed=True)
 
     # Running the same replay again replays nothing new.

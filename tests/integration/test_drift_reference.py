@@ -54,7 +54,8 @@ PER_WINDOW = 40
 
 def _cli(s, args, runner):
     result = runner.invoke(drift, args, env={env.NAMESPACE: s.namespace, env.BOOTSTRAP_SERVERS: s.bootstrap_servers,
-                                             env.SCHEMA_REGISTRY_URL: s.schema_registry_url},
+                                             env.SCHEMA_REGISTRY_URL: s.schema_registry_url,
+                                             env.PRINCIPAL: "User:drift-ops"},
                            catch_exceptions=False)
     lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     return result.exit_code, (lines[-1] if lines else {}), result.output
@@ -102,6 +103,7 @@ def test_domain_shift_alarms_against_a_pinned_reference(drift_settings, tmp_path
     signals = out["reference"]["signals"]
     assert set(signals) == {EMBEDDING, TEXT_LENGTH, label_signal(MODEL)}
     assert signals[EMBEDDING]["source"] == "set" and signals[EMBEDDING]["size"] == 300
+    assert out["reference"]["by"] == "User:drift-ops"  # audit: who set it
 
     t0 = (int(time.time() * 1000) // W) * W - 10 * W
     _produce(s, sets, t0)
@@ -124,6 +126,7 @@ def test_domain_shift_alarms_against_a_pinned_reference(drift_settings, tmp_path
             code, pinned, raw = _cli(s, ["reference", "pin", "--windows", "1", "--timeout", "30"], runner)
             assert code == 0 and pinned["pinned"] == "windows", raw
             assert {r["source"] for r in pinned["reference"]["signals"].values()} == {"pinned"}
+            assert pinned["reference"]["by"] == "User:drift-ops"  # the worker records who asked for the pin
             code, shown, raw = _cli(s, ["reference", "show"], runner)
             assert code == 0 and shown["reference"]["signals"][EMBEDDING]["source"] == "pinned", raw
             code, out, raw = _cli(s, ["reference", "reset"], runner)

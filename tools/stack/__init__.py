@@ -1,4 +1,4 @@
-"""The local stack: a single-node KRaft Kafka broker and Apicurio Registry 3, as plain JVMs.
+"""The local stack: KRaft Kafka (one node, or a three-node cluster) and Apicurio Registry 3, as plain JVMs.
 
 No Docker: both are fetched from Maven Central with ``mvn`` (see ``pom.xml`` next to this
 file) into ``settings.home`` (default ``~/.cache/conveyor``) and started detached, so they
@@ -8,6 +8,13 @@ outlive the command that started them. Milvus needs no process: the default is M
 Layout under ``settings.home``: ``kafka/`` (jars, config, data), ``apicurio/`` (distribution,
 config, H2 database), ``logs/kafka.log`` and ``logs/registry.log``, ``run/*.pid``.
 
+``settings.kafka_brokers == 3`` (``conveyor stack up --brokers 3``) starts three combined
+broker+controller nodes instead of one — ``kafka-1..3`` on ports ``kafka_port + 0/10/20`` (controllers
+``controller_port + 0/10/20``), a KRaft quorum of the three, replication factor 3 and
+``min.insync.replicas`` 2 for every topic, the transaction state and offsets topics included; their
+files are ``kafka/node-<i>/``, ``logs/kafka-<i>.log``, ``run/kafka-<i>.pid``. The count is recorded in
+``kafka/brokers`` so that ``status`` and ``down`` find the nodes without being told.
+
 ``up`` is idempotent and ``down`` stops only what ``up`` started (pid files).
 
 A second, separate broker with a SASL_PLAINTEXT listener, for security tests, is started
@@ -16,18 +23,21 @@ and stopped by :func:`start_sasl_broker` / :func:`stop_sasl_broker` (see
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional, Sequence
 
 from conveyor.sinks.milvus_errors import redact_uri
-from conveyor.streams.settings import Settings
+from conveyor.streams.settings import Settings, local_bootstrap
 from conveyor.tools.stack import _kafka, _registry
 from conveyor.tools.stack._common import (
     StackError, check_java, exited, failure, home_lock, live_pid, spawn, stop,
 )
 
-__all__ = ["StackError", "up", "down", "status", "SaslBroker", "start_sasl_broker", "stop_sasl_broker"]
+__all__ = ["StackError", "up", "down", "status", "with_brokers", "recorded_brokers", "SaslBroker",
+           "start_sasl_broker", "stop_sasl_broker"]
 
 _SASL_EXPORTS = {"SaslBroker": "SaslBroker", "start_sasl_broker": "start", "stop_sasl_broker": "stop"}
 
@@ -42,8 +52,66 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_PARTS = {"kafka": _kafka, "registry": _registry}
-_NAMES = {"kafka": "Kafka broker", "registry": "Apicurio Registry"}
+class _Registry:
+    """The registry as a stack part (the same interface as :class:`._kafka.KafkaNode`)."""
+
+    name = "registry"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @property
+    def address(self) -> str:
+        return _registry.url(self.settings)
+
+    def layout(self):
+        return _registry.layout(self.settings)
+
+    def answers(self) -> bool:
+        return _registry.answers(self.settings)
+
+    def busy_ports(self) -> list[int]:
+        return _registry.busy_ports(self.settings)
+
+
+def _parts(settings: Settings) -> dict:
+    """Parts of the stack by name: the Kafka node(s), then the registry."""
+    out: dict = {node.name: node for node in _kafka.nodes(settings)}
+    out["registry"] = _Registry(settings)
+    return out
+
+
+def _title(name: str) -> str:
+    return "Apicurio Registry" if name == "registry" else "Kafka broker" if name == "kafka" else f"Kafka node {name}"
+
+
+BROKERS_FILE = Path("kafka") / "brokers"
+"""Under ``settings.home``: how many Kafka nodes the last ``up`` started (absent: one)."""
+
+
+def recorded_brokers(settings: Settings) -> Optional[int]:
+    """The node count the last :func:`up` of this home recorded, or None."""
+    try:
+        return int((settings.home / BROKERS_FILE).read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def with_brokers(settings: Settings, brokers: int) -> Settings:
+    """``settings`` for a local stack of ``brokers`` Kafka nodes (1 or 3): replication factor
+    ``min(brokers, 3)``, ``min.insync.replicas`` 2 with three replicas, and ``bootstrap_servers``
+    listing every node when it named the local stack's first node (another cluster is kept).
+
+    Raises:
+        ValueError: ``brokers`` is not 1 or 3.
+    """
+    if brokers not in (1, 3):
+        raise ValueError(f"a local stack has 1 or 3 Kafka nodes, not {brokers}")
+    replicas = min(brokers, 3)
+    local = settings.bootstrap_servers in (local_bootstrap(settings.kafka_port, n) for n in (1, 3))
+    return dataclasses.replace(
+        settings, kafka_brokers=brokers, replication_factor=replicas, min_insync_replicas=2 if replicas >= 3 else 1,
+        bootstrap_servers=local_bootstrap(settings.kafka_port, brokers) if local else settings.bootstrap_servers)
 
 
 def _milvus(settings: Settings) -> dict:
@@ -64,23 +132,37 @@ def status(settings: Settings) -> dict:
         "milvus": {"uri": str, "kind": "lite"|"server"}}``.
         ``up`` means the part answers (broker metadata request; registry ``GET /subjects``
         returns 200), whoever started it; ``pid`` is set only for a live process that ``up``
-        started from this home.
+        started from this home. With three nodes, ``"kafka"`` says whether all answer and its
+        ``address`` is the bootstrap list; ``"nodes"`` lists each node (``name``, ``node_id``,
+        ``up``, ``pid``, ``address``, ``controller_address``, ``log``) and ``"cluster"`` is
+        :func:`conveyor.tools.stack._cluster.describe` (the active controller, partition leaders).
     """
     out: dict = {"home": str(settings.home)}
-    for name, part in _PARTS.items():
-        lay = part.layout(settings)
-        out[name] = {
-            "up": part.answers(settings),
-            "pid": live_pid(lay),
-            "address": f"127.0.0.1:{settings.kafka_port if name == 'kafka' else settings.registry_port}",
-            "log": str(lay.log_file),
-        }
-    out["registry"]["url"] = _registry.url(settings)
+    kafka_nodes = []
+    for name, part in _parts(settings).items():
+        lay = part.layout()
+        entry = {"up": part.answers(), "pid": live_pid(lay), "log": str(lay.log_file)}
+        if name == "registry":
+            out[name] = {**entry, "address": f"127.0.0.1:{settings.registry_port}", "url": part.address}
+        else:
+            kafka_nodes.append({"name": name, "node_id": part.node_id, **entry, "address": part.address,
+                                "controller_address": f"127.0.0.1:{part.controller_port}"})
+    if len(kafka_nodes) == 1:
+        node = kafka_nodes[0]
+        out["kafka"] = {"up": node["up"], "pid": node["pid"], "address": node["address"], "log": node["log"]}
+    else:
+        from conveyor.tools.stack._cluster import describe
+
+        out["kafka"] = {"up": all(n["up"] for n in kafka_nodes), "pid": None,
+                        "address": _kafka.address(settings), "log": str(settings.home / "logs")}
+        out["nodes"] = kafka_nodes
+        out["cluster"] = describe(settings) if any(n["up"] for n in kafka_nodes) else None
     out["milvus"] = _milvus(settings)
     return out
 
 
-def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object] = print) -> dict:
+def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object] = print,
+       wrap: Optional[Callable[[str, list[str]], list[str]]] = None) -> dict:
     """Start whatever part of the local stack does not answer yet, and wait until all answer.
 
     Parts that already answer are left alone (so a second call is a cheap no-op); a part
@@ -98,9 +180,11 @@ def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object]
         timeout: seconds to wait for the started parts to answer, counted from their start
             (downloads and unpacking are not included).
         log: called with one progress line at a time.
+        wrap: ``(part name, argv) -> argv`` applied to each command line before it starts (the
+            fault suite starts Kafka nodes in their own cgroup this way, to cut them off the network).
 
     Returns:
-        :func:`status`, where each of ``"kafka"``/``"registry"`` also has ``"started"``
+        :func:`status`, where each of ``"kafka"``/``"registry"`` (and each of ``"nodes"``) also has ``"started"``
         (bool: this call started its process) and ``"startup_s"`` (seconds this call waited
         for it to answer, or ``None`` when it already answered).
 
@@ -110,48 +194,57 @@ def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object]
             part did not answer within ``timeout`` (the message names the log file and
             quotes its last lines).
     """
+    parts = _parts(settings)
     with home_lock(settings.home):
         waiting: dict[str, tuple[int, float]] = {}
         to_start = []
-        for name, part in _PARTS.items():
-            if part.answers(settings):
-                log(f"stack: {_NAMES[name]} already answers on {_address(settings, name)}")
+        for name, part in parts.items():
+            if part.answers():
+                log(f"stack: {_title(name)} already answers on {part.address}")
                 continue
-            pid = live_pid(part.layout(settings))
+            pid = live_pid(part.layout())
             if pid is not None:
-                log(f"stack: {_NAMES[name]} (pid {pid}) is starting; waiting for it")
+                log(f"stack: {_title(name)} (pid {pid}) is starting; waiting for it")
                 waiting[name] = (pid, time.monotonic())
                 continue
-            busy = part.busy_ports(settings)
+            busy = part.busy_ports()
             if busy:
                 raise StackError(
-                    f"cannot start the {_NAMES[name]}: port(s) {busy} are taken by another "
+                    f"cannot start the {_title(name)}: port(s) {busy} are taken by another "
                     f"process that is not this stack (home {settings.home}); free them or set "
                     "CONVEYOR_KAFKA_PORT / CONVEYOR_CONTROLLER_PORT / CONVEYOR_REGISTRY_PORT"
                 )
             to_start.append(name)
-        prepared = {name: _prepare(settings, name, log) for name in to_start}  # downloads first
+        prepared = {name: _prepare(settings, parts[name], log) for name in to_start}  # downloads first
+        if any(name != "registry" for name in to_start):
+            (settings.home / BROKERS_FILE).parent.mkdir(parents=True, exist_ok=True)
+            (settings.home / BROKERS_FILE).write_text(f"{settings.kafka_brokers}\n", encoding="utf-8")
         for name, (argv, cwd) in prepared.items():
-            lay = _PARTS[name].layout(settings)
-            pid = spawn(lay, argv, cwd)
-            log(f"stack: started {_NAMES[name]} (pid {pid}), log {lay.log_file}")
+            lay = parts[name].layout()
+            pid = spawn(lay, wrap(name, argv) if wrap else argv, cwd)
+            log(f"stack: started {_title(name)} (pid {pid}), log {lay.log_file}")
             waiting[name] = (pid, time.monotonic())
-        startup = _wait(settings, waiting, timeout, log)
+        startup = _wait(parts, waiting, timeout, log)
     result = status(settings)
-    for name in _PARTS:
-        result[name]["started"] = name in to_start
-        result[name]["startup_s"] = startup.get(name)
+    for name in parts:
+        entry = result["registry"] if name == "registry" else next(
+            (n for n in result.get("nodes", []) if n["name"] == name), result["kafka"])
+        entry["started"] = name in to_start
+        entry["startup_s"] = startup.get(name)
+    if "nodes" in result:
+        result["kafka"]["started"] = any(n["started"] for n in result["nodes"])
+        result["kafka"]["startup_s"] = max((n["startup_s"] or 0 for n in result["nodes"]), default=None)
     return result
 
 
-def _prepare(settings: Settings, name: str, log) -> tuple[list[str], Path]:
-    """Resolve, configure (and for Kafka format) part ``name``; return its argv and working dir."""
-    if name == "kafka":
+def _prepare(settings: Settings, part, log) -> tuple[list[str], Path]:
+    """Resolve, configure (and for Kafka format) ``part``; return its argv and working dir."""
+    if part.name != "registry":
         java = check_java(17, "the Kafka broker")
         libs = _kafka.ensure_libs(settings, log)
-        _kafka.write_config(settings)
-        _kafka.format_storage(settings, java, libs, log)
-        return _kafka.command(settings, java, libs), settings.home / "kafka"
+        part.write_config()
+        part.format_storage(java, libs, log)
+        return part.command(java, libs), part.directory
     try:
         java = check_java(21, "Apicurio Registry 3.1+")
         version = None
@@ -165,11 +258,7 @@ def _prepare(settings: Settings, name: str, log) -> tuple[list[str], Path]:
     return _registry.command(settings, java, dist), cwd
 
 
-def _address(settings: Settings, name: str) -> str:
-    return _kafka.address(settings) if name == "kafka" else _registry.url(settings)
-
-
-def _wait(settings: Settings, waiting: dict[str, tuple[int, float]], timeout: float, log) -> dict:
+def _wait(parts: dict, waiting: dict[str, tuple[int, float]], timeout: float, log) -> dict:
     """Poll the started parts until each answers; return seconds each took."""
     done: dict[str, float] = {}
     deadline = {name: t0 + timeout for name, (_, t0) in waiting.items()}
@@ -177,14 +266,15 @@ def _wait(settings: Settings, waiting: dict[str, tuple[int, float]], timeout: fl
         for name, (pid, t0) in waiting.items():
             if name in done:
                 continue
-            part, lay = _PARTS[name], _PARTS[name].layout(settings)
-            if part.answers(settings):
+            part = parts[name]
+            lay = part.layout()
+            if part.answers():
                 done[name] = round(time.monotonic() - t0, 1)
-                log(f"stack: {_NAMES[name]} answers on {_address(settings, name)} after {done[name]} s")
+                log(f"stack: {_title(name)} answers on {part.address} after {done[name]} s")
             elif exited(pid):
-                raise failure(_NAMES[name], lay, f"(pid {pid}) exited during startup")
+                raise failure(_title(name), lay, f"(pid {pid}) exited during startup")
             elif time.monotonic() > deadline[name]:
-                raise failure(_NAMES[name], lay, f"(pid {pid}) did not answer within {timeout:.0f} s")
+                raise failure(_title(name), lay, f"(pid {pid}) did not answer within {timeout:.0f} s")
         if len(done) < len(waiting):
             time.sleep(0.5)
     return done
@@ -205,30 +295,46 @@ def down(
 
     Args:
         timeout: seconds between SIGTERM and SIGKILL, per process.
-        parts: which of ``"registry"``, ``"kafka"`` to stop (default both).
+        parts: which of ``"registry"``, ``"kafka"`` (every Kafka node) or ``"kafka-<i>"`` (one node of
+            a three-node cluster) to stop (default the registry and every node).
 
     Returns:
         ``{"registry": {"stopped": bool, "pid": int|None, "forced": bool}, "kafka": {...}}``;
-        ``stopped`` is False when there was nothing to stop; ``forced`` when SIGKILL was needed.
+        ``stopped`` is False when there was nothing to stop; ``forced`` when SIGKILL was needed; with
+        three nodes also one entry per node (``"kafka"`` then sums them up).
 
     Raises:
-        ValueError: ``parts`` names something other than ``"registry"``/``"kafka"``.
+        ValueError: ``parts`` names something that is not a part of this stack.
     """
-    unknown = set(parts) - set(_PARTS)
-    if unknown:
-        raise ValueError(f"unknown stack part(s) {sorted(unknown)}; known: {sorted(_PARTS)}")
-    names = [name for name in ("registry", "kafka") if name in parts]
+    known = _parts(with_brokers(settings, recorded_brokers(settings) or settings.kafka_brokers))
+    kafka_names = [name for name in known if name != "registry"]
+    names = []
+    for name in parts:
+        if name == "kafka":
+            names += kafka_names
+        elif name in known:
+            names.append(name)
+        else:
+            raise ValueError(f"unknown stack part {name!r}; known: {sorted({'kafka', *known})}")
+    names = sorted(set(names), key=lambda n: (n != "registry", n))  # the registry first, as before
     out = {name: {"stopped": False, "pid": None, "forced": False} for name in names}
     if not settings.home.is_dir():
         log(f"stack: nothing to stop ({settings.home} does not exist)")
         return out
     with home_lock(settings.home):
+        # the nodes of a cluster stop together: stopped one after another, the last one would
+        # wait for a quorum that is gone and be killed at the timeout
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            results = dict(zip(names, pool.map(lambda n: stop(known[n].layout(), timeout), names)))
         for name in names:
-            res = stop(_PARTS[name].layout(settings), timeout)
+            res = results[name]
             out[name] = res
             if res["stopped"]:
                 how = "killed" if res["forced"] else "stopped"
-                log(f"stack: {how} {_NAMES[name]} (pid {res['pid']})")
+                log(f"stack: {how} {_title(name)} (pid {res['pid']})")
             else:
-                log(f"stack: {_NAMES[name]}: nothing to stop")
+                log(f"stack: {_title(name)}: nothing to stop")
+    if "kafka" in parts and len(kafka_names) > 1:
+        out["kafka"] = {"stopped": any(out[n]["stopped"] for n in kafka_names), "pid": None,
+                        "forced": any(out[n]["forced"] for n in kafka_names)}
     return out

@@ -1,7 +1,9 @@
-"""Kafka part of the local stack: jars via Maven, KRaft config, storage format, broker process.
+"""Kafka part of the local stack: jars via Maven, KRaft config, storage format, node processes.
 
-Files under ``settings.home / "kafka"``: ``libs/`` (jars + marker), ``server.properties``,
-``log4j2.properties``, ``data/`` (log dirs and KRaft metadata).
+Files under ``settings.home / "kafka"``: ``libs/`` (jars + marker), ``log4j2.properties``, and per
+node (:class:`KafkaNode`) ``server.properties`` and ``data/`` (log dirs and KRaft metadata) — in
+``kafka/`` itself for the single node, in ``kafka/node-<i>/`` for each node of a three-node cluster
+(``cluster-id`` holds the id all three are formatted with).
 """
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import base64
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.settings import NODE_PORT_STEP, Settings, local_bootstrap
 from conveyor.tools.stack._common import (
     Layout, StackError, marker_args, port_open, pom_versions, read_marker, run_mvn, template,
     write_if_changed, write_marker,
@@ -26,19 +29,9 @@ JVM_OPTS = [
 MARKER = ".conveyor-stack.json"
 
 
-def layout(settings: Settings) -> Layout:
-    """Pid and log file locations of the broker."""
-    return Layout("kafka", settings.home)
-
-
 def kafka_dir(settings: Settings) -> Path:
-    """``settings.home / "kafka"``: jars, configs and data of the broker."""
+    """``settings.home / "kafka"``: jars, configs and data of the nodes."""
     return settings.home / "kafka"
-
-
-def address(settings: Settings) -> str:
-    """``host:port`` of the local broker's PLAINTEXT listener."""
-    return f"127.0.0.1:{settings.kafka_port}"
 
 
 def ensure_libs(settings: Settings, log) -> Path:
@@ -63,13 +56,21 @@ def ensure_libs(settings: Settings, log) -> Path:
     return libs
 
 
-def server_properties(settings: Settings, *, port: int, controller_port: int, log_dirs: Path) -> str:
-    """``server.properties`` text from the template for a broker on ``port``/``controller_port``:
+def server_properties(settings: Settings, *, port: int, controller_port: int, log_dirs: Path, node_id: int = 1,
+                      quorum_voters: str | None = None, replication_factor: int = 1,
+                      min_insync_replicas: int = 1) -> str:
+    """``server.properties`` text from the template for node ``node_id`` on ``port``/``controller_port``:
     message size limits ``settings.max_message_bytes`` + 1 MiB, retention checked every
-    ``settings.kafka_retention_check_ms`` (the first check at most that long after startup)."""
+    ``settings.kafka_retention_check_ms`` (the first check at most that long after startup);
+    ``quorum_voters`` (``id@host:port,...``; default this node alone), and the replication factor
+    and ``min.insync.replicas`` of every topic, the transaction state and offsets topics included."""
     message_max = settings.max_message_bytes + MIB
     return template(
         "kafka-server.properties",
+        node_id=node_id,
+        quorum_voters=quorum_voters or f"{node_id}@127.0.0.1:{controller_port}",
+        replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
         kafka_port=port,
         controller_port=controller_port,
         log_dirs=log_dirs,
@@ -79,16 +80,6 @@ def server_properties(settings: Settings, *, port: int, controller_port: int, lo
         # the first check runs this long after startup (Kafka's default 30 s, shorter with a shorter interval)
         initial_task_delay_ms=min(30_000, settings.kafka_retention_check_ms),
     )
-
-
-def write_config(settings: Settings) -> Path:
-    """Write ``server.properties`` and ``log4j2.properties``; return the former's path."""
-    kdir = kafka_dir(settings)
-    props = server_properties(settings, port=settings.kafka_port, controller_port=settings.controller_port,
-                              log_dirs=kdir / "data")
-    write_if_changed(kdir / "log4j2.properties", template("kafka-log4j2.properties"))
-    write_if_changed(kdir / "server.properties", props)
-    return kdir / "server.properties"
 
 
 def _log4j(settings: Settings) -> str:
@@ -103,45 +94,119 @@ def new_cluster_id() -> str:
             return cid
 
 
-def format_storage(settings: Settings, java: str, libs: Path, log) -> None:
-    """Format the KRaft log dir once (skipped when ``data/meta.properties`` exists).
+def cluster_id(settings: Settings) -> str:
+    """The cluster id every node of this home is formatted with (``kafka/cluster-id``, made once)."""
+    path = kafka_dir(settings) / "cluster-id"
+    if not path.exists():
+        write_if_changed(path, new_cluster_id() + "\n")
+    return path.read_text(encoding="utf-8").strip()
 
-    Raises:
-        StackError: the StorageTool fails.
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One KRaft node (combined broker and controller) of the local stack.
+
+    With one node (``settings.kafka_brokers == 1``) it is the classic single broker: name
+    ``kafka``, files in ``home/kafka`` (``server.properties``, ``data/``). In a three-node cluster
+    node ``i`` is ``kafka-<i>``, files in ``home/kafka/node-<i>``, ports ``kafka_port + 10 (i - 1)``
+    and ``controller_port + 10 (i - 1)``; the three controllers form the KRaft quorum.
     """
-    data = kafka_dir(settings) / "data"
-    if (data / "meta.properties").exists():
-        return
-    cid = new_cluster_id()
-    log(f"stack: formatting Kafka storage in {data} (cluster id {cid})")
-    cmd = [java, _log4j(settings), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-           "-t", cid, "-c", str(kafka_dir(settings) / "server.properties")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise StackError(f"Kafka storage format failed (exit {out.returncode}):\n"
-                         + (out.stdout + out.stderr).strip()[-3000:])
+
+    settings: Settings
+    node_id: int = 1
+
+    @property
+    def count(self) -> int:
+        """Nodes in this stack's cluster."""
+        return self.settings.kafka_brokers
+
+    @property
+    def name(self) -> str:
+        """``kafka`` (single node) or ``kafka-<id>``."""
+        return "kafka" if self.count == 1 else f"kafka-{self.node_id}"
+
+    @property
+    def port(self) -> int:
+        """Client (PLAINTEXT) port on 127.0.0.1."""
+        return self.settings.kafka_port + NODE_PORT_STEP * (self.node_id - 1)
+
+    @property
+    def controller_port(self) -> int:
+        """KRaft controller port on 127.0.0.1."""
+        return self.settings.controller_port + NODE_PORT_STEP * (self.node_id - 1)
+
+    @property
+    def directory(self) -> Path:
+        """Config and data of this node."""
+        return kafka_dir(self.settings) if self.count == 1 else kafka_dir(self.settings) / f"node-{self.node_id}"
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
+    def layout(self) -> Layout:
+        """Pid and log file locations of this node."""
+        return Layout(self.name, self.settings.home)
+
+    def write_config(self) -> Path:
+        """Write this node's ``server.properties`` (and the shared ``log4j2.properties``); return its path."""
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes(self.settings))
+        replicas = min(self.count, 3)
+        props = server_properties(self.settings, port=self.port, controller_port=self.controller_port,
+                                  log_dirs=self.directory / "data", node_id=self.node_id, quorum_voters=voters,
+                                  replication_factor=replicas, min_insync_replicas=2 if replicas >= 3 else 1)
+        write_if_changed(kafka_dir(self.settings) / "log4j2.properties", template("kafka-log4j2.properties"))
+        write_if_changed(self.directory / "server.properties", props)
+        return self.directory / "server.properties"
+
+    def format_storage(self, java: str, libs: Path, log) -> None:
+        """Format this node's KRaft log dir once (skipped when ``data/meta.properties`` exists).
+
+        Raises:
+            StackError: the StorageTool fails.
+        """
+        data = self.directory / "data"
+        if (data / "meta.properties").exists():
+            return
+        cid = new_cluster_id() if self.count == 1 else cluster_id(self.settings)
+        log(f"stack: formatting Kafka storage in {data} (cluster id {cid})")
+        cmd = [java, _log4j(self.settings), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
+               "-t", cid, "-c", str(self.directory / "server.properties")]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise StackError(f"Kafka storage format of {self.name} failed (exit {out.returncode}):\n"
+                             + (out.stdout + out.stderr).strip()[-3000:])
+
+    def command(self, java: str, libs: Path) -> list[str]:
+        """The node's command line (``kafka.Kafka server.properties``)."""
+        return [java, _log4j(self.settings), *JVM_OPTS, *marker_args(self.layout()),
+                "-cp", f"{libs}/*", "kafka.Kafka", str(self.directory / "server.properties")]
+
+    def busy_ports(self) -> list[int]:
+        """This node's ports that something already listens on."""
+        return [p for p in (self.port, self.controller_port) if port_open(p)]
+
+    def answers(self, timeout: float = 3.0) -> bool:
+        """Whether this node answers a metadata request (as a broker: it is registered and unfenced)."""
+        if not port_open(self.port):
+            return False
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.address, "log_level": 2})
+        try:
+            brokers = admin.list_topics(timeout=timeout).brokers
+        except KafkaException:
+            return False
+        return self.node_id in brokers if self.count > 1 else bool(brokers)
 
 
-def command(settings: Settings, java: str, libs: Path) -> list[str]:
-    """The broker's command line (``kafka.Kafka server.properties``)."""
-    return [java, _log4j(settings), *JVM_OPTS, *marker_args(layout(settings)),
-            "-cp", f"{libs}/*", "kafka.Kafka", str(kafka_dir(settings) / "server.properties")]
+def nodes(settings: Settings) -> list[KafkaNode]:
+    """The Kafka nodes of the local stack (``settings.kafka_brokers`` of them)."""
+    return [KafkaNode(settings, i) for i in range(1, settings.kafka_brokers + 1)]
 
 
-def busy_ports(settings: Settings) -> list[int]:
-    """Broker/controller ports that something already listens on."""
-    return [p for p in (settings.kafka_port, settings.controller_port) if port_open(p)]
-
-
-def answers(settings: Settings, timeout: float = 3.0) -> bool:
-    """Whether a Kafka broker answers a metadata request on the local address."""
-    if not port_open(settings.kafka_port):
-        return False
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": address(settings), "log_level": 2})
-    try:
-        return bool(admin.list_topics(timeout=timeout).brokers)
-    except KafkaException:
-        return False
+def address(settings: Settings) -> str:
+    """``bootstrap.servers`` of the local stack's nodes."""
+    return local_bootstrap(settings.kafka_port, settings.kafka_brokers)

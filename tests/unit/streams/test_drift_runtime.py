@@ -216,14 +216,15 @@ class FakeStore:
     """What the runtime uses of conveyor.streams.drift.reference.ReferenceStore."""
 
     def __init__(self):
-        self.incoming, self.published = [], []
+        self.incoming, self.published, self.by = [], [], []
 
     def poll(self):
         out, self.incoming = self.incoming, []
         return out
 
-    def publish_reference(self, references, reason):
+    def publish_reference(self, references, reason, by=None):
         self.published.append((reason, json.loads(json.dumps(references))))
+        self.by.append(by)
 
 
 def test_reference_is_stored_and_follows_commands(runtime):
@@ -243,9 +244,9 @@ def test_reference_is_stored_and_follows_commands(runtime):
     reports = runtime.tick()  # windows 1 (a, b) and 2 (c, d) against window 0 (a, b)
     assert [r["alarm"] for r in reports if r["signal"] == label_signal("clf")] == [False, True]
     _fill(runtime, 4, ["c", "d"])
-    store.incoming = [(COMMAND_KEY, {"action": "pin", "windows": 1, "id": "cmd-1"})]
+    store.incoming = [(COMMAND_KEY, {"action": "pin", "windows": 1, "id": "cmd-1", "by": "User:ops"})]
     reports = runtime.tick()  # pins window 2 (the last closed one), then closes window 3 against it
-    assert store.published[-1][0] == "pin cmd-1"
+    assert store.published[-1][0] == "pin cmd-1" and store.by[-1] == "User:ops"  # who asked is recorded
     assert runtime.monitor.references[label_signal("clf")]["source"] == "pinned"
     assert runtime.monitor.references[label_signal("clf")]["start_ms"] == BASE + 2 * W
     assert [r["alarm"] for r in reports if r["signal"] == label_signal("clf")] == [False]
