@@ -27,7 +27,7 @@ import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional
 
 from conveyor.sinks.milvus_errors import redact_uri
 from conveyor.streams.settings import Settings, local_bootstrap

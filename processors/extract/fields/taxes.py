@@ -80,10 +80,11 @@ def _sum_rows(lines: Sequence[str], total: Decimal) -> tuple[Finding, Finding] |
     return None
 
 
-def _labelled(lines: Sequence[str], label: re.Pattern[str], other: re.Pattern[str] | None = None) -> list[tuple[int, Decimal]]:
+def _labelled(lines: Sequence[str], label: re.Pattern[str], unless: Sequence[re.Pattern[str]] = ()) -> list[tuple[int, Decimal]]:
+    """``(line, last positive amount)`` of each line ``label`` matches and none of ``unless`` does."""
     out = []
     for i, line in enumerate(lines):
-        if not label.search(line) or (other is not None and other.search(line) and label is _TAX_LABEL):
+        if not label.search(line) or any(p.search(line) for p in unless):
             continue
         values = [v for v in amounts_in_line(line) if v > 0]
         if values:
@@ -107,7 +108,7 @@ def find_net_and_tax(lines: Sequence[str], total: str | None) -> tuple[Finding |
         if rows is not None:
             return rows
     nets = _labelled(lines, _NET_LABEL)
-    taxes = [(i, v) for i, v in _labelled(lines, _TAX_LABEL, _NET_LABEL) if not _NOT_TAX_AMOUNT.search(lines[i])]
+    taxes = _labelled(lines, _TAX_LABEL, unless=(_NET_LABEL, _NOT_TAX_AMOUNT))
     if gross is not None:
         for i, n in nets:
             for j, t in taxes:
