@@ -370,6 +370,10 @@ from conveyor.streams.model_cli import models as _models_group  # noqa: E402
 
 main.add_command(_models_group)
 
+from conveyor.streams.acl_cli import acls as _acls_command  # noqa: E402
+
+main.add_command(_acls_command)
+
 
 if __name__ == "__main__":
     main()

@@ -61,10 +61,12 @@ class AtLeastOnceDelivery:
         self.name = name
         self.producer = make_producer(settings)
         self.tracker = DeliveryTracker()
+        self.topics: set[str] = set()
 
     def begin(self) -> None:
-        """Start a batch (forget earlier delivery reports)."""
+        """Start a batch (forget earlier delivery reports and the topics written)."""
         self.tracker.reset()
+        self.topics = set()
 
     def produce(self, topic: str, *, key: Optional[bytes], value: Optional[bytes],
                 headers: Optional[list[tuple[str, bytes]]] = None) -> None:
@@ -75,6 +77,7 @@ class AtLeastOnceDelivery:
             KafkaException: the record is invalid (e.g. too large); nothing was queued.
             BufferError: the producer queue stayed full (see :func:`conveyor.streams.kafka.produce`).
         """
+        self.topics.add(topic)
         produce(self.producer, topic, key=key, value=value, headers=headers, on_delivery=self.tracker.callback)
 
     def commit(self, consumer: Consumer, offsets: Sequence[TopicPartition]) -> None:
@@ -123,6 +126,7 @@ class TransactionalDelivery(AtLeastOnceDelivery):
         self.name = name
         self.transactional_id = transactional_id or f"{settings.group_id(name)}.{uuid.uuid4().hex[:12]}"
         self.tracker = DeliveryTracker()
+        self.topics: set[str] = set()
         self.producer = self._new_producer()
         self.open = False
         self._abandoned: list = []  # hung producers, kept referenced while their call is stuck
@@ -149,6 +153,7 @@ class TransactionalDelivery(AtLeastOnceDelivery):
             KafkaException: the producer is in an unusable state (the caller aborts/rewinds).
         """
         self.tracker.reset()
+        self.topics = set()
         self.producer.begin_transaction()
         self.open = True
 

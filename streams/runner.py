@@ -42,7 +42,7 @@ from conveyor.dlq.policy import FailurePolicy
 from conveyor.processors.base import Processor
 from conveyor.processors.errors import DocumentLimitError
 from conveyor.sinks.base import Sink, SinkBackpressureError
-from conveyor.streams import metrics
+from conveyor.streams import acls, metrics
 from conveyor.streams.delivery import make_delivery
 from conveyor.streams.health import DEFAULT_LIVENESS_S, HEALTH, Health, register_connection_checks
 from conveyor.streams.faults import injected_failure
@@ -170,8 +170,10 @@ class Runner:
         existing = make_admin(self.settings).list_topics(timeout=timeout).topics
         missing = [t for t in wanted if t not in existing]
         if missing:
+            hidden = (f", or not visible to User:{self.settings.kafka_sasl_username} (it needs Describe on them: "
+                      f"conveyor.streams.acls)" if self.settings.kafka_sasl_username else "")
             raise TopicsMissingError(f"{self.name}: topics missing: {', '.join(missing)} "
-                                     f"(run `conveyor topics create`)")
+                                     f"(run `conveyor topics create`){hidden}")
 
     def run(self, *, max_idle_seconds: Optional[float] = None) -> None:
         """Consume until stopped (or idle for ``max_idle_seconds`` with no retry pending),
@@ -338,7 +340,8 @@ class Runner:
             self.delivery.commit(self.consumer, self._next_offsets(mine))
             metrics.COMMIT_LATENCY.labels(self.name).observe(time.perf_counter() - commit_started)
         except (KafkaException, BufferError) as exc:
-            log.error("%s: batch not committed (%s); aborting and rewinding", self.name, exc)
+            denied = self._denial(exc)
+            log.error("%s: batch not committed (%s); aborting and rewinding", self.name, denied or exc)
             self.delivery.abort(exc)
             self._rewind(mine)
             return
@@ -347,6 +350,19 @@ class Runner:
         metrics.IN_FLIGHT.labels(self.name).set(0)
         metrics.IN_FLIGHT_BYTES.labels(self.name).set(0)
         metrics.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+
+    def _denial(self, exc: BaseException) -> Optional[str]:
+        """The missing ACL an authorization failure of the batch shows (:func:`conveyor.streams.acls.denial`),
+        naming the topics the batch wrote to (one of them was refused); ``None``
+        for any other failure."""
+        err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if not isinstance(err, KafkaError) or err.code() not in acls.DENIALS:
+            return None
+        if err.code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            return acls.denial(self.settings, self.name, err.code(), getattr(self.delivery, "transactional_id", "?")
+                               if err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED else self.group_id)
+        written = sorted(self.delivery.topics) or [t for t in (self.output_topic, self.retry_topic, self.dlq_topic) if t]
+        return acls.denial(self.settings, self.name, err.code(), " or ".join(written))
 
     def _previous(self, msg: Message) -> Optional[Failure]:
         """The failure envelope of a record read from the retry topic (``None`` otherwise)."""

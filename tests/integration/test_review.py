@@ -114,6 +114,18 @@ def _notice(browser) -> str:
         return browser.find_element(By.TAG_NAME, "body").text
 
 
+def _open(browser, element) -> None:
+    """Click a link or button that loads a new page and wait until the old page is gone, so that
+    the next lookup cannot find (and then lose) an element of the page being left."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+
+
 def test_a_reviewer_corrects_one_document_and_accepts_another_in_a_browser(reviewed, tmp_path):
     import base64
     import os
@@ -133,11 +145,11 @@ def test_a_reviewer_corrects_one_document_and_accepts_another_in_a_browser(revie
             browser.execute_cdp_cmd("Network.enable", {})
             browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
             browser.get(url + "/")
-            browser.find_element(By.CSS_SELECTOR, "form[method=get] button").click()  # the filters, left blank
+            _open(browser, browser.find_element(By.CSS_SELECTOR, "form[method=get] button"))  # the filters, left blank
             rows = {r.get_attribute("data-doc-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.item")}
             assert {receipt, invoice} <= rows
 
-            browser.find_element(By.CSS_SELECTOR, f"tr[data-doc-id='{receipt}'] a").click()
+            _open(browser, browser.find_element(By.CSS_SELECTOR, f"tr[data-doc-id='{receipt}'] a"))
             image = browser.find_element(By.CSS_SELECTOR, "#page-1 img")
             assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) > 0
             boxes = {b.get_attribute("data-field") for b in browser.find_elements(By.CSS_SELECTOR, "#page-1 .box")}
@@ -153,7 +165,7 @@ def test_a_reviewer_corrects_one_document_and_accepts_another_in_a_browser(revie
             browser.find_element(By.ID, "correct").click()
             assert receipt in _notice(browser)
 
-            browser.find_element(By.CSS_SELECTOR, f"tr[data-doc-id='{invoice}'] a").click()
+            _open(browser, browser.find_element(By.CSS_SELECTOR, f"tr[data-doc-id='{invoice}'] a"))
             browser.find_element(By.ID, "accept").click()
             assert invoice in _notice(browser)
             rows = {r.get_attribute("data-doc-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.item")}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.streams.acls import stage_grants, stage_user
 from conveyor.streams.pipeline import StageSpec, builtin_pipeline
 from conveyor.streams.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 from conveyor.streams.topics import catalogue
@@ -63,6 +64,21 @@ def _grace_seconds(spec: StageSpec) -> int:
     return int(longest) + 30
 
 
+def _user(spec: StageSpec) -> str:
+    """The stage's own Kafka user (its Strimzi ``KafkaUser`` and that user's Secret)."""
+    return stage_user(Settings(namespace=TOPIC_PREFIX), spec.name)
+
+
+def kafka_user(spec: StageSpec) -> dict[str, Any]:
+    """The stage's Strimzi ``KafkaUser`` (SCRAM-SHA-512): exactly the ACLs
+    :func:`conveyor.streams.acls.stage_grants` derives from the pipeline definition."""
+    grants = stage_grants(Settings(namespace=TOPIC_PREFIX), spec)
+    return {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaUser",
+            "metadata": {"name": _user(spec), "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, **_labels(spec.name)}},
+            "spec": {"authentication": {"type": "scram-sha-512"},
+                     "authorization": {"type": "simple", "acls": [g.strimzi() for g in grants]}}}
+
+
 def deployment(spec: StageSpec) -> dict[str, Any]:
     """The Deployment of one stage: ``conveyor run <name>``, probes on ``/healthz`` and
     ``/readyz``, restricted security context, writable ``/tmp`` and state directory only."""
@@ -79,8 +95,9 @@ def deployment(spec: StageSpec) -> dict[str, Any]:
         "args": ["run", spec.name],
         "envFrom": [{"configMapRef": {"name": "conveyor-settings"}}],
         "env": [
+            {"name": "CONVEYOR_KAFKA_SASL_USERNAME", "value": _user(spec)},
             {"name": "CONVEYOR_KAFKA_SASL_PASSWORD",
-             "valueFrom": {"secretKeyRef": {"name": "conveyor-kafka-user", "key": "password"}}},
+             "valueFrom": {"secretKeyRef": {"name": _user(spec), "key": "password"}}},
             {"name": "CONVEYOR_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
@@ -185,4 +202,5 @@ def generated() -> dict[str, list[dict[str, Any]]]:
         "pdbs.yaml": [pod_disruption_budget(s) for s in stages],
         "scaledobjects.yaml": [scaled_object(s, *input_partitions(s)) for s in runner],
         "kafkatopics.yaml": kafka_topics(),
+        "processor-kafkausers.yaml": [kafka_user(s) for s in stages],
     }

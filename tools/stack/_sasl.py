@@ -11,7 +11,10 @@ Listeners: ``SASL_PLAINTEXT://127.0.0.1:<port>`` for clients and between brokers
 ``admin``), ``CONTROLLER://127.0.0.1:<controller_port>`` (PLAINTEXT, KRaft only). Users and
 passwords live in the listener's JAAS line
 ``listener.name.sasl_plaintext.plain.sasl.jaas.config=...PlainLoginModule required ...
-user_<name>="<password>"``. No authorizer: every authenticated user may do anything.
+user_<name>="<password>"``. Without ``authorizer`` every authenticated user may do anything;
+with it the broker runs KRaft's ``StandardAuthorizer`` (KIP-801): ``admin`` (and the
+controller listener's ``ANONYMOUS``) are super users, everyone else needs ACLs
+(``allow.everyone.if.no.acl.found=false``, the default).
 Tuning (message sizes, replication 1, threads) is the main broker's template.
 
 :func:`stop` signals only the process :func:`start` recorded in the pid file, and only if
@@ -44,6 +47,8 @@ JVM_OPTS = ["-Xms128m", "-Xmx512m", *(o for o in _kafka.JVM_OPTS if not o.starts
 """The main broker's JVM options with a smaller heap: a test broker holds little data."""
 MECHANISM = "PLAIN"
 PROTOCOL = "SASL_PLAINTEXT"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+"""KRaft's ACL authorizer (KIP-801)."""
 _JAAS_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -59,6 +64,7 @@ class SaslBroker:
         port: TCP port of the SASL_PLAINTEXT listener on 127.0.0.1.
         controller_port: TCP port of the KRaft controller listener on 127.0.0.1.
         admin_password: password of the inter-broker user ``admin`` (random by default).
+        authorizer: run the ``StandardAuthorizer`` (only ``admin`` is a super user).
 
     Passwords are left out of ``repr``.
 
@@ -72,6 +78,7 @@ class SaslBroker:
     port: int = DEFAULT_PORT
     controller_port: int = DEFAULT_CONTROLLER_PORT
     admin_password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    authorizer: bool = False
 
     def __post_init__(self) -> None:
         for name, password in (*self.users, ("admin", self.admin_password)):
@@ -129,6 +136,9 @@ def server_properties(broker: SaslBroker, settings: Settings) -> str:
         "listener.name.sasl_plaintext.plain.sasl.jaas.config":
             f'{_JAAS_MODULE} required username="admin" password="{broker.admin_password}" {users};',
     }
+    if broker.authorizer:
+        overrides["authorizer.class.name"] = AUTHORIZER
+        overrides["super.users"] = "User:admin;User:ANONYMOUS"
     lines = []
     for line in text.splitlines():
         key = line.split("=", 1)[0].strip()
