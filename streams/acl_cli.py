@@ -5,8 +5,6 @@ from typing import Optional
 
 import click
 
-from conveyor.streams.cli import echo_json, settings_from_env
-
 
 @click.command("acls")
 @click.option("--stage", "stages", multiple=True, help="Only this stage (repeatable; default: every stage).")
@@ -17,6 +15,7 @@ def acls(stages: tuple[str, ...], do_apply: bool) -> None:
     derived from the pipeline definition; with --apply, create them. The principal of stage S is
     User:<CONVEYOR_NAMESPACE>-S (its SASL user name)."""
     from conveyor.streams import acls as acl_mod
+    from conveyor.streams.cli import echo_json, settings_from_env  # here: cli imports this module
     from conveyor.streams.pipeline import pipeline
 
     settings = settings_from_env()

@@ -54,3 +54,17 @@ def test_denial_names_the_missing_acl():
     line = denial(S, "embed", 29, "ns.embedded")
     assert line.startswith("User:ns-embed may not Write on topic ns.embedded (TOPIC_AUTHORIZATION_FAILED)")
     assert denial(S, "embed", 7, "ns.embedded") is None
+
+
+def test_the_cli_prints_one_line_per_grant():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "conveyor.streams.cli", "acls", "--stage", "embed"],
+                         env={**os.environ, "CONVEYOR_NAMESPACE": "ns"}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == len(stage_grants(S, builtin_pipeline().stage("embed")))
+    assert {r["principal"] for r in rows} == {"User:ns-embed"}
