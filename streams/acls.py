@@ -8,9 +8,10 @@ what its :class:`~conveyor.streams.pipeline.StageSpec` says it does (:func:`stag
   its consumer group ``<ns>.<stage>``, ``Write`` + ``Describe`` on its output, retry and
   dead-letter topics, ``Write`` + ``Describe`` on its transactional ids (prefix
   ``<ns>.<stage>.``: one per instance, :func:`conveyor.streams.delivery.make_delivery`);
-* the faust drift monitor: the same reads, ``Read`` + ``Write`` on the topics it owns
-  (drift reports, the compacted reference), and every operation on faust's own internal
-  topics (prefix ``<ns>.drift-``: the assignor topic and table changelogs it creates).
+* the faust drift monitor: the same reads and writes (its drift reports and dead letters),
+  ``Read`` + ``Write`` on the compacted reference topic it owns, its group, and every
+  operation on faust's own internal topics (prefix ``<ns>.drift-``: the assignor topic and
+  table changelogs it creates) instead of a transactional id.
 
 Nothing else: no other stage's topics, no cluster operations, no topic creation (``conveyor
 topics create`` and replays run as an operator principal). The vocabulary — resource types
@@ -172,24 +173,6 @@ def apply(settings: Settings, grants: list[Grant], timeout: float = 30.0) -> int
         admin = make_admin(settings)  # kept referenced until the futures resolve
         _wait(admin.create_acls(wanted, request_timeout=timeout), "creating ACLs", timeout)
     return len(wanted)
-
-
-def revoke(settings: Settings, grants: list[Grant], timeout: float = 30.0) -> int:
-    """Delete the ACL bindings of ``grants`` (exactly those; others stay).
-
-    Returns:
-        The number of ACL bindings asked to be deleted.
-
-    Raises:
-        AclError: the broker refused.
-    """
-    from conveyor.streams.kafka import make_admin
-
-    unwanted = bindings(grants)
-    if unwanted:
-        admin = make_admin(settings)  # kept referenced until the futures resolve
-        _wait(admin.delete_acls(unwanted, request_timeout=timeout), "deleting ACLs", timeout)
-    return len(unwanted)
 
 
 class AclError(RuntimeError):

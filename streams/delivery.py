@@ -152,8 +152,7 @@ class TransactionalDelivery(AtLeastOnceDelivery):
         Raises:
             KafkaException: the producer is in an unusable state (the caller aborts/rewinds).
         """
-        self.tracker.reset()
-        self.topics = set()
+        super().begin()
         self.producer.begin_transaction()
         self.open = True
 

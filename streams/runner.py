@@ -358,11 +358,14 @@ class Runner:
         err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
         if not isinstance(err, KafkaError) or err.code() not in acls.DENIALS:
             return None
-        if err.code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            return acls.denial(self.settings, self.name, err.code(), getattr(self.delivery, "transactional_id", "?")
-                               if err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED else self.group_id)
-        written = sorted(self.delivery.topics) or [t for t in (self.output_topic, self.retry_topic, self.dlq_topic) if t]
-        return acls.denial(self.settings, self.name, err.code(), " or ".join(written))
+        if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            written = self.delivery.topics or {t for t in (self.output_topic, self.retry_topic, self.dlq_topic) if t}
+            resource = " or ".join(sorted(written))
+        elif err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+            resource = getattr(self.delivery, "transactional_id", "?")
+        else:
+            resource = self.group_id
+        return acls.denial(self.settings, self.name, err.code(), resource)
 
     def _previous(self, msg: Message) -> Optional[Failure]:
         """The failure envelope of a record read from the retry topic (``None`` otherwise)."""
