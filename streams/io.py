@@ -97,6 +97,7 @@ class InputProducer:
     def __init__(self, settings: Settings, serde: Optional[AvroSerde] = None):
         self.settings = settings
         self.serde = serde or AvroSerde(settings)
+        self.serde.check_tls()
         self.producer = make_producer(settings)
         self.delivery = DeliveryTracker()
         self.blobs = BlobStore(settings.blob_dir)

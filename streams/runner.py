@@ -181,10 +181,12 @@ class Runner:
 
         Raises:
             TopicsMissingError: a needed topic does not exist.
+            RegistryTlsError: the registry's HTTPS certificate does not verify.
             KafkaException: a fatal client error.
         """
         bind_processor(self.name)
         self.check_topics()
+        self.serde.check_tls()
         self.consumer.subscribe([*self.input_topics, self.retry_topic], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
         log.info("%s: consuming %s + %s as group %s", self.name, self.input_topics, self.retry_topic, self.group_id)

@@ -20,6 +20,8 @@ might still carry one.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import time
 from typing import Any, Callable, Optional
 
@@ -52,6 +54,12 @@ class KafkaAuthenticationError(KafkaConnectionError):
     """The broker rejected the credentials (SASL) or the TLS handshake failed. Retrying
     with the same settings cannot succeed; the message names the broker's reason and the
     environment variables to check, never the password."""
+
+
+class RegistryTlsError(KafkaConnectionError):
+    """The schema registry's HTTPS certificate could not be verified (unknown CA, expired,
+    issued for another host). Like the Kafka connection errors it is about the deployment, not
+    a record: the CLI prints it as one ``Error:`` line and a processor stops at start."""
 
 
 def redact_url(url: str) -> str:
@@ -106,12 +114,34 @@ class QuietLogger:
         _rdkafka_log.debug("[rdkafka level %s] " + msg, level, *args)
 
 
+def tls_verify_reason(address: str, cafile: Optional[str], timeout: float = 3.0) -> Optional[str]:
+    """Why the TLS server at ``address`` (``host:port``) fails certificate verification against
+    ``cafile`` (else the system's CAs), in OpenSSL's words — ``certificate has expired``,
+    ``unable to get local issuer certificate``, ``IP address mismatch, …`` — or ``None`` when it
+    verifies or cannot be reached. librdkafka reports every such failure as the same
+    ``certificate verify failed``; this handshake (Python's :mod:`ssl`, the same OpenSSL
+    checks, hostname included) names which one."""
+    host, _, port = address.rpartition(":")
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=host):
+                return None
+    except ssl.SSLCertVerificationError as exc:
+        return exc.verify_message or str(exc)
+    except (OSError, ValueError):
+        return None
+
+
 def _auth_error(settings: Settings, err: KafkaError) -> KafkaAuthenticationError:
-    what = "TLS handshake" if err.code() == KafkaError._SSL else "SASL authentication"
-    hint = (f"check {env.KAFKA_SSL_CA_LOCATION} and {env.KAFKA_SECURITY_PROTOCOL}"
-            if err.code() == KafkaError._SSL else
+    tls = err.code() == KafkaError._SSL
+    what = "TLS handshake" if tls else "SASL authentication"
+    hint = (f"check {env.KAFKA_SSL_CA_LOCATION} and {env.KAFKA_SECURITY_PROTOCOL}" if tls else
             f"check {env.KAFKA_SASL_USERNAME}, {env.KAFKA_SASL_PASSWORD} and {env.KAFKA_SASL_MECHANISM}")
     reason = redact(err.str(), secret_values(settings))
+    if tls and "certificate verify failed" in reason:
+        verdict = tls_verify_reason(settings.bootstrap_servers.split(",")[0].strip(), settings.kafka_ssl_ca_location)
+        reason = f"{verdict.rstrip('.')} (certificate verify failed)" if verdict else reason
     return KafkaAuthenticationError(f"Kafka {what} failed on {describe(settings)}: {reason}; {hint}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conveyor.processors.errors import ConveyorError, TransientError
+from conveyor.streams import env
 from conveyor.streams.settings import Settings
-from conveyor.streams.security import redact_url
+from conveyor.streams.security import RegistryTlsError, redact_url
 from conveyor.streams.topics import catalogue
 
 COMPATIBILITY = "BACKWARD"
@@ -223,9 +225,37 @@ class AvroSerde:
         auth = tuple(conf["basic.auth.user.info"].split(":", 1)) if "basic.auth.user.info" in conf else None
         try:
             return httpx.get(f"{self.settings.schema_registry_url.rstrip('/')}/subjects", timeout=timeout,
-                             auth=auth).status_code == 200
+                             auth=auth, verify=ssl.create_default_context(cafile=conf.get("ssl.ca.location"))).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def check_tls(self, timeout: float = 10.0) -> None:
+        """Fail fast when the registry is ``https://`` and its certificate does not verify
+        against ``settings.schema_registry_ssl_ca_location`` (else the system's CAs). A registry
+        that does not answer is left to the runner's retries (transient), as before.
+
+        Raises:
+            RegistryTlsError: one line naming the URL, OpenSSL's reason (e.g. ``certificate has
+                expired``, ``unable to get local issuer certificate``, ``Hostname mismatch``) and the
+                variables to check.
+        """
+        url = self.settings.schema_registry_url.rstrip("/")
+        if not url.lower().startswith("https://"):
+            return
+        try:
+            httpx.get(f"{url}/subjects", timeout=timeout,
+                      verify=ssl.create_default_context(cafile=self.settings.schema_registry_ssl_ca_location))
+        except httpx.ConnectError as exc:
+            cause: Optional[BaseException] = exc
+            while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise RegistryTlsError(
+                    f"schema registry TLS handshake failed on {redact_url(url)}: "
+                    f"{(cause.verify_message or str(cause)).rstrip('.')}; check {env.SCHEMA_REGISTRY_SSL_CA_LOCATION} and "
+                    f"{env.SCHEMA_REGISTRY_URL}") from None
+        except httpx.HTTPError:
+            return
 
     def schema_str(self, topic: str) -> str:
         """The ``.avsc`` text of ``topic``'s value schema.

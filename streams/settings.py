@@ -96,6 +96,9 @@ class Settings:
     kafka_brokers: int = 1
     """Nodes of the local stack's Kafka cluster (1 or 3); node ``i`` (1-based) listens on
     ``kafka_port + 10 * (i - 1)`` and ``controller_port + 10 * (i - 1)``."""
+    stack_tls: bool = False
+    """The local stack runs with TLS: SASL_SSL Kafka listeners and an HTTPS registry, certificates
+    from its private CA (``conveyor stack up --tls``; see :mod:`conveyor.tools.stack._tls`)."""
     replication_factor: int = 1
     """Replicas of each catalogue topic :func:`conveyor.streams.admin.create_topics` creates."""
     min_insync_replicas: int = 1
@@ -106,6 +109,7 @@ class Settings:
     schema_registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
     schema_registry_user: Optional[str] = None
     schema_registry_password: Optional[SecretStr] = None
+    schema_registry_ssl_ca_location: Optional[str] = None
     milvus_uri: str = ""
     milvus_token: Optional[SecretStr] = None
     kafka_security_protocol: Optional[str] = None
@@ -168,6 +172,7 @@ class Settings:
             kafka_port=kafka_port,
             controller_port=_int(e, env.CONTROLLER_PORT, kafka_port + 1),
             kafka_brokers=brokers,
+            stack_tls=(e.get(env.STACK_TLS) or "0").strip().lower() in ("1", "true", "yes", "on"),
             replication_factor=replication,
             min_insync_replicas=_int(e, env.MIN_INSYNC_REPLICAS, 2 if replication >= 3 else 1),
             registry_port=registry_port,
@@ -177,6 +182,7 @@ class Settings:
             or f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
             schema_registry_user=e.get(env.SCHEMA_REGISTRY_USER) or None,
             schema_registry_password=_secret(e, env.SCHEMA_REGISTRY_PASSWORD),
+            schema_registry_ssl_ca_location=e.get(env.SCHEMA_REGISTRY_SSL_CA_LOCATION) or None,
             milvus_uri=e.get(env.MILVUS_URI) or str(home / "milvus" / "conveyor.db"),
             milvus_token=_secret(e, env.MILVUS_TOKEN),
             kafka_security_protocol=e.get(env.KAFKA_SECURITY_PROTOCOL) or None,
@@ -235,9 +241,11 @@ class Settings:
         return conf
 
     def registry_config(self) -> dict:
-        """``SchemaRegistryClient`` settings (URL, a :data:`REGISTRY_TIMEOUT_S` HTTP timeout and
-        optional basic auth)."""
+        """``SchemaRegistryClient`` settings (URL, a :data:`REGISTRY_TIMEOUT_S` HTTP timeout,
+        optional basic auth and the CA file that verifies an HTTPS registry)."""
         conf: dict = {"url": self.schema_registry_url, "timeout": REGISTRY_TIMEOUT_S}
+        if self.schema_registry_ssl_ca_location:
+            conf["ssl.ca.location"] = self.schema_registry_ssl_ca_location
         if self.schema_registry_user and self.schema_registry_password:
             conf["basic.auth.user.info"] = (
                 f"{self.schema_registry_user}:{self.schema_registry_password.get_secret_value()}"

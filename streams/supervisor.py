@@ -114,7 +114,8 @@ class Supervisor:
                             (env.KAFKA_SASL_USERNAME, st.kafka_sasl_username),
                             (env.KAFKA_SASL_PASSWORD, st.kafka_sasl_password.get_secret_value()
                              if st.kafka_sasl_password else None),
-                            (env.KAFKA_SSL_CA_LOCATION, st.kafka_ssl_ca_location)):
+                            (env.KAFKA_SSL_CA_LOCATION, st.kafka_ssl_ca_location),
+                            (env.SCHEMA_REGISTRY_SSL_CA_LOCATION, st.schema_registry_ssl_ca_location)):
             if value:
                 environ[name] = value
         # Stable per child across restarts: the restarted child's transactional producer

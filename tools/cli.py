@@ -18,21 +18,23 @@ def stack() -> None:
     """Local stack: Kafka (KRaft) and Apicurio Registry on 127.0.0.1; Milvus Lite embedded."""
 
 
-def _stack_settings(brokers: int | None):
+def _stack_settings(brokers: int | None, tls: bool = False):
     """Settings for the stack commands: ``--brokers``, else ``CONVEYOR_KAFKA_BROKERS``, else the
-    count the last ``stack up`` of this home recorded."""
+    count the last ``stack up`` of this home recorded; TLS with ``--tls``, ``CONVEYOR_STACK_TLS``
+    or when the last ``stack up`` started the stack with TLS."""
     import os
 
     from conveyor.streams import env
-    from conveyor.tools.stack import recorded_brokers, with_brokers
+    from conveyor.tools.stack import recorded_brokers, recorded_tls, with_brokers, with_tls
 
     settings = settings_from_env()
     if brokers is None and not os.environ.get(env.KAFKA_BROKERS):
         brokers = recorded_brokers(settings)
     try:
-        return with_brokers(settings, brokers) if brokers else settings
+        settings = with_brokers(settings, brokers) if brokers else settings
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--brokers") from exc
+    return with_tls(settings) if tls or settings.stack_tls or recorded_tls(settings) else settings
 
 
 _BROKERS = click.option("--brokers", type=click.Choice(["1", "3"]), default=None,
@@ -44,11 +46,14 @@ _BROKERS = click.option("--brokers", type=click.Choice(["1", "3"]), default=None
 @stack.command("up")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for readiness.")
 @_BROKERS
-def stack_up(timeout: float, brokers: int | None) -> None:
+@click.option("--tls", is_flag=True, default=False,
+              help="Start with TLS: a private CA (openssl) in <home>/tls, SASL_SSL Kafka, HTTPS registry; "
+                   "clients load <home>/tls/client.env.")
+def stack_up(timeout: float, brokers: int | None, tls: bool) -> None:
     """Start the stack (idempotent) and wait until it answers."""
     from conveyor.tools.stack import StackError, up
 
-    settings = _stack_settings(brokers)
+    settings = _stack_settings(brokers, tls)
     try:
         echo_json(up(settings, timeout=timeout, log=lambda m: click.echo(m, err=True)))
     except StackError as exc:
@@ -56,6 +61,8 @@ def stack_up(timeout: float, brokers: int | None) -> None:
     if settings.kafka_brokers > 1:
         click.echo(f"clients: export CONVEYOR_KAFKA_BROKERS={settings.kafka_brokers} "
                    f"(bootstrap {settings.bootstrap_servers})", err=True)
+    if settings.stack_tls:
+        click.echo(f"clients: set -a; . {settings.home / 'tls' / 'client.env'}; set +a", err=True)
 
 
 @stack.command("down")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +16,7 @@ from confluent_kafka import KafkaError
 from conveyor.streams import env
 from conveyor.streams.kafka import make_admin, make_consumer
 from conveyor.streams.settings import Settings
+from conveyor.streams.supervisor import run_stages
 from tests.ports import server_port
 
 
@@ -152,3 +154,27 @@ class Broker:
         from conveyor.tools.stack import down
 
         down(self.settings, parts=["kafka"], log=lambda _line: None)
+
+
+def run_stages_until(settings: Settings, stages: list[str], out_topic: str, *, expect: int,
+                     timeout: float = 180) -> list:
+    """Run ``stages`` in this process (a background thread) until ``expect`` records can be
+    read from ``out_topic`` (read_committed) or ``timeout`` seconds pass; return them."""
+    stop, errors = threading.Event(), []
+
+    def work() -> None:
+        try:
+            run_stages(stages, settings, install_signals=False, stop_event=stop)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="test-stages", daemon=True)
+    worker.start()
+    try:
+        msgs = read_all(settings, out_topic, expect=expect, timeout=timeout)
+    finally:
+        stop.set()
+        worker.join(60)
+    assert not worker.is_alive(), f"{stages} did not stop"
+    assert not errors, errors
+    return msgs

@@ -123,7 +123,12 @@ def test_run_drift_refuses_missing_topics(drift_settings):
 
 
 def test_label_shift_raises_drift_alarm(drift_settings, tmp_path):
-    s = drift_settings
+    check_label_shift_alarm(drift_settings, tmp_path)
+
+
+def check_label_shift_alarm(s, tmp_path: Path) -> None:
+    """The label-shift scenario on the stack ``s`` names (security settings from ``os.environ``,
+    as the worker subprocess inherits them)."""
     create_topics(s)
     specs = catalogue(s)
     now = int(time.time() * 1000)

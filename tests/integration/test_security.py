@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from uuid import uuid4
@@ -37,9 +36,8 @@ from conveyor.streams.settings import Settings
 from conveyor.tools.stack import SaslBroker, StackError, start_sasl_broker, stop_sasl_broker
 from conveyor.tools.stack._common import check_java, port_open
 from conveyor.tools.stack._sasl import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT
-from conveyor.streams.supervisor import run_stages
 from conveyor.streams.topics import topic
-from tests.integration.helpers import read_all
+from tests.integration.helpers import read_all, run_stages_until
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "conveyor-test"
@@ -105,30 +103,6 @@ def _cli(args: list[str], environ: dict[str, str], timeout: float = 120) -> subp
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _run_until(settings: Settings, stages: list[str], out_topic: str, *, expect: int,
-               timeout: float = 180) -> list:
-    """Run ``stages`` in this process (a background thread) until ``expect`` records can be
-    read from ``out_topic`` (read_committed) or ``timeout`` seconds pass; return them."""
-    stop, errors = threading.Event(), []
-
-    def work() -> None:
-        try:
-            run_stages(stages, settings, install_signals=False, stop_event=stop)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    worker = threading.Thread(target=work, name="security-test-stages", daemon=True)
-    worker.start()
-    try:
-        msgs = read_all(settings, out_topic, expect=expect, timeout=timeout)
-    finally:
-        stop.set()
-        worker.join(60)
-    assert not worker.is_alive(), f"{stages} did not stop"
-    assert not errors, errors
-    return msgs
-
-
 def _leaks(text: str) -> list[str]:
     """The secrets that occur in ``text``."""
     return [s for s in SECRETS if s in text]
@@ -143,7 +117,7 @@ def test_pipeline_runs_over_sasl(sasl_environ, stack_settings):
     assert set(create_topics(settings).values()) == {"created"}
     with InputProducer(settings) as producer:
         ids = [producer.text(t)["doc_id"] for t in TEXTS]
-    msgs = _run_until(settings, ["embed", "classify"], topic(settings, "predictions"), expect=len(ids))
+    msgs = run_stages_until(settings, ["embed", "classify"], topic(settings, "predictions"), expect=len(ids))
 
     serde = AvroSerde(settings)
     preds = [(m.key().decode(), serde.decode(m.topic(), m.value())) for m in msgs]
@@ -214,7 +188,7 @@ def test_secrets_never_leak(sasl_environ, caplog, capfd):
         producer.produce(embedded, key=key, value=b"plain text, not Confluent-framed Avro")
         producer.flush(10)
         if key == b"junk-1":  # the first dead-letters in this process, the second in a CLI run
-            _run_until(settings, ["classify"], dlq_topic, expect=1)
+            run_stages_until(settings, ["classify"], dlq_topic, expect=1)
     run = subprocess.Popen([sys.executable, "-m", "conveyor.streams.cli", "run", "classify"], env=environ, cwd=REPO,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -29,14 +29,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from pydantic import SecretStr
+
 from conveyor.sinks.milvus_errors import redact_uri
 from conveyor.streams.settings import Settings, local_bootstrap
-from conveyor.tools.stack import _kafka, _registry
+from conveyor.tools.stack import _kafka, _registry, _tls
 from conveyor.tools.stack._common import (
     StackError, check_java, exited, failure, home_lock, live_pid, spawn, stop,
 )
 
-__all__ = ["StackError", "up", "down", "status", "with_brokers", "recorded_brokers", "SaslBroker",
+__all__ = ["StackError", "up", "down", "status", "with_brokers", "recorded_brokers", "with_tls", "recorded_tls",
+           "SaslBroker",
            "start_sasl_broker", "stop_sasl_broker"]
 
 _SASL_EXPORTS = {"SaslBroker": "SaslBroker", "start_sasl_broker": "start", "stop_sasl_broker": "stop"}
@@ -87,6 +90,31 @@ def _title(name: str) -> str:
 
 BROKERS_FILE = Path("kafka") / "brokers"
 """Under ``settings.home``: how many Kafka nodes the last ``up`` started (absent: one)."""
+
+
+TLS_FILE = Path("kafka") / "tls"
+"""Under ``settings.home``: present when the last ``up`` started the stack with TLS."""
+
+
+def recorded_tls(settings: Settings) -> bool:
+    """Whether the last :func:`up` of this home started the stack with TLS."""
+    return (settings.home / TLS_FILE).exists()
+
+
+def with_tls(settings: Settings) -> Settings:
+    """``settings`` of a client of the local TLS stack: ``stack_tls`` on, SASL_SSL as user
+    ``conveyor`` (password from ``tls/credentials.json``), the stack's CA for Kafka and the
+    registry, and the registry's ``https://`` URL when the URL named the local registry."""
+    from conveyor.tools.stack import _tls
+
+    tls = dataclasses.replace(settings, stack_tls=True)
+    files = _tls.tls_dir(settings.home)
+    local = settings.schema_registry_url == _registry.url(dataclasses.replace(settings, stack_tls=False))
+    return dataclasses.replace(
+        tls, kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="PLAIN", kafka_sasl_username=_tls.CLIENT_USER,
+        kafka_sasl_password=SecretStr(_tls.credentials(files)[_tls.CLIENT_USER]),
+        kafka_ssl_ca_location=str(files.ca_cert), schema_registry_ssl_ca_location=str(files.ca_cert),
+        schema_registry_url=_registry.url(tls) if local else settings.schema_registry_url)
 
 
 def recorded_brokers(settings: Settings) -> Optional[int]:
@@ -196,6 +224,9 @@ def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object]
     """
     parts = _parts(settings)
     with home_lock(settings.home):
+        _check_tls_mode(settings, parts)
+        if settings.stack_tls:
+            _tls.ensure(settings.home, log)
         waiting: dict[str, tuple[int, float]] = {}
         to_start = []
         for name, part in parts.items():
@@ -219,6 +250,9 @@ def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object]
         if any(name != "registry" for name in to_start):
             (settings.home / BROKERS_FILE).parent.mkdir(parents=True, exist_ok=True)
             (settings.home / BROKERS_FILE).write_text(f"{settings.kafka_brokers}\n", encoding="utf-8")
+            (settings.home / TLS_FILE).unlink(missing_ok=True)
+            if settings.stack_tls:
+                (settings.home / TLS_FILE).write_text("SASL_SSL\n", encoding="utf-8")
         for name, (argv, cwd) in prepared.items():
             lay = parts[name].layout()
             pid = spawn(lay, wrap(name, argv) if wrap else argv, cwd)
@@ -226,6 +260,9 @@ def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object]
             waiting[name] = (pid, time.monotonic())
         startup = _wait(parts, waiting, timeout, log)
     result = status(settings)
+    if settings.stack_tls:
+        env_file = _tls.write_client_env(settings)
+        result["tls"] = {"ca": str(_tls.tls_dir(settings.home).ca_cert), "client_env": str(env_file)}
     for name in parts:
         entry = result["registry"] if name == "registry" else next(
             (n for n in result.get("nodes", []) if n["name"] == name), result["kafka"])
@@ -235,6 +272,20 @@ def up(settings: Settings, *, timeout: float = 180, log: Callable[[str], object]
         result["kafka"]["started"] = any(n["started"] for n in result["nodes"])
         result["kafka"]["startup_s"] = max((n["startup_s"] or 0 for n in result["nodes"]), default=None)
     return result
+
+
+def _check_tls_mode(settings: Settings, parts: dict) -> None:
+    """Refuse to mix: a stack running with(out) TLS is not restarted the other way by ``up``.
+
+    Raises:
+        StackError: a part of this home runs and was started with the other TLS mode.
+    """
+    if recorded_tls(settings) == settings.stack_tls:
+        return
+    running = [name for name, part in parts.items() if live_pid(part.layout()) is not None]
+    if running:
+        was = "with TLS" if recorded_tls(settings) else "without TLS"
+        raise StackError(f"the local stack ({', '.join(running)}) runs {was}; run `conveyor stack down` first")
 
 
 def _prepare(settings: Settings, part, log) -> tuple[list[str], Path]:

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any, Optional
 
 from conveyor.streams.settings import Settings
-from conveyor.tools.stack._kafka import nodes
+from conveyor.tools.stack._kafka import admin_config, nodes
 
 QUORUM_STATE = ("data", "__cluster_metadata-0", "quorum-state")
 
@@ -41,7 +41,7 @@ def partition_leaders(settings: Settings, timeout: float = 5.0) -> dict[str, dic
     """
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": ",".join(n.address for n in nodes(settings)), "log_level": 2})
+    admin = AdminClient(admin_config(settings, ",".join(n.address for n in nodes(settings))))
     md = admin.list_topics(timeout=timeout)
     return {t.topic: {p.id: {"leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs)}
                       for p in t.partitions.values()}

@@ -58,6 +58,16 @@ def template(name: str, **values: object) -> str:
     return (PACKAGE_DIR / name).read_text(encoding="utf-8").format(**values)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600) from the first byte (it holds secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    tmp.replace(path)
+
+
 def write_if_changed(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (creating parents) unless it already holds exactly that."""
     path.parent.mkdir(parents=True, exist_ok=True)

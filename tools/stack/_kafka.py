@@ -17,7 +17,7 @@ from pathlib import Path
 from conveyor.streams.settings import NODE_PORT_STEP, Settings, local_bootstrap
 from conveyor.tools.stack._common import (
     Layout, StackError, marker_args, port_open, pom_versions, read_marker, run_mvn, template,
-    write_if_changed, write_marker,
+    write_if_changed, write_marker, write_private,
 )
 
 MIB = 1024 * 1024
@@ -82,6 +82,60 @@ def server_properties(settings: Settings, *, port: int, controller_port: int, lo
     )
 
 
+def apply_overrides(text: str, overrides: dict[str, str], title: str) -> str:
+    """``server.properties`` ``text`` with each key of ``overrides`` replaced in place, and the keys
+    it did not have appended under ``# <title>``."""
+    overrides = dict(overrides)
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if not line.lstrip().startswith("#") and "=" in line and key in overrides:
+            line = f"{key}={overrides.pop(key)}"
+        lines.append(line)
+    lines += ["", f"# {title}"] + [f"{k}={v}" for k, v in overrides.items()]
+    return "\n".join(lines) + "\n"
+
+
+def tls_overrides(settings: Settings, port: int, controller_port: int) -> dict[str, str]:
+    """The TLS stack's listener settings: clients and brokers on ``SASL_SSL`` (SASL/PLAIN, users
+    ``admin`` and ``conveyor`` from ``tls/credentials.json``), the server certificate as a PEM
+    keystore (KIP-651) and the CA as the truststore; the KRaft controller listener stays
+    PLAINTEXT on 127.0.0.1."""
+    from conveyor.tools.stack import _tls
+
+    files = _tls.tls_dir(settings.home)
+    creds = _tls.credentials(files)
+    users = " ".join(f'user_{n}="{p}"' for n, p in creds.items())
+    return {
+        "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"SASL_SSL://127.0.0.1:{port}",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "SASL_SSL",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config":
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+            f'password="{creds["admin"]}" {users};',
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(files.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(files.ca_cert),
+    }
+
+
+def admin_config(settings: Settings, address: str) -> dict[str, str]:
+    """librdkafka settings with which the stack's own checks reach a node at ``address``
+    (as ``admin`` over SASL_SSL on the TLS stack)."""
+    conf = {"bootstrap.servers": address, "log_level": "2"}
+    if settings.stack_tls:
+        from conveyor.tools.stack import _tls
+
+        files = _tls.tls_dir(settings.home)
+        conf.update({"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.username": "admin",
+                     "sasl.password": _tls.credentials(files)["admin"], "ssl.ca.location": str(files.ca_cert)})
+    return conf
+
+
 def _log4j(settings: Settings) -> str:
     return f"-Dlog4j2.configurationFile={kafka_dir(settings) / 'log4j2.properties'}"
 
@@ -127,7 +181,7 @@ class KafkaNode:
 
     @property
     def port(self) -> int:
-        """Client (PLAINTEXT) port on 127.0.0.1."""
+        """Client port on 127.0.0.1 (PLAINTEXT, or SASL_SSL on the TLS stack)."""
         return self.settings.kafka_port + NODE_PORT_STEP * (self.node_id - 1)
 
     @property
@@ -157,7 +211,12 @@ class KafkaNode:
                                   log_dirs=self.directory / "data", node_id=self.node_id, quorum_voters=voters,
                                   replication_factor=replicas, min_insync_replicas=2 if replicas >= 3 else 1)
         write_if_changed(kafka_dir(self.settings) / "log4j2.properties", template("kafka-log4j2.properties"))
-        write_if_changed(self.directory / "server.properties", props)
+        if self.settings.stack_tls:
+            props = apply_overrides(props, tls_overrides(self.settings, self.port, self.controller_port),
+                                    "TLS (conveyor stack up --tls): SASL_SSL listener, PEM keystore")
+            write_private(self.directory / "server.properties", props)  # it holds the SASL passwords
+        else:
+            write_if_changed(self.directory / "server.properties", props)
         return self.directory / "server.properties"
 
     def format_storage(self, java: str, libs: Path, log) -> None:
@@ -194,7 +253,7 @@ class KafkaNode:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.address, "log_level": 2})
+        admin = AdminClient(admin_config(self.settings, self.address))
         try:
             brokers = admin.list_topics(timeout=timeout).brokers
         except KafkaException:

@@ -7,6 +7,7 @@ tar.gz: ``quarkus-run.jar``, ``lib/``, ``app/``, ``quarkus/``), ``config/applica
 from __future__ import annotations
 
 import shutil
+import ssl
 import tarfile
 import urllib.error
 import urllib.request
@@ -29,6 +30,16 @@ CCOMPAT = "/apis/ccompat/v7"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an HTTP proxy
 
 
+def _opener(settings: Settings) -> urllib.request.OpenerDirector:
+    """No HTTP proxy; on the TLS stack, HTTPS verified against the stack's CA."""
+    if not settings.stack_tls:
+        return _OPENER
+    from conveyor.tools.stack import _tls
+
+    context = ssl.create_default_context(cafile=str(_tls.tls_dir(settings.home).ca_cert))
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+
+
 def layout(settings: Settings) -> Layout:
     """Pid and log file locations of the registry."""
     return Layout("registry", settings.home)
@@ -40,8 +51,23 @@ def apicurio_dir(settings: Settings) -> Path:
 
 
 def url(settings: Settings) -> str:
-    """The local registry's Confluent-compatible base URL."""
-    return f"http://127.0.0.1:{settings.registry_port}{CCOMPAT}"
+    """The local registry's Confluent-compatible base URL (``https://`` on the TLS stack)."""
+    scheme = "https" if settings.stack_tls else "http"
+    return f"{scheme}://127.0.0.1:{settings.registry_port}{CCOMPAT}"
+
+
+def tls_properties(settings: Settings) -> str:
+    """Quarkus settings of the TLS stack's registry: HTTPS only on ``registry_port`` with the
+    stack's server certificate (PEM files), plain HTTP not served."""
+    from conveyor.tools.stack import _tls
+
+    files = _tls.tls_dir(settings.home)
+    return ("\n# TLS (conveyor stack up --tls): HTTPS only, certificate from the stack's private CA\n"
+            f"quarkus.http.ssl-port={settings.registry_port}\n"
+            f"quarkus.http.ssl.certificate.files={files.server_cert}\n"
+            f"quarkus.http.ssl.certificate.key-files={files.server_key}\n"
+            "quarkus.http.insecure-requests=disabled\n"
+            "quarkus.http.port=0\n")
 
 
 def ensure_dist(settings: Settings, log, version: Optional[str] = None) -> Path:
@@ -111,6 +137,8 @@ def write_config(settings: Settings) -> Path:
         db_path=adir / "data" / "registry",
         tmp_dir=adir / "tmp",
     )
+    if settings.stack_tls:
+        props += tls_properties(settings)
     write_if_changed(adir / "config" / "application.properties", props)
     return adir
 
@@ -130,7 +158,7 @@ def answers(settings: Settings, timeout: float = 3.0) -> bool:
     if not port_open(settings.registry_port):
         return False
     try:
-        with _OPENER.open(url(settings) + "/subjects", timeout=timeout) as resp:
+        with _opener(settings).open(url(settings) + "/subjects", timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

@@ -36,7 +36,7 @@ from conveyor.streams.settings import Settings
 from conveyor.tools.stack import _kafka
 from conveyor.tools.stack._common import (
     Layout, StackError, check_java, exited, failure, live_pid, marker_args, port_open, spawn, stop as _stop,
-    template, write_if_changed,
+    template, write_if_changed, write_private,
 )
 
 DEFAULT_PORT = 29092
@@ -139,15 +139,8 @@ def server_properties(broker: SaslBroker, settings: Settings) -> str:
     if broker.authorizer:
         overrides["authorizer.class.name"] = AUTHORIZER
         overrides["super.users"] = "User:admin;User:ANONYMOUS"
-    lines = []
-    for line in text.splitlines():
-        key = line.split("=", 1)[0].strip()
-        if not line.lstrip().startswith("#") and "=" in line and key in overrides:
-            line = f"{key}={overrides.pop(key)}"
-        lines.append(line)
-    lines[:0] = ["# SASL_PLAINTEXT test broker, written by conveyor.tools.stack._sasl.start (main template below)."]
-    lines += ["", "# SASL/PLAIN"] + [f"{k}={v}" for k, v in overrides.items()]
-    return "\n".join(lines) + "\n"
+    return ("# SASL_PLAINTEXT test broker, written by conveyor.tools.stack._sasl.start (main template below).\n"
+            + _kafka.apply_overrides(text, overrides, "SASL/PLAIN"))
 
 
 def answers(broker: SaslBroker, timeout: float = 3.0) -> bool:
@@ -162,16 +155,6 @@ def answers(broker: SaslBroker, timeout: float = 3.0) -> bool:
         return bool(admin.list_topics(timeout=timeout).brokers)
     except KafkaException:
         return False
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (0600) from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
-        fh.write(text)
-    tmp.replace(path)
 
 
 def _format(broker: SaslBroker, java: str, libs: Path, config: Path) -> None:
@@ -221,7 +204,7 @@ def start(broker: SaslBroker, settings: Settings, *, timeout: float = 120.0,
     libs = _kafka.ensure_libs(Settings(home=broker.home), log)
     config = broker.directory / "server.properties"
     write_if_changed(broker.directory / "log4j2.properties", template("kafka-log4j2.properties"))
-    _write_private(config, server_properties(broker, settings))
+    write_private(config, server_properties(broker, settings))
     _format(broker, java, libs, config)
     argv = [java, f"-Dlog4j2.configurationFile={broker.directory / 'log4j2.properties'}", *JVM_OPTS,
             *marker_args(broker.layout), "-cp", f"{libs}/*", "kafka.Kafka", str(config)]
