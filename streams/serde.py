@@ -226,7 +226,7 @@ class AvroSerde:
         try:
             return httpx.get(f"{self.settings.schema_registry_url.rstrip('/')}/subjects", timeout=timeout,
                              auth=auth, verify=ssl.create_default_context(cafile=conf.get("ssl.ca.location"))).status_code == 200
-        except httpx.HTTPError:
+        except (httpx.HTTPError, OSError, ssl.SSLError):
             return False
 
     def check_tls(self, timeout: float = 10.0) -> None:
@@ -235,16 +235,22 @@ class AvroSerde:
         that does not answer is left to the runner's retries (transient), as before.
 
         Raises:
-            RegistryTlsError: one line naming the URL, OpenSSL's reason (e.g. ``certificate has
+            RegistryTlsError: the CA file cannot be read, or the certificate does not verify: one
+                line naming the URL, OpenSSL's reason (e.g. ``certificate has
                 expired``, ``unable to get local issuer certificate``, ``Hostname mismatch``) and the
                 variables to check.
         """
         url = self.settings.schema_registry_url.rstrip("/")
         if not url.lower().startswith("https://"):
             return
+        cafile = self.settings.schema_registry_ssl_ca_location
         try:
-            httpx.get(f"{url}/subjects", timeout=timeout,
-                      verify=ssl.create_default_context(cafile=self.settings.schema_registry_ssl_ca_location))
+            context = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryTlsError(f"cannot read the schema registry's CA file {cafile}: {exc}; check "
+                                   f"{env.SCHEMA_REGISTRY_SSL_CA_LOCATION}") from None
+        try:
+            httpx.get(f"{url}/subjects", timeout=timeout, verify=context)
         except httpx.ConnectError as exc:
             cause: Optional[BaseException] = exc
             while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):

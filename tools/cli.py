@@ -18,10 +18,11 @@ def stack() -> None:
     """Local stack: Kafka (KRaft) and Apicurio Registry on 127.0.0.1; Milvus Lite embedded."""
 
 
-def _stack_settings(brokers: int | None, tls: bool = False):
+def _stack_settings(brokers: int | None, tls: bool | None = None):
     """Settings for the stack commands: ``--brokers``, else ``CONVEYOR_KAFKA_BROKERS``, else the
-    count the last ``stack up`` of this home recorded; TLS with ``--tls``, ``CONVEYOR_STACK_TLS``
-    or when the last ``stack up`` started the stack with TLS."""
+    count the last ``stack up`` of this home recorded. TLS: ``tls`` when given (``up``: its
+    ``--tls`` flag or ``CONVEYOR_STACK_TLS``), else what the last ``stack up`` recorded
+    (``status``, ``down``)."""
     import os
 
     from conveyor.streams import env
@@ -34,7 +35,9 @@ def _stack_settings(brokers: int | None, tls: bool = False):
         settings = with_brokers(settings, brokers) if brokers else settings
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--brokers") from exc
-    return with_tls(settings) if tls or settings.stack_tls or recorded_tls(settings) else settings
+    if tls is None:
+        tls = settings.stack_tls or recorded_tls(settings)
+    return with_tls(settings) if tls or settings.stack_tls else settings
 
 
 _BROKERS = click.option("--brokers", type=click.Choice(["1", "3"]), default=None,
@@ -53,7 +56,7 @@ def stack_up(timeout: float, brokers: int | None, tls: bool) -> None:
     """Start the stack (idempotent) and wait until it answers."""
     from conveyor.tools.stack import StackError, up
 
-    settings = _stack_settings(brokers, tls)
+    settings = _stack_settings(brokers, tls)  # a plain `up` after a TLS stack's `down` starts it plain
     try:
         echo_json(up(settings, timeout=timeout, log=lambda m: click.echo(m, err=True)))
     except StackError as exc:

@@ -29,7 +29,7 @@ import pytest
 from conveyor.streams import env
 from conveyor.streams.admin import create_topics, list_topics
 from conveyor.streams.io import InputProducer
-from conveyor.streams.security import KafkaAuthenticationError, RegistryTlsError
+from conveyor.streams.security import KafkaAuthenticationError, KafkaConnectionError, RegistryTlsError
 from conveyor.streams.serde import AvroSerde
 from conveyor.streams.settings import Settings
 from conveyor.streams.topics import topic
@@ -117,7 +117,7 @@ def _fails_fast_with_one_line(settings: Settings, reason: str) -> None:
         t0 = time.monotonic()
         proc = _cli(args, settings)
         out = proc.stdout + proc.stderr
-        assert proc.returncode != 0 and time.monotonic() - t0 < 30, (args, out)
+        assert proc.returncode == 1 and time.monotonic() - t0 < 30, (args, out)
         assert "TLS handshake failed" in out and reason in out, (args, out)
         assert "Traceback" not in out and len(out.strip().splitlines()) <= 3, (args, out)
 
@@ -138,8 +138,8 @@ def test_pipeline_runs_end_to_end_over_tls(tls_stack: Settings, tmp_path: Path):
 
     # Nothing is served in the clear: a PLAINTEXT client gets no metadata, plain HTTP no answer.
     plain = dataclasses.replace(settings, kafka_security_protocol=None, kafka_sasl_mechanism=None,
-                                kafka_sasl_username=None, kafka_sasl_password=None)
-    with pytest.raises(Exception):
+                                kafka_sasl_username=None, kafka_sasl_password=None, kafka_ssl_ca_location=None)
+    with pytest.raises(KafkaConnectionError):
         list_topics(plain, timeout=5)
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
         urllib.request.urlopen(f"http://127.0.0.1:{settings.registry_port}/apis/ccompat/v7/subjects", timeout=5)

@@ -105,8 +105,6 @@ def with_tls(settings: Settings) -> Settings:
     """``settings`` of a client of the local TLS stack: ``stack_tls`` on, SASL_SSL as user
     ``conveyor`` (password from ``tls/credentials.json``), the stack's CA for Kafka and the
     registry, and the registry's ``https://`` URL when the URL named the local registry."""
-    from conveyor.tools.stack import _tls
-
     tls = dataclasses.replace(settings, stack_tls=True)
     files = _tls.tls_dir(settings.home)
     local = settings.schema_registry_url == _registry.url(dataclasses.replace(settings, stack_tls=False))

@@ -23,13 +23,14 @@ import datetime as dt
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from conveyor.tools.stack._common import StackError
+from conveyor.tools.stack._common import StackError, write_private
 
 HOSTS = ("IP:127.0.0.1", "DNS:localhost")
 """``subjectAltName`` entries of the stack's server certificate: the addresses clients use."""
@@ -98,7 +99,10 @@ def openssl(args: Sequence[str], cwd: Optional[Path] = None) -> str:
 
 
 def _private(path: Path) -> None:
-    os.chmod(path, 0o600)
+    """Create ``path`` empty with mode 0600 (or make it 0600), so that openssl, which truncates
+    and keeps the mode, writes a private key nobody else could read at any moment."""
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def make_ca(directory: Path, name: str = "Conveyor local CA", days: int = CA_DAYS) -> tuple[Path, Path]:
@@ -112,11 +116,11 @@ def make_ca(directory: Path, name: str = "Conveyor local CA", days: int = CA_DAY
     """
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "ca.crt", directory / "ca.key"
+    _private(key)
     openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
              "-days", str(days), "-subj", f"/CN={name}",
              "-addext", "basicConstraints=critical,CA:true",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-    _private(key)
     return cert, key
 
 
@@ -141,8 +145,8 @@ def issue(ca_cert: Path, ca_key: Path, out_dir: Path, stem: str = "server", *,
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cert, key, pem = out_dir / f"{stem}.crt", out_dir / f"{stem}.key", out_dir / f"{stem}.pem"
-    openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)])
     _private(key)
+    openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)])
     with tempfile.TemporaryDirectory() as tmp:
         csr, ext = Path(tmp) / "req.csr", Path(tmp) / "ext.cnf"
         ext.write_text(f"subjectAltName={','.join(hosts)}\nextendedKeyUsage=serverAuth\n"
@@ -154,8 +158,7 @@ def issue(ca_cert: Path, ca_key: Path, out_dir: Path, stem: str = "server", *,
                      "-out", str(cert)])
         else:
             _sign_until(Path(tmp), csr, ext, ca_cert, ca_key, cert, expires)
-    pem.write_text(key.read_text(encoding="utf-8") + cert.read_text(encoding="utf-8"), encoding="utf-8")
-    _private(pem)
+    write_private(pem, key.read_text(encoding="utf-8") + cert.read_text(encoding="utf-8"))
     return cert, key
 
 
@@ -189,24 +192,49 @@ def _names(cert: Path) -> str:
     return openssl(["x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"])
 
 
+def subject_alt_names(cert: Path) -> set[str]:
+    """The certificate's ``subjectAltName`` entries as ``{"IP:127.0.0.1", "DNS:localhost", ...}``.
+
+    Raises:
+        StackError: openssl cannot read it.
+    """
+    text = _names(cert).replace("IP Address:", "IP:")
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    return {name.strip() for line in lines for name in line.split(",")}
+
+
 def _needs_new(files: TlsFiles) -> bool:
-    if not (files.server_cert.exists() and files.keystore.exists()):
+    """Whether the server certificate must be (re)issued: a file is missing or unreadable, it is
+    not signed by the current CA, it does not name exactly :data:`HOSTS`, or it expires within
+    :data:`RENEW_BEFORE`."""
+    if not all(p.exists() for p in (files.server_cert, files.server_key, files.keystore)):
         return True
-    names = _names(files.server_cert).replace("IP Address:", "IP:")
-    if not all(h in names for h in HOSTS):
+    try:
+        openssl(["verify", "-CAfile", str(files.ca_cert), str(files.server_cert)])
+        if subject_alt_names(files.server_cert) != set(HOSTS):
+            return True
+        return not_after(files.server_cert) - dt.datetime.now(dt.timezone.utc) < RENEW_BEFORE
+    except StackError:  # unreadable, expired, or signed by another CA
         return True
-    return not_after(files.server_cert) - dt.datetime.now(dt.timezone.utc) < RENEW_BEFORE
 
 
 def credentials(files: TlsFiles) -> dict[str, str]:
-    """The SASL/PLAIN passwords ``{"admin": ..., "conveyor": ...}``, made (random) once."""
+    """The SASL/PLAIN passwords ``{"admin": ..., "conveyor": ...}``, made (random) once.
+
+    Raises:
+        StackError: ``credentials.json`` exists but is not such a JSON object.
+    """
     if files.credentials.exists():
-        return json.loads(files.credentials.read_text(encoding="utf-8"))
+        try:
+            creds = json.loads(files.credentials.read_text(encoding="utf-8"))
+            if all(isinstance(creds.get(n), str) and creds[n] for n in ("admin", CLIENT_USER)):
+                return creds
+        except (ValueError, AttributeError):
+            pass
+        raise StackError(f"{files.credentials} is not a JSON object with the passwords of 'admin' and "
+                         f"'{CLIENT_USER}'; delete it (and restart the stack) to make new ones")
     creds = {"admin": secrets.token_hex(16), CLIENT_USER: secrets.token_hex(16)}
-    files.directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(files.credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(creds, fh)
+    write_private(files.credentials, json.dumps(creds))
     return creds
 
 
@@ -217,10 +245,11 @@ def ensure(home: Path, log=print) -> TlsFiles:
         StackError: openssl is missing or failed.
     """
     files = tls_dir(home)
-    if not (files.ca_cert.exists() and files.ca_key.exists()):
+    new_ca = not (files.ca_cert.exists() and files.ca_key.exists())
+    if new_ca:
         log(f"stack: making a private CA in {files.directory}")
         make_ca(files.directory)
-    if _needs_new(files):
+    if new_ca or _needs_new(files):
         issue(files.ca_cert, files.ca_key, files.directory)
         log(f"stack: issued a server certificate for {', '.join(HOSTS)} "
             f"(valid until {not_after(files.server_cert):%Y-%m-%d})")
@@ -247,8 +276,7 @@ def client_environ(settings) -> dict[str, str]:
 def write_client_env(settings) -> Path:
     """Write :func:`client_environ` to ``tls/client.env`` (0600; ``set -a; . client.env`` loads it)."""
     files = tls_dir(settings.home)
-    lines = [f"{k}={v}" for k, v in client_environ(settings).items()]
-    fd = os.open(files.client_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("# clients of the local TLS stack: set -a; . this file; set +a\n" + "\n".join(lines) + "\n")
+    lines = [f"{k}={shlex.quote(v)}" for k, v in client_environ(settings).items()]
+    write_private(files.client_env, "# clients of the local TLS stack: set -a; . this file; set +a\n"
+                  + "\n".join(lines) + "\n")
     return files.client_env

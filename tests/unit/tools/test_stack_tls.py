@@ -43,11 +43,39 @@ def test_ensure_keeps_a_good_certificate_and_renews_a_bad_one(tmp_path):
     assert files.credentials.read_text() == creds  # passwords are made once
 
 
-def test_a_certificate_of_another_ca_does_not_verify(tmp_path):
-    files = _tls.ensure(tmp_path / "home", log=lambda _l: None)
+def test_a_new_ca_gets_a_new_server_certificate(tmp_path):
+    files = _tls.ensure(tmp_path, log=lambda _l: None)
+    files.ca_key.unlink()  # e.g. removed by hand: ensure makes a new CA
+    _tls.ensure(tmp_path, log=lambda _l: None)
+    assert _tls.openssl(["verify", "-CAfile", str(files.ca_cert), str(files.server_cert)]).strip().endswith("OK")
+
     other, _ = _tls.make_ca(tmp_path / "other", name="Another CA")
     with pytest.raises(_tls.StackError, match="unable to get local issuer certificate"):
         _tls.openssl(["verify", "-CAfile", str(other), str(files.server_cert)])
+    files.ca_cert.write_bytes(other.read_bytes())  # a CA that did not sign the certificate
+    (tmp_path / "tls" / "ca.key").write_bytes((tmp_path / "other" / "ca.key").read_bytes())
+    _tls.ensure(tmp_path, log=lambda _l: None)
+    assert _tls.openssl(["verify", "-CAfile", str(files.ca_cert), str(files.server_cert)]).strip().endswith("OK")
+
+
+def test_a_broken_credentials_file_is_a_clear_error(tmp_path):
+    files = _tls.ensure(tmp_path, log=lambda _l: None)
+    files.credentials.write_text("not json")
+    with pytest.raises(_tls.StackError, match="credentials.json is not a JSON object"):
+        _tls.credentials(files)
+
+
+def test_stack_commands_follow_the_recorded_tls_mode_but_up_does_not(tmp_path, monkeypatch):
+    from conveyor.tools.cli import _stack_settings
+    from conveyor.tools.stack import TLS_FILE
+
+    monkeypatch.setenv(env.HOME, str(tmp_path))
+    monkeypatch.delenv(env.STACK_TLS, raising=False)
+    (tmp_path / TLS_FILE).parent.mkdir(parents=True)
+    (tmp_path / TLS_FILE).write_text("SASL_SSL\n")
+    assert _stack_settings(None).stack_tls  # status, down: the stack as it was started
+    assert not _stack_settings(None, False).stack_tls  # a plain `up` after `down`
+    assert _stack_settings(None, True).kafka_security_protocol == "SASL_SSL"
 
 
 def test_kafka_and_registry_config_of_the_tls_stack(tmp_path):
@@ -68,6 +96,7 @@ def test_kafka_and_registry_config_of_the_tls_stack(tmp_path):
         "SASL_SSL", "conveyor", str(tmp_path / "tls" / "ca.crt"))
     assert client.registry_config()["ssl.ca.location"] == str(tmp_path / "tls" / "ca.crt")
     assert client.stack_tls and client.bootstrap_servers == "127.0.0.1:40000"
+    assert _tls.subject_alt_names(tmp_path / "tls" / "server.crt") == set(_tls.HOSTS)
 
 
 def test_plain_stack_config_is_unchanged(tmp_path):
