@@ -36,7 +36,7 @@ def _stack_settings(brokers: int | None, tls: bool | None = None):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--brokers") from exc
     if tls is None:
-        tls = settings.stack_tls or recorded_tls(settings)
+        tls = recorded_tls(settings)
     return with_tls(settings) if tls or settings.stack_tls else settings
 
 

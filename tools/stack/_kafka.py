@@ -96,6 +96,15 @@ def apply_overrides(text: str, overrides: dict[str, str], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plain_jaas_config(admin_password: str, users: dict[str, str]) -> str:
+    """A broker listener's SASL/PLAIN JAAS line: the broker logs in as ``admin`` and accepts
+    ``admin`` and each of ``users`` (``{name: password}``), e.g. for
+    ``listener.name.<listener>.plain.sasl.jaas.config``."""
+    accepted = " ".join(f'user_{n}="{p}"' for n, p in {"admin": admin_password, **users}.items())
+    return (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+            f'password="{admin_password}" {accepted};')
+
+
 def tls_overrides(settings: Settings, port: int, controller_port: int) -> dict[str, str]:
     """The TLS stack's listener settings: clients and brokers on ``SASL_SSL`` (SASL/PLAIN, users
     ``admin`` and ``conveyor`` from ``tls/credentials.json``), the server certificate as a PEM
@@ -105,7 +114,6 @@ def tls_overrides(settings: Settings, port: int, controller_port: int) -> dict[s
 
     files = _tls.tls_dir(settings.home)
     creds = _tls.credentials(files)
-    users = " ".join(f'user_{n}="{p}"' for n, p in creds.items())
     return {
         "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"SASL_SSL://127.0.0.1:{port}",
@@ -113,9 +121,7 @@ def tls_overrides(settings: Settings, port: int, controller_port: int) -> dict[s
         "inter.broker.listener.name": "SASL_SSL",
         "sasl.enabled.mechanisms": "PLAIN",
         "sasl.mechanism.inter.broker.protocol": "PLAIN",
-        "listener.name.sasl_ssl.plain.sasl.jaas.config":
-            f'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
-            f'password="{creds["admin"]}" {users};',
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": plain_jaas_config(creds["admin"], creds),
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(files.keystore),
         "ssl.truststore.type": "PEM",

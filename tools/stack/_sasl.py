@@ -49,7 +49,6 @@ MECHANISM = "PLAIN"
 PROTOCOL = "SASL_PLAINTEXT"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 """KRaft's ACL authorizer (KIP-801)."""
-_JAAS_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -125,7 +124,6 @@ def server_properties(broker: SaslBroker, settings: Settings) -> str:
     SASL_PLAINTEXT one and a PLAINTEXT controller, plus the JAAS users."""
     text = _kafka.server_properties(settings, port=broker.port, controller_port=broker.controller_port,
                                     log_dirs=broker.directory / "data")
-    users = " ".join(f'user_{n}="{p}"' for n, p in (("admin", broker.admin_password), *broker.users))
     overrides = {
         "listeners": f"SASL_PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{broker.controller_port}",
         "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{broker.port}",
@@ -134,7 +132,7 @@ def server_properties(broker: SaslBroker, settings: Settings) -> str:
         "sasl.enabled.mechanisms": MECHANISM,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
         "listener.name.sasl_plaintext.plain.sasl.jaas.config":
-            f'{_JAAS_MODULE} required username="admin" password="{broker.admin_password}" {users};',
+            _kafka.plain_jaas_config(broker.admin_password, dict(broker.users)),
     }
     if broker.authorizer:
         overrides["authorizer.class.name"] = AUTHORIZER
