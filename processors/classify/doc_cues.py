@@ -10,8 +10,9 @@ Definitions: ``docs/documents.md``.
 
 Each cue group is a case-insensitive regular expression over the extracted text (English,
 German, Dutch, French, Malay receipts' English); its feature is ``min(matches, 3) / 3``.
-Two layout cues follow: the share of lines that end in an amount (item/price columns) and
-the text length (``log10(chars) / 5``). The vector has :data:`CUE_NAMES` order, values in
+Three layout cues follow: the share of lines that end in an amount (item/price columns), the
+text length (``log10(chars) / 5``) and whether a time of day is printed (``1.0``/``0.0``: a till
+stamps the moment of sale, ``13:59``; a bill, a tax form or a letter seldom prints one). The vector has :data:`CUE_NAMES` order, values in
 ``[0, 1]``; its size is part of the model's input size, so changing a pattern means
 retraining the document-type model (``make models``), whose leave-one-source-out table shows
 what each group adds (``make eval``).
@@ -57,7 +58,10 @@ CUE_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 #: A line that ends in an amount (``12.50``, ``1,234.00``, ``7,16 €``, ``-3.00 A``).
 _AMOUNT_AT_END = re.compile(r"\d[\d.,' ]*[.,]\d{2}\s*(?:[A-Z]{1,3}|€|\$|£)?\s*$")
-LAYOUT_CUES = ("amount_line_share", "text_length")
+#: A time of day ``HH:MM`` (24 h, optional seconds), also glued to a date by OCR (``6/10/201913:59``);
+#: not a ratio or an amount (``12:30.5``, ``10:15,00``).
+_TIME_OF_DAY = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?![\d.,])")
+LAYOUT_CUES = ("amount_line_share", "text_length", "time_of_day")
 CUE_NAMES: tuple[str, ...] = (*CUE_PATTERNS, *LAYOUT_CUES)
 #: Feature name in a model manifest's ``input.features`` saying the model reads these cues.
 FEATURES_NAME = "doc_cues"
@@ -76,6 +80,7 @@ def cue_vector(text: str) -> np.ndarray:
     lines = [line for line in text.splitlines() if line.strip()]
     values.append(sum(1 for line in lines if _AMOUNT_AT_END.search(line)) / len(lines) if lines else 0.0)
     values.append(min(math.log10(len(text) + 1) / 5.0, 1.0))
+    values.append(1.0 if _TIME_OF_DAY.search(text) else 0.0)
     return np.asarray(values, dtype=np.float32)
 
 

@@ -82,6 +82,21 @@ def _features(texts: Sequence[str], embedder, cache: Optional[Path] = None) -> n
     return np.hstack([emb, texts_cue_matrix(list(texts), embedder.tokenizer)])
 
 
+def _proba(clf, X: np.ndarray) -> np.ndarray:
+    """``(n, len(LABELS))`` probabilities of a fitted classifier (a type it never saw: 0)."""
+    out = np.zeros((len(X), len(LABELS)))
+    out[:, clf.classes_] = clf.predict_proba(X)
+    return out
+
+
+def _score(source: str, proba: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """One held-out row: right count, accuracy and mean log loss of ``proba`` against ``y``."""
+    right = int((proba.argmax(1) == y).sum())
+    log_loss = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-6, 1.0)).mean())
+    return {"source": source, "documents": len(y), "right": right, "accuracy": round(right / len(y), 4),
+            "log_loss": round(log_loss, 4)}
+
+
 class Evaluation:
     """The corpus and feedback features, and the held-out scores of a recipe.
 
@@ -90,10 +105,12 @@ class Evaluation:
             ``source``, ``shippable``, ``sha256``, ``group``.
         X: their features ``(n, d)``.
         feedback: feedback examples (:func:`feedback_examples`), ``Xf`` their features.
+        C: the LogisticRegression's inverse regularisation, the live model's (its manifest's
+            ``estimator.params.C``), so that a candidate differs from it by its data only.
     """
 
-    def __init__(self, docs: list[dict], X: np.ndarray, feedback: list[dict], Xf: np.ndarray):
-        self.docs, self.X, self.feedback, self.Xf = docs, X, feedback, Xf
+    def __init__(self, docs: list[dict], X: np.ndarray, feedback: list[dict], Xf: np.ndarray, C: float = 10.0):
+        self.docs, self.X, self.feedback, self.Xf, self.C = docs, X, feedback, Xf, C
         self.y = np.array([LABELS.index(d["label"]) if d["label"] in LABELS else -1 for d in docs])
         self.yf = np.array([LABELS.index(f["label"]) for f in feedback], dtype=int)
         fb_shas = {f["sha256"] for f in feedback}
@@ -113,12 +130,13 @@ class Evaluation:
     def _fit(self, fb_idx: np.ndarray, recipe: dict[str, str], extra_mask: Optional[np.ndarray] = None):
         """``(classifier, X, y)`` fitted on :meth:`_training_set`."""
         X, y = self._training_set(fb_idx, recipe, extra_mask)
-        return _make().fit(X, y), X, y
+        return _make(C=self.C).fit(X, y), X, y
 
     def held_out(self, recipe: dict[str, str]) -> list[dict[str, Any]]:
-        """Per held-out source ``{"source", "documents", "right", "accuracy"}`` of the recipe
-        whose feedback set is ``recipe`` (doc id -> the label it trains with); scored against
-        the corpus labels and the reviewers' current labels."""
+        """Per held-out source ``{"source", "documents", "right", "accuracy", "log_loss"}`` of the
+        recipe whose feedback set is ``recipe`` (doc id -> the label it trains with); scored against
+        the corpus labels and the reviewers' current labels. ``log_loss``: the mean of
+        ``-ln p(true label)`` (p clipped at 1e-6), a proper scoring rule."""
         in_recipe = np.array([f["doc_id"] in recipe for f in self.feedback], dtype=bool)
         rows = []
         clf, _, _ = self._fit(np.where(in_recipe)[0], recipe)
@@ -127,18 +145,16 @@ class Evaluation:
                             if d["source"] == source and self.y[i] >= 0 and not self.in_feedback[i]], dtype=int)
             if len(idx) == 0:
                 continue
-            right = int((clf.classes_[clf.predict_proba(self.X[idx]).argmax(1)] == self.y[idx]).sum())
-            rows.append({"source": source, "documents": len(idx), "right": right, "accuracy": round(right / len(idx), 4)})
+            rows.append(_score(source, _proba(clf, self.X[idx]), self.y[idx]))
         if len(self.feedback):
-            right = 0
+            proba = np.zeros((len(self.feedback), len(LABELS)))
             for f in range(FOLDS):
                 held = np.where(self.fold == f)[0]
                 if len(held) == 0:
                     continue
                 clf, _, _ = self._fit(np.where(in_recipe & (self.fold != f))[0], recipe)
-                right += int((clf.classes_[clf.predict_proba(self.Xf[held]).argmax(1)] == self.yf[held]).sum())
-            rows.append({"source": "feedback", "documents": len(self.feedback), "right": right,
-                         "accuracy": round(right / len(self.feedback), 4)})
+                proba[held] = _proba(clf, self.Xf[held])
+            rows.append(_score("feedback", proba, self.yf))
         return rows
 
     def floors_metrics(self, recipe: dict[str, str]) -> dict[str, float]:
@@ -155,7 +171,7 @@ class Evaluation:
                           + [f"feedback:{self.feedback[i]['doc_id']}" for i in fb])
         pred = np.zeros(len(y), dtype=int)
         for tr, te in LeaveOneGroupOut().split(X, y, groups):
-            clf = _make().fit(X[tr], y[tr])
+            clf = _make(C=self.C).fit(X[tr], y[tr])
             pred[te] = clf.classes_[clf.predict_proba(X[te]).argmax(1)]
         accs = []
         for source in sorted({d["source"] for d in self.docs}):
@@ -172,14 +188,19 @@ class Evaluation:
 
 def gate(live_rows: list[dict], candidate_rows: list[dict], metrics: dict[str, float],
          floors: dict[str, float]) -> tuple[str, list[str]]:
-    """``("promoted" | "rejected", reasons)``: promoted when the candidate's mean held-out
-    accuracy beats the live recipe's, no source has fewer documents right, and the floors hold."""
+    """``("promoted" | "rejected", reasons)``: promoted when the candidate's mean held-out log loss
+    is lower than the live recipe's, no source has fewer documents right, and the floors hold.
+
+    Log loss, not accuracy, decides "better": it is a proper scoring rule (Gneiting & Raftery
+    2007), so reviewers' confirmations that make the model surer of the right type count, where
+    the count of right documents cannot see them; the right counts still guard every source.
+    """
     live = {r["source"]: r for r in live_rows}
     reasons = []
-    mean_live = float(np.mean([r["accuracy"] for r in live_rows])) if live_rows else 0.0
-    mean_cand = float(np.mean([r["accuracy"] for r in candidate_rows])) if candidate_rows else 0.0
-    if not mean_cand > mean_live:
-        reasons.append(f"does not beat the live model: mean held-out accuracy {mean_cand:.4f} vs {mean_live:.4f}")
+    loss_live = float(np.mean([r["log_loss"] for r in live_rows])) if live_rows else 0.0
+    loss_cand = float(np.mean([r["log_loss"] for r in candidate_rows])) if candidate_rows else 0.0
+    if not loss_cand < loss_live:
+        reasons.append(f"does not beat the live model: mean held-out log loss {loss_cand:.4f} vs {loss_live:.4f}")
     for r in candidate_rows:
         if r["right"] < live[r["source"]]["right"]:
             reasons.append(f"worse on {r['source']}: {r['right']}/{r['documents']} right, live "
@@ -243,7 +264,8 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
     embedder = MiniLMEmbedder(intra_op_threads=2)
     X = _features(texts, embedder, cache_dir)
     Xf = _features([f["text"] for f in feedback], embedder) if feedback else np.zeros((0, X.shape[1]))
-    ev = Evaluation(docs, X, feedback, Xf)
+    C = float(((live_manifest.get("estimator") or {}).get("params") or {}).get("C", 10.0))
+    ev = Evaluation(docs, X, feedback, Xf, C=C)
     candidate_recipe = {f["doc_id"]: f["label"] for f in feedback}
     live_rows, cand_rows = ev.held_out(live_recipe), ev.held_out(candidate_recipe)
     metrics = ev.floors_metrics(candidate_recipe)
@@ -263,16 +285,21 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
                              f"{FOLDS} folds, each scored by the recipe fitted without it",
                      "per_source": [{"source": c["source"], "documents": c["documents"], "live_right": lv["right"],
                                      "candidate_right": c["right"], "live_accuracy": lv["accuracy"],
-                                     "candidate_accuracy": c["accuracy"]} for lv, c in zip(live_rows, cand_rows)],
+                                     "candidate_accuracy": c["accuracy"], "live_log_loss": lv["log_loss"],
+                                     "candidate_log_loss": c["log_loss"]} for lv, c in zip(live_rows, cand_rows)],
                      "live_mean": round(float(np.mean([r["accuracy"] for r in live_rows])), 4) if live_rows else None,
-                     "candidate_mean": round(float(np.mean([r["accuracy"] for r in cand_rows])), 4) if cand_rows else None},
+                     "candidate_mean": round(float(np.mean([r["accuracy"] for r in cand_rows])), 4) if cand_rows else None,
+                     "live_mean_log_loss": round(float(np.mean([r["log_loss"] for r in live_rows])), 4) if live_rows else None,
+                     "candidate_mean_log_loss": (round(float(np.mean([r["log_loss"] for r in cand_rows])), 4)
+                                                 if cand_rows else None)},
         "floors": floors, "candidate_metrics": metrics, "seconds": round(time.perf_counter() - t0, 1),
     }
     folder = registry.add_candidate(MODEL_NAME, staging, report)
     report["candidate"] = folder.name
     if decision == "promoted" and promote:
         registry.promote(MODEL_NAME, folder.name, reason="gate passed: " + json.dumps(
-            {"live_mean": report["held_out"]["live_mean"], "candidate_mean": report["held_out"]["candidate_mean"]}))
+            {k: report["held_out"][k] for k in ("live_mean", "candidate_mean", "live_mean_log_loss",
+                                                "candidate_mean_log_loss")}))
     return report
 
 
@@ -282,7 +309,7 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
 @click.option("--no-promote", is_flag=True, help="Gate and keep the candidate, but leave the live model as it is.")
 def retrain_command(name: str, corpus: Path, no_promote: bool) -> None:
     """Train a NAME candidate from the corpus plus the namespace's feedback; promote it only if
-    it beats the live model on the held-out evaluation and meets the floors (report as JSON)."""
+    it beats the live model on the held-out evaluation (lower mean log loss, no source with fewer right) and meets the floors (report as JSON)."""
     from conveyor.streams.cli import kafka_settings
 
     report = retrain(kafka_settings(), corpus=corpus, promote=not no_promote)

@@ -48,6 +48,13 @@ def test_a_paid_till_receipt_and_a_bill_have_opposite_cues_whatever_their_titles
     assert all(0.0 <= v <= 1.0 for v in receipt.values()) and cue_vector("").tolist() == [0.0] * len(CUE_NAMES)
 
 
+def test_a_printed_time_of_day_is_a_cue_but_ratios_and_amounts_are_not():
+    assert _cues("6/10/201913:59 Sales Associate: Paul")["time_of_day"] == 1.0  # glued to the date by OCR
+    assert _cues("Datum 02.03.2020 Uhrzeit 18:04:11")["time_of_day"] == 1.0
+    assert _cues(INVOICE)["time_of_day"] == 0.0
+    assert _cues("ratio 12:30.5 and 10:15,00 EUR, 25:61")["time_of_day"] == 0.0
+
+
 def _embedded(embed: EmbedProcessor, doc_id: str, text: str) -> dict:
     [[rec]] = embed.process_batch([{"doc_id": doc_id, "trace_id": doc_id, "event_time": 0, "producer": "extract",
                                "producer_version": "0", "filename": f"{doc_id}.jpg", "content_type": "image/jpeg",
