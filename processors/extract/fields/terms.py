@@ -4,7 +4,10 @@
   order of preference: ``beside date`` (a date on the same line: the till's own timestamp),
   ``time label`` (the line says time / Zeit / Uhrzeit / heure / tijd / masa — on German receipts
   often the card terminal's slip, a minute before the till), ``time`` (alone); a range or opening
-  hours (``8:00-20:00``, Öffnungszeiten) is not a candidate.
+  hours (``8:00-20:00``, Öffnungszeiten) is not a candidate. A time OCR glued to its date or to the
+  number after it (``29.04.2009:48``, ``06.04.202014:4328753``) is split off first
+  (:func:`.dates.split_glued_time`); a date glued to the digits before it (``11780608.09.2017 15:21``,
+  a till's register number) still counts as a date beside the time.
 * Due date — a date on a line with a due label (due date, payment due, fällig, zahlbar bis,
   échéance, vervaldatum …): ``due label``; a label line without a date whose next line carries as
   many dates as the label line has date labels (a header row "Invoice date  Due date" over its
@@ -15,11 +18,13 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from conveyor.processors.extract.fields.dates import dates_in_line
+from conveyor.processors.extract.fields.dates import dates_in_line, split_glued_time
 from conveyor.processors.extract.fields.evidence import Finding
 
 _CLOCK = re.compile(r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?(?!\d|[.,]\d)(?:\s*([ap])\.?\s*m\b\.?)?",
                     re.IGNORECASE)
+#: A numeric date, also after other digits (``11780608.09.2017``): enough to call a time "beside date".
+_DATE_AFTER_DIGITS = re.compile(r"\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})(?!\d)")
 _TIME_LABEL = re.compile(r"\b(?:time|zeit|uhrzeit|heure|tijd|masa|hora|ora)\b|\buhr\b", re.IGNORECASE)
 _OPENING_HOURS = re.compile(
     r"\d{1,2}[:.]\d{2}\s*(?:-|–|bis|to|uhr\s*-)\s*\d{1,2}[:.]\d{2}|[öo]ffnungszeit|opening\s*hours|ge[öo]ffnet|"
@@ -41,7 +46,8 @@ def find_time(lines: Sequence[str], month_first: bool = False) -> Finding | None
     """
     best: tuple[int, Finding] | None = None
     rank = {"beside date": 0, "time label": 1, "time": 2}
-    for i, line in enumerate(lines):
+    for i, raw in enumerate(lines):
+        line = split_glued_time(raw)
         for m in _CLOCK.finditer(line):
             hour, minute, half = int(m.group(1)), m.group(2), (m.group(3) or "").lower()
             if half == "p" and hour < 12:
@@ -50,7 +56,7 @@ def find_time(lines: Sequence[str], month_first: bool = False) -> Finding | None
                 hour = 0
             if _OPENING_HOURS.search(line):
                 break  # opening hours, a range: not when this document was issued
-            if dates_in_line(line, month_first=month_first):
+            if dates_in_line(line, month_first=month_first) or _DATE_AFTER_DIGITS.search(line):
                 rule = "beside date"
             elif _TIME_LABEL.search(line):
                 rule = "time label"

@@ -40,6 +40,19 @@ def test_an_invoice_gives_due_date_customer_iban_and_net_plus_tax_equal_to_the_t
     assert values["supplier_tax_id"] == "NL810433941B01" and values["payment_method"] == "online"
 
 
+def test_a_tills_time_glued_by_ocr_to_its_date_wins_over_the_card_slips_minute_before():
+    """German tills print date, time and receipt number in one row, which OCR glues together; the
+    card slip above prints its own time a minute earlier (lines as OCR read softmatic receipts)."""
+    from conveyor.processors.extract.fields.terms import find_time
+
+    slip = ["Datum 07.04.20 14:37 Uhr", "AS-Zeit 07.04. 14:37 Uhr"]
+    assert find_time(slip + ["3182 762902704 07.04.2014:38"]).value == "14:38"
+    assert find_time(slip + ["06.04.202014:4328753535352 3351"]).value == "14:43"
+    assert find_time(["Datum 08.09.17 15:20 Uhr", "6042 S337 104 11780608.09.2017 15:21"]).value == "15:21"
+    assert find_time(["29.04.2009:48 8665109 0013"]).rule == "beside date"
+    assert fields_from_pages([{"text": "\n".join(RECEIPT), "method": "ocr"}])["time"] == "14:52"  # emitted
+
+
 def test_what_must_never_be_a_value():
     values, evidence = _extra(["IBAN DE00 1234 5678 9012 3456 78", "Kundennummer: 6669263", "Customer: 12345",
                                "Memory card 16 GB 319,00", "Öffnungszeiten 8:00-20:00", "Total 319,00"])
