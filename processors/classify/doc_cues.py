@@ -58,8 +58,10 @@ CUE_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 #: A line that ends in an amount (``12.50``, ``1,234.00``, ``7,16 €``, ``-3.00 A``).
 _AMOUNT_AT_END = re.compile(r"\d[\d.,' ]*[.,]\d{2}\s*(?:[A-Z]{1,3}|€|\$|£)?\s*$")
-#: A time of day ``HH:MM`` (24 h, optional seconds), also glued to a date by OCR (``6/10/201913:59``);
-#: not a ratio or an amount (``12:30.5``, ``10:15,00``).
+#: A time of day with a two-digit hour ``HH:MM`` (00–23, optional seconds), also glued to a date by OCR
+#: (``6/10/201913:59``); not followed by a digit, ``.`` or ``,`` (a ratio or an amount: ``12:30.5``,
+#: ``10:15,00``; so also not ``13:59.`` at a sentence's end). No left boundary, so digits glued before
+#: it (``1012:30``, ``Ref 2023:11``) count too: a cue, not a field value.
 _TIME_OF_DAY = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?![\d.,])")
 LAYOUT_CUES = ("amount_line_share", "text_length", "time_of_day")
 CUE_NAMES: tuple[str, ...] = (*CUE_PATTERNS, *LAYOUT_CUES)

@@ -68,6 +68,7 @@ def test_a_careless_candidate_is_rejected_a_better_one_shadowed_promoted_and_rol
     out.write_text(json.dumps({"rejected": rejected, "promoted": promoted, "shadow": shadow}, indent=2))
     assert (shadow["scored"], shadow["compared_with_live"]) == (30, 30)
     assert shadow["agreeing"] == rows["feedback"]["live_right"]  # the live model's misses are what changed
+    assert sum(shadow["label_changes"].values()) == 30 - shadow["agreeing"]
     assert all(c.endswith("-> receipt") for c in shadow["label_changes"])  # only ever towards the reviewer's label
     assert shadow["candidate_review_rate"] == shadow["live_review_rate"] == 1.0  # document types: never auto
     assert len(read_all(s, topic(s, "shadow-predictions"), expect=30, timeout=30)) == 30

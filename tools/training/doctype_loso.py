@@ -100,6 +100,14 @@ def per_source(proba: np.ndarray, docs: Sequence[dict[str, Any]], threshold: flo
 
 
 
+def known_type_mean(rows: Sequence[dict[str, Any]]) -> float:
+    """Mean accuracy of :func:`per_source` rows over the sources holding at least one document of a
+    type the model predicts (:data:`LABELS`): a source of only unknown types (CMS-1500's claim
+    forms) is left out, as :meth:`conveyor.tools.training.retrain.Evaluation.floors_metrics` leaves it."""
+    accs = [r["accuracy"] for r in rows if any(label in LABELS for label in r["labels"])]
+    return round(float(np.mean(accs)), 4)
+
+
 def auto_routing(proba: np.ndarray, docs: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
     """The auto threshold from pooled out-of-source predictions, or auto routing disabled.
 

@@ -14,10 +14,11 @@ it. Both recipes are scored on the same **held-out evaluation**, per source:
 * ``feedback``: the feedback documents in :data:`FOLDS` folds (by doc id), each fold scored by
   the recipe fitted without that fold, against the reviewers' labels.
 
-The candidate is **promoted** only if its mean accuracy over those sources is higher than the
-live recipe's, no source has fewer documents right than under the live recipe, and it meets the
-live manifest's floors (leave-one-group-out CV over its training set, leave-one-source-out
-mean over the shippable sources). Otherwise it is **rejected**. Either way it is kept in the
+The candidate is **promoted** only if its mean log loss over those sources is lower than the
+live recipe's (:func:`gate`), no source has fewer documents right than under the live recipe, and
+it meets the live manifest's floors (leave-one-group-out CV over its training set; the
+leave-one-source-out mean over the corpus sources with documents of a type the model knows,
+documents also in the feedback left out). Otherwise it is **rejected**. Either way it is kept in the
 model registry (:class:`conveyor.streams.model_registry.ModelRegistry`) with its report; the
 promotion or rejection is recorded with who and when. The out-of-scope threshold and the
 auto-routing decision are the live model's (chosen on the corpus; feedback does not move them).

@@ -52,6 +52,7 @@ from conveyor.tools.training.doctype_loso import (
     compare_feature_sets,
     feature_sets,
     out_of_source,
+    known_type_mean,
     leave_one_group_out,
     out_of_source_distances,
     per_source,
@@ -74,10 +75,11 @@ from conveyor.tools.training.common import (
 MODEL_NAME = "doctype"
 MODEL_VERSION = "3.0.0"
 #: Regression floors (set at 3.0.0: measured minus about 0.05, rounded down): leave-one-group-out CV
-#: 0.9605 / 0.8951 and the mean accuracy over left-out sources 0.855. A committed manifest of the same
+#: 0.9605 / 0.8951 and the mean accuracy over the left-out sources with documents of known types 0.9497
+#: (nine: CMS-1500 holds only claim forms; over all ten, 0.855). A committed manifest of the same
 #: major version may pin stricter ones; retraining never loosens them. (2.0.0 read one cue fewer,
 #: ``time_of_day``, with C fixed at 10: 0.9605 / 0.7341 and 0.754; its floors were 0.91 / 0.68 / 0.70.)
-DEFAULT_FLOORS = {"cv_accuracy": 0.91, "cv_macro_f1": 0.84, "loso_mean_accuracy": 0.80}
+DEFAULT_FLOORS = {"cv_accuracy": 0.91, "cv_macro_f1": 0.84, "loso_mean_accuracy": 0.89}
 #: Feature sets compared leave-one-source-out; the shipped model reads ``embedding+cues``.
 SHIPPED_FEATURES = "embedding+cues"
 #: Share of held-out documents of known types the out-of-scope threshold may flag (few documents:
@@ -216,7 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
     # out-of-scope score: threshold from the held-out distances of documents of known types only
     dist = out_of_source_distances(sets[SHIPPED_FEATURES], docs)
     known = np.array([d["label"] in LABELS for d in docs])
-    ood_threshold, ood_info = choose_ood_threshold(dist[known], max_in_scope_rate=OOD_IN_SCOPE_RATE)
+    shippable = np.array([d["shippable"] for d in docs])  # the read-only sources choose nothing
+    ood_threshold, ood_info = choose_ood_threshold(dist[known & shippable], max_in_scope_rate=OOD_IN_SCOPE_RATE)
     table = per_source(proba, docs, routing["threshold"], dist > ood_threshold)
     unknown = [(d["rel"], round(float(s), 1)) for d, s, k in zip(docs, dist, known) if not k]
     print(f"out of scope: threshold {ood_threshold:.1f}; types the model does not know: {unknown}")
@@ -291,7 +294,9 @@ def main(argv: list[str] | None = None) -> dict:
             "cv": "leave-one-group-out over the shippable documents (a group = a document and its near-duplicates)",
             "cv_accuracy": round(cv_acc, 4),
             "cv_macro_f1": round(cv_f1, 4),
-            "loso_mean_accuracy": comparison[SHIPPED_FEATURES]["mean"],
+            "loso_mean_accuracy": known_type_mean(table),
+            "loso_mean_accuracy_over": "the left-out sources holding documents of a type the model knows "
+                                       "(all but cms1500), as the retrain gate's floors_metrics computes it",
             "cv_confusion_matrix": {"labels": LABELS, "rows_true_cols_predicted": cm.tolist()},
             "leave_one_source_out": {
                 "rule": "train on the shippable sources other than the one tested; read-only sources are test only",
@@ -306,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "Ledoit-Wolf covariance (Lee et al. 2018), as for the intent model",
             "threshold": round(float(ood_threshold), 3),
             "review_reason": "out_of_scope: distance <score> > <threshold>",
-            "chosen_on": "leave-one-source-out distances of the documents of known types",
+            "chosen_on": "leave-one-source-out distances of the shippable documents (of known types)",
             "unknown_type_documents": [{"file": f, "score": sc, "flagged": sc > ood_threshold} for f, sc in unknown],
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in ood_info.items()},
         },

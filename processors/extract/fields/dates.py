@@ -38,7 +38,7 @@ _NUMERIC_DATE = re.compile(r"(?<![\d.,])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})
 #: OCR drops the space between a 2-digit year and the time: "01/03/1819:14", "28Mar 1818:32".
 _GLUED_TIME = re.compile(rf"(?<!\d)((?:\d{{1,2}}[./-]\d{{1,2}}[./-]|\d{{1,2}}\s*(?:{_MONTH_RE})\.?[\s/-]*)\d{{2}})(?=\d{{2}}:\d{{2}})", re.IGNORECASE)
 _GLUED_4Y_TIME = re.compile(r"(?<![\d.,])(\d{1,2}[./-]\d{1,2}[./-]\d{4})(?=(?:[01]?\d|2[0-3]):[0-5]\d)")
-_TIME_THEN_DIGITS = re.compile(r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4} (?:[01]?\d|2[0-3]):[0-5]\d)(?=\d)")
+_TIME_THEN_DIGITS = re.compile(r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4} (?:[01]?\d|2[0-3]):[0-5]\d)(?=\d{4})")
 _TIME_NEAR = re.compile(r"^.{6,14}?\s(?:[01]?\d|2[0-3]):[0-5]\d(?!\d)")
 _DAY_MONTH_YEAR = re.compile(
     rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th|er)?\.?[\s/-]*(?:de\s+)?({_MONTH_RE})\.?[\s,/-]*(?:de\s+)?(\d{{4}}|\d{{2}}(?=\s*$|\s+\d{{1,2}}:\d{{2}})){_DATE_END}",
@@ -108,11 +108,10 @@ def find_dates(lines: Iterable[str], *, month_first: bool | None = None) -> list
 
 def split_glued_time(line: str) -> str:
     """``line`` with a space between a date and the clock time OCR glued to it, and after that time
-    when the digits of a number follow it (a till line prints date, time and receipt number):
+    when four or more digits of a number follow it (a till line prints date, time and receipt number):
     ``"29.04.2009:48"`` → ``"29.04.20 09:48"``, ``"04.04.202013:45"`` → ``"04.04.2020 13:45"``,
     ``"06.04.202014:4328753"`` → ``"06.04.2020 14:43 28753"``. Other text is returned unchanged."""
-    line = _GLUED_4Y_TIME.sub(r"\1 ", _GLUED_TIME.sub(r"\1 ", line))
-    return _TIME_THEN_DIGITS.sub(r"\1 ", line)
+    return _TIME_THEN_DIGITS.sub(r"\1 ", _GLUED_4Y_TIME.sub(r"\1 ", _GLUED_TIME.sub(r"\1 ", line)))
 
 
 def _followed_by_time(line: str, start: int) -> bool:

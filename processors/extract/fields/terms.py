@@ -23,8 +23,11 @@ from conveyor.processors.extract.fields.evidence import Finding
 
 _CLOCK = re.compile(r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?(?!\d|[.,]\d)(?:\s*([ap])\.?\s*m\b\.?)?",
                     re.IGNORECASE)
-#: A numeric date, also after other digits (``11780608.09.2017``): enough to call a time "beside date".
-_DATE_AFTER_DIGITS = re.compile(r"\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})(?!\d)")
+#: A numeric date glued to three or more digits before it (``11780608.09.2017``: a till's register number and
+#: the date): a valid day and month, then a 2- or 4-digit year, and no further ``-12``/``.34`` part
+#: (a phone number, an IP address). Enough to call a time on that line "beside date".
+_DATE_AFTER_DIGITS = re.compile(
+    r"(?<=\d{3})(?:0?[1-9]|[12]\d|3[01])([./-])(?:0?[1-9]|1[0-2])\1(?:\d{4}|\d{2})(?!\d|[.,/-]\d)")
 _TIME_LABEL = re.compile(r"\b(?:time|zeit|uhrzeit|heure|tijd|masa|hora|ora)\b|\buhr\b", re.IGNORECASE)
 _OPENING_HOURS = re.compile(
     r"\d{1,2}[:.]\d{2}\s*(?:-|–|bis|to|uhr\s*-)\s*\d{1,2}[:.]\d{2}|[öo]ffnungszeit|opening\s*hours|ge[öo]ffnet|"

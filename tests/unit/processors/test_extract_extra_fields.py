@@ -49,7 +49,12 @@ def test_a_tills_time_glued_by_ocr_to_its_date_wins_over_the_card_slips_minute_b
     assert find_time(slip + ["3182 762902704 07.04.2014:38"]).value == "14:38"
     assert find_time(slip + ["06.04.202014:4328753535352 3351"]).value == "14:43"
     assert find_time(["Datum 08.09.17 15:20 Uhr", "6042 S337 104 11780608.09.2017 15:21"]).value == "15:21"
-    assert find_time(["29.04.2009:48 8665109 0013"]).rule == "beside date"
+    assert (find_time(["29.04.2009:48 8665109 0013"]).value, find_time(["29.04.2009:48 8665109 0013"]).rule) == \
+        ("09:48", "beside date")
+    assert find_time(["28.02.20 09:580000545 004021 8130"]).value == "09:58"  # the receipt number glued on
+    # not a date beside a time: a phone number, an IP address; not a time: a third minute digit
+    assert find_time(["Tel 06-12-34-56-78 14:30"]).rule == find_time(["IP 192.168.1.10 12:30"]).rule == "time"
+    assert find_time(["12.03.2020 12:345"]) is None
     assert fields_from_pages([{"text": "\n".join(RECEIPT), "method": "ocr"}])["time"] == "14:52"  # emitted
 
 

@@ -27,5 +27,7 @@ def test_a_tie_a_lost_document_or_a_missed_floor_is_rejected():
     assert decision == "rejected" and reasons == ["does not beat the live model: mean held-out log loss 0.5000 vs 0.5000"]
     decision, reasons = gate(rows(7, 2, loss=(0.5, 2.0)), rows(5, 10, loss=(0.7, 0.1)), {"cv_accuracy": 0.95}, FLOORS)
     assert decision == "rejected" and reasons == ["worse on mindee: 5/10 right, live 7/10"]
+    decision, reasons = gate(rows(7, 8), rows(7, 10, loss=(0.5, 0.6)), {"cv_accuracy": 0.95}, FLOORS)
+    assert decision == "rejected" and reasons[0].startswith("does not beat the live model")  # more right, less sure
     decision, reasons = gate(rows(7, 8), rows(7, 10, loss=(0.5, 0.2)), {"cv_accuracy": 0.90}, FLOORS)
     assert decision == "rejected" and reasons == ["cv_accuracy = 0.9000 < floor 0.91"]
