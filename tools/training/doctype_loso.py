@@ -35,6 +35,14 @@ def feature_sets(emb: np.ndarray, cues: np.ndarray) -> dict[str, np.ndarray]:
     return sets
 
 
+def label_proba(clf: Any, X: np.ndarray) -> np.ndarray:
+    """``(n, len(LABELS))`` probabilities of a fitted classifier over every label; a label it was
+    not fitted on (absent from ``clf.classes_``) gets 0."""
+    out = np.zeros((len(X), len(LABELS)))
+    out[:, clf.classes_] = clf.predict_proba(X)
+    return out
+
+
 def out_of_source(X: np.ndarray, docs: Sequence[dict[str, Any]], make: Callable[[], Any]) -> np.ndarray:
     """Probabilities ``(n, len(LABELS))`` of each document by a model that never saw its source.
 
@@ -48,7 +56,7 @@ def out_of_source(X: np.ndarray, docs: Sequence[dict[str, Any]], make: Callable[
         test = np.array([s == src for s in sources])
         train = train_ok & ~test
         clf = make().fit(X[train], y[train])
-        proba[np.ix_(test, clf.classes_)] = clf.predict_proba(X[test])
+        proba[test] = label_proba(clf, X[test])
     return proba
 
 
@@ -160,7 +168,7 @@ def leave_one_group_out(X: np.ndarray, docs: Sequence[dict[str, Any]], make: Cal
     proba = np.zeros((len(y), len(LABELS)))
     for tr, te in LeaveOneGroupOut().split(Xs, y, groups):
         clf = make().fit(Xs[tr], y[tr])
-        proba[np.ix_(te, clf.classes_)] = clf.predict_proba(Xs[te])
+        proba[te] = label_proba(clf, Xs[te])
     return proba
 
 

@@ -38,6 +38,7 @@ from conveyor.streams.model_registry import ModelRegistry
 from conveyor.streams.settings import Settings
 from conveyor.tools.training.common import DEFAULT_CACHE_DIR, DEFAULT_CORPUS, check_limits, library_versions
 from conveyor.tools.training.doc_sources import LABELS, list_documents
+from conveyor.tools.training.doctype_loso import label_proba
 
 MODEL_NAME = "doctype"
 FOLDS = 5
@@ -83,11 +84,10 @@ def _features(texts: Sequence[str], embedder, cache: Optional[Path] = None) -> n
     return np.hstack([emb, texts_cue_matrix(list(texts), embedder.tokenizer)])
 
 
-def _proba(clf, X: np.ndarray) -> np.ndarray:
-    """``(n, len(LABELS))`` probabilities of a fitted classifier (a type it never saw: 0)."""
-    out = np.zeros((len(X), len(LABELS)))
-    out[:, clf.classes_] = clf.predict_proba(X)
-    return out
+def _mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
+    """Mean of ``key`` over held-out rows (:meth:`Evaluation.held_out`), rounded to 4 places for the
+    report; None without rows."""
+    return round(float(np.mean([r[key] for r in rows])), 4) if rows else None
 
 
 def _score(source: str, proba: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -146,7 +146,7 @@ class Evaluation:
                             if d["source"] == source and self.y[i] >= 0 and not self.in_feedback[i]], dtype=int)
             if len(idx) == 0:
                 continue
-            rows.append(_score(source, _proba(clf, self.X[idx]), self.y[idx]))
+            rows.append(_score(source, label_proba(clf, self.X[idx]), self.y[idx]))
         if len(self.feedback):
             proba = np.zeros((len(self.feedback), len(LABELS)))
             for f in range(FOLDS):
@@ -154,7 +154,7 @@ class Evaluation:
                 if len(held) == 0:
                     continue
                 clf, _, _ = self._fit(np.where(in_recipe & (self.fold != f))[0], recipe)
-                proba[held] = _proba(clf, self.Xf[held])
+                proba[held] = label_proba(clf, self.Xf[held])
             rows.append(_score("feedback", proba, self.yf))
         return rows
 
@@ -288,11 +288,9 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
                                      "candidate_right": c["right"], "live_accuracy": lv["accuracy"],
                                      "candidate_accuracy": c["accuracy"], "live_log_loss": lv["log_loss"],
                                      "candidate_log_loss": c["log_loss"]} for lv, c in zip(live_rows, cand_rows)],
-                     "live_mean": round(float(np.mean([r["accuracy"] for r in live_rows])), 4) if live_rows else None,
-                     "candidate_mean": round(float(np.mean([r["accuracy"] for r in cand_rows])), 4) if cand_rows else None,
-                     "live_mean_log_loss": round(float(np.mean([r["log_loss"] for r in live_rows])), 4) if live_rows else None,
-                     "candidate_mean_log_loss": (round(float(np.mean([r["log_loss"] for r in cand_rows])), 4)
-                                                 if cand_rows else None)},
+                     "live_mean": _mean(live_rows, "accuracy"), "candidate_mean": _mean(cand_rows, "accuracy"),
+                     "live_mean_log_loss": _mean(live_rows, "log_loss"),
+                     "candidate_mean_log_loss": _mean(cand_rows, "log_loss")},
         "floors": floors, "candidate_metrics": metrics, "seconds": round(time.perf_counter() - t0, 1),
     }
     folder = registry.add_candidate(MODEL_NAME, staging, report)
