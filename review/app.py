@@ -70,8 +70,9 @@ class ReviewMetrics:
 
 def _field_values(item: ReviewItem) -> dict[str, str]:
     fields = item.prediction.get("fields") or {}
-    values = {name: fields.get(name) or "" for name in EDITABLE_FIELDS if name != "dates"}
+    values = {name: fields.get(name) or "" for name in EDITABLE_FIELDS if name not in ("dates", "parties")}
     values["dates"] = ", ".join(fields.get("dates") or [])
+    values["parties"] = "; ".join(fields.get("parties") or [])
     return values
 
 

@@ -27,8 +27,10 @@ from conveyor.streams.serde import AvroSerde, key_bytes
 from conveyor.streams.settings import Settings
 from conveyor.streams.topics import FEEDBACK_ROLE, topic_name
 
-EDITABLE_FIELDS = ("document_number", "dates", "total_amount", "currency", "vendor") + EXTRA_FIELDS
-"""KeyFields a reviewer may set (``schemas/prediction.avsc``); ``dates`` is a comma-separated list."""
+EDITABLE_FIELDS = (("document_number", "dates", "total_amount", "currency", "vendor", "vendor_address") + EXTRA_FIELDS
+                   + ("parties", "effective_date"))
+"""KeyFields a reviewer may set (``schemas/prediction.avsc``); ``dates`` is a comma-separated list,
+``parties`` a semicolon-separated one."""
 MAX_VALUE_CHARS = 200
 """Longest field value, label, or duplicate id a decision may carry."""
 MAX_COMMENT_CHARS = 2000

@@ -21,7 +21,7 @@ from conveyor.processors.classify.doc_cues import CUE_NAMES, cue_vector, reads_c
 from conveyor.processors.classify.models import OnnxClassifier
 from conveyor.processors.classify.routing import (
     DEFAULT_DUPLICATE_THRESHOLD,
-    auto_threshold_from,
+    auto_thresholds_from,
     decide,
     fields_for_type,
     select_duplicates,
@@ -37,6 +37,21 @@ DEFAULT_MODELS: dict[str, str] = {"text": "intent-banking77", "document": "docty
 DuplicateFinder = Callable[[str, list[float]], list[tuple[str, float]]]
 
 TOP_K = 3
+
+
+def _joint_thresholds(models_dir: Path | None) -> dict[str, float]:
+    """Per document type, the joint confidence its required fields need (the key-field model's
+    manifest, ``routing.joint_confidence_threshold``); ``{}`` without that model."""
+    import json
+
+    from conveyor.processors.models import MODELS_DIR
+
+    path = (models_dir or MODELS_DIR) / "keyfields" / "manifest.json"
+    try:
+        routing = json.loads(path.read_text(encoding="utf-8")).get("routing") or {}
+    except FileNotFoundError:
+        return {}
+    return {label: float(v) for label, v in (routing.get("joint_confidence_threshold") or {}).items()}
 
 
 def _default_models_dir() -> Path:
@@ -56,8 +71,9 @@ class ClassifyProcessor(Processor):
         duplicate_threshold: similarity at or above which a candidate counts as
             a possible duplicate.
         auto_threshold: confidence below which a prediction goes to review;
-            overrides every manifest's ``auto_threshold`` (default: manifest
-            value, else 0.7).
+            overrides every manifest's ``auto_threshold`` and the thresholds of the
+            document types the manifest enables (never enables a disabled one;
+            default: manifest values, else 0.7).
         model_names: kind → model folder (default :data:`DEFAULT_MODELS`).
         check_embedding_model: refuse records whose embedding model sha256
             differs from the one the classifier was trained on.
@@ -86,8 +102,10 @@ class ClassifyProcessor(Processor):
         base = Path(models_dir) if models_dir is not None else _default_models_dir()
         dirs = model_dirs or {kind: base / folder for kind, folder in (model_names or DEFAULT_MODELS).items()}
         self.classifiers: dict[str, OnnxClassifier] = {kind: OnnxClassifier.load(d) for kind, d in dirs.items()}
-        self.thresholds = {k: auto_threshold_from(c.manifest, auto_threshold) for k, c in self.classifiers.items()}
+        self.thresholds = {k: auto_thresholds_from(c.manifest, c.labels, auto_threshold)
+                           for k, c in self.classifiers.items()}
         self._reads_cues = {k: self._check_cues(c) for k, c in self.classifiers.items()}
+        self.joint_thresholds = _joint_thresholds(base if model_dirs is None else None)
         self.find_duplicates = find_duplicates
         self.duplicate_threshold = float(duplicate_threshold)
         self.check_embedding_model = check_embedding_model
@@ -198,11 +216,12 @@ class ClassifyProcessor(Processor):
             kind=kind,
             label=label,
             confidence=confidence,
-            threshold=self.thresholds[kind],
+            threshold=self.thresholds[kind][label],
             fields=fields,
             duplicates=duplicates,
             ood_score=ood_score,
             ood_threshold=clf.ood_threshold,
+            joint_threshold=self.joint_thresholds.get(label) if kind == "document" else None,
         )
         return {
             **self.meta(record),

@@ -3,8 +3,11 @@
 A sentence embedding of a whole document mostly sees *what it is about* (groceries, brake
 cables, a tax treaty); the type is decided by *what it does*: a receipt records a payment
 that has happened (cash tendered, change, a card slip, a cashier), an invoice asks for one
-(due date, bill-to, payment terms, bank details), a tax form reports to a tax authority, a
-claim form asks an insurer to pay for a service. Titles mislead (Malaysian point-of-sale
+(due date, bill-to, payment terms, bank details), a credit note gives money back (credit note,
+Gutschrift, refund), a purchase order asks for goods (order number, requested delivery), a
+contract binds parties (whereas, hereby, shall, governed by), a form asks to be filled in (blank
+lines, check boxes, "Signature", "Date:"), a tax form reports to a tax authority, a claim form
+asks an insurer to pay for a service. Titles mislead (Malaysian point-of-sale
 receipts print "TAX INVOICE"), so the cues below are the function's words, not the title's.
 Definitions: ``docs/documents.md``.
 
@@ -54,6 +57,27 @@ CUE_PATTERNS: dict[str, re.Pattern[str]] = {
     "insurance_claim": re.compile(
         r"\b(?:claim|patient|insured|diagnosis|physician|npi|medicare|medicaid|policy\s*(?:no|number)|"
         r"member\s*id|cpt|icd|procedures?|group\s*number|subscriber|copay)\b",
+        re.IGNORECASE),
+    "credit_given": re.compile(
+        r"\b(?:credit\s*note|credit\s*memo|gutschrift|rechnungskorrektur|korrektur|storno|stornierung|avoir|"
+        r"creditnota|nota\s*de\s*cr[ée]dito|refund(?:ed)?|erstattung|r[üu]ckverg[üu]tung|credited|"
+        r"corrected\s*invoice|self[- ]?billed)\b",
+        re.IGNORECASE),
+    "order_placed": re.compile(
+        r"\b(?:purchase\s*order|order\s*(?:no|number|date|response|change|confirmation|acknowledg\w*)|"
+        r"bestellung|bestellnummer|auftragsbest[äa]tigung|bon\s*de\s*commande|commande|bestelling|"
+        r"requested\s*delivery|delivery\s*date|ordered|ship\s*via|buyer\s*reference|quantity\s*ordered)\b",
+        re.IGNORECASE),
+    "agreement": re.compile(
+        r"\b(?:agreement|parties|party|whereas|hereby|hereto|herein|hereinafter|shall|governed\s*by|"
+        r"in\s*witness\s*whereof|confidential(?:ity)?|disclos\w+|obligations?|terminat\w+|"
+        r"vertrag|vereinbarung|contrat|overeenkomst)\b",
+        re.IGNORECASE),
+    "form_fields": re.compile(
+        r"(?:_{4,}|\[\s?\]|☐|☑|☒|\b(?:please\s+(?:print|complete|check|indicate|return)|signature|"
+        r"check\s+(?:one|all|box)|yes\s*/?\s*no|if\s+(?:yes|no|so)|fax\s*(?:no|number|:)|"
+        r"pages?\s*(?:including|\(including)|to\s*:|from\s*:|subject\s*:|re\s*:|date\s*:|name\s*:|"
+        r"approved\s*by|submitted\s*by|requested\s*by)\b)",
         re.IGNORECASE),
 }
 #: A line that ends in an amount (``12.50``, ``1,234.00``, ``7,16 €``, ``-3.00 A``).

@@ -7,10 +7,14 @@ each fired rule adds a human-readable reason:
   is above its threshold → ``"out_of_scope: distance 1834.2 > 1290.5"``;
 * low confidence: ``confidence < threshold`` → ``"low confidence 0.41 < 0.70"``; a model
   whose manifest disables auto routing → ``"not validated for auto routing (confidence 0.93)"``;
-* key fields withheld by the extract stage for low confidence (documents only) →
-  ``"low-confidence field vendor"``;
-* missing required fields (documents only; receipts and invoices need a
-  ``total_amount`` and at least one date) → ``"missing required field: total_amount"``;
+* a required field of the document's type (:data:`REQUIRED_FIELDS`) withheld by the extract
+  stage for low confidence (documents only) → ``"low-confidence field vendor"``; fields a type
+  does not require may be withheld without sending the document to review (they keep their
+  reason and candidate in ``withheld``);
+* a required field missing (documents only) → ``"missing required field: total_amount"``;
+* the required fields all emitted but their joint confidence (the product of their confidences)
+  below the type's threshold (the key-field model's manifest, chosen so that auto documents are
+  right >= 0.98 on left-out data) → ``"required fields' joint confidence 0.91 < 0.95"``;
 * possible duplicates (documents only; matches with similarity ≥ the duplicate
   threshold) → ``"possible duplicate of <doc_id> (similarity 0.97)"``.
 """
@@ -20,6 +24,8 @@ import math
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from conveyor.processors.extract.fields.evidence import empty_value, shown_value
 
 DEFAULT_AUTO_THRESHOLD = 0.7
 #: Prefix of the review reason given to out-of-scope inputs (stable: consumers match on it).
@@ -39,11 +45,43 @@ distinct documents 0.62. On the whole shared corpus (108 documents, ``make eval`
 still scores 0.94 but filled copies of one form template score up to 1.00, so at 0.90 only 5 of 51
 flags are true duplicates (recall 5/6): a flag means "review", not "drop"."""
 
-#: Field → how it is checked; labels not listed here need no fields.
+#: Fields a document of each type needs before it may be decided without a person: what a bookkeeping
+#: system books an amount by (its date and total, and an invoice's or order's number) and what a contract
+#: register files a contract by (its parties and effective date); types not listed need none. A document
+#: is ``auto`` only if its type is (its model's threshold for that type) and every field listed here is
+#: emitted. The issuer's name is reported when its confidence allows but required nowhere: on scanned
+#: receipts OCR misreads one letter of it too often for any value to be 97 % right (docs/documents.md).
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "receipt": ("total_amount", "dates"),
-    "invoice": ("total_amount", "dates"),
+    "receipt": ("dates", "total_amount"),
+    "invoice": ("document_number", "dates", "total_amount"),
+    "credit_note": ("document_number", "dates", "total_amount"),
+    "purchase_order": ("document_number", "dates"),
+    "contract": ("parties", "effective_date"),
 }
+
+
+def auto_thresholds_from(manifest: Mapping[str, Any], labels: Sequence[str],
+                         override: float | None = None) -> dict[str, float]:
+    """The auto threshold of each label: ``{label: confidence in [0, 1] or math.inf}``.
+
+    A manifest with ``auto_routing.per_type`` (the document-type model) gives each type its own:
+    its ``threshold`` when ``enabled``, else ``math.inf`` (that type always goes to review). An
+    ``override`` (``CONVEYOR_AUTO_THRESHOLD``) replaces the thresholds of the enabled types only:
+    it never enables a type the evidence did not. Other manifests: :func:`auto_threshold_from`
+    for every label.
+    """
+    per_type = (manifest.get("auto_routing") or {}).get("per_type")
+    if not per_type:
+        value = auto_threshold_from(manifest, override)
+        return {label: value for label in labels}
+    out = {}
+    for label in labels:
+        entry = per_type.get(label) or {}
+        if entry.get("enabled") and entry.get("threshold") is not None:
+            out[label] = float(override) if override is not None else float(entry["threshold"])
+        else:
+            out[label] = math.inf
+    return out
 
 
 def auto_threshold_from(manifest: Mapping[str, Any], override: float | None = None) -> float:
@@ -155,15 +193,20 @@ def low_confidence_reasons(confidence: float, threshold: float) -> list[str]:
 
 #: Start of the ``withheld`` reason of a field that does not belong to the predicted type.
 NOT_TYPE_FIELD = "not a field of a"
+_INVOICE_FIELDS = ("dates", "total_amount", "currency", "document_number", "vendor", "vendor_address", "due_date",
+                   "net_amount", "tax_amount", "supplier_tax_id", "iban", "customer", "payment_method")
 #: Key fields that belong to each document type; the others are withheld for that type.
 TYPE_FIELDS: dict[str, tuple[str, ...]] = {
-    "receipt": ("dates", "total_amount", "currency", "document_number", "vendor", "time", "net_amount", "tax_amount",
-                "supplier_tax_id", "payment_method"),
-    "invoice": ("dates", "total_amount", "currency", "document_number", "vendor", "due_date", "net_amount",
-                "tax_amount", "supplier_tax_id", "iban", "customer", "payment_method"),
+    "receipt": ("dates", "total_amount", "currency", "document_number", "vendor", "vendor_address", "time",
+                "net_amount", "tax_amount", "supplier_tax_id", "payment_method"),
+    "invoice": _INVOICE_FIELDS,
+    "credit_note": _INVOICE_FIELDS,
+    "purchase_order": ("dates", "total_amount", "currency", "document_number", "vendor", "vendor_address", "customer",
+                       "net_amount", "tax_amount"),
+    "contract": ("dates", "parties", "effective_date"),
 }
 #: Every key field :func:`fields_for_type` looks at.
-ALL_TYPE_FIELDS = tuple(dict.fromkeys(TYPE_FIELDS["receipt"] + TYPE_FIELDS["invoice"]))
+ALL_TYPE_FIELDS = tuple(dict.fromkeys(f for fields in TYPE_FIELDS.values() for f in fields))
 #: Fields kept for types not in :data:`TYPE_FIELDS` (a form's date).
 OTHER_TYPE_FIELDS = ("dates",)
 
@@ -190,24 +233,37 @@ def fields_for_type(label: str, fields: Mapping[str, Any] | None) -> dict[str, A
             continue
         if name in keep or value in (None, "", []):
             continue
-        shown = value[0] if name == "dates" else value
+        shown = shown_value(name, value)
         out["withheld"] = {**(out.get("withheld") or {}), name: f"{NOT_TYPE_FIELD} {label}; candidate '{shown}'"}
         out["confidence"] = {k: v for k, v in (out.get("confidence") or {}).items() if k != name}
-        out[name] = [] if name == "dates" else None
+        out[name] = empty_value(name)
     return out
 
 
-def low_confidence_field_reasons(fields: Mapping[str, Any] | None) -> list[str]:
-    """One reason per withheld field: ``"low-confidence field vendor"`` when the extract stage withheld
-    it (evidence below the calibrated threshold, :mod:`conveyor.processors.extract.fields.confidence`),
-    ``"not a field of a tax_form: total_amount"`` when :func:`fields_for_type` did."""
-    reasons = []
-    for name, why in ((fields or {}).get("withheld") or {}).items():
-        if str(why).startswith(NOT_TYPE_FIELD):
-            reasons.append(f"{why.split(';')[0]}: {name}")  # "not a field of a tax_form: total_amount"
-        else:
-            reasons.append(f"{LOW_CONFIDENCE_FIELD} {name}")
-    return reasons
+def low_confidence_field_reasons(label: str, fields: Mapping[str, Any] | None) -> list[str]:
+    """``"low-confidence field vendor"`` for each field ``label`` requires (:data:`REQUIRED_FIELDS`)
+    that the extract stage withheld (evidence below the calibrated threshold,
+    :mod:`conveyor.processors.extract.fields.confidence`). A withheld field the type does not
+    require, or one :func:`fields_for_type` withheld as not the type's, is no reason for review."""
+    required = REQUIRED_FIELDS.get(label, ())
+    withheld = (fields or {}).get("withheld") or {}
+    return [f"{LOW_CONFIDENCE_FIELD} {name}" for name in required
+            if name in withheld and not str(withheld[name]).startswith(NOT_TYPE_FIELD)]
+
+
+def joint_confidence_reasons(label: str, fields: Mapping[str, Any] | None, threshold: float | None) -> list[str]:
+    """``["required fields' joint confidence 0.91 < 0.95"]`` when every field ``label`` requires is
+    emitted but the product of their confidences (``fields["confidence"]``; 1.0 where a field has
+    none) is below ``threshold``; ``[]`` otherwise, and for a None threshold or a type requiring nothing."""
+    required = REQUIRED_FIELDS.get(label, ())
+    if threshold is None or not required or not fields:
+        return []
+    if any(fields.get(name) in (None, "", []) for name in required):
+        return []  # a missing or withheld field has its own reason
+    joint = 1.0
+    for name in required:
+        joint *= float((fields.get("confidence") or {}).get(name, 1.0))
+    return [f"required fields' joint confidence {joint:.2f} < {threshold:.2f}"] if joint < threshold else []
 
 
 def missing_field_reasons(label: str, fields: Mapping[str, Any] | None) -> list[str]:
@@ -260,18 +316,23 @@ def decide(
     duplicates: Sequence[tuple[str, float]] = (),
     ood_score: float | None = None,
     ood_threshold: float | None = None,
+    joint_threshold: float | None = None,
 ) -> tuple[str, list[str]]:
     """Routing decision → ``("auto" | "review", reasons)``.
 
+    ``threshold`` is the auto threshold of ``label`` (:func:`auto_thresholds_from`).
     ``duplicates`` are already filtered (:func:`select_duplicates`). Field and
-    duplicate rules apply to ``kind == "document"`` only. The out-of-scope rule
-    applies when both ``ood_score`` and ``ood_threshold`` are given; its reason
-    comes first.
+    duplicate rules apply to ``kind == "document"`` only: a document is ``auto`` only if
+    its type's confidence reaches ``threshold`` and every field :data:`REQUIRED_FIELDS`
+    names for ``label`` is emitted, with a joint confidence of at least ``joint_threshold``
+    (None: no such check). The out-of-scope rule applies when both ``ood_score``
+    and ``ood_threshold`` are given; its reason comes first.
     """
     reasons = out_of_scope_reasons(ood_score, ood_threshold)
     reasons += low_confidence_reasons(confidence, threshold)
     if kind == "document":
-        reasons += low_confidence_field_reasons(fields)
+        reasons += low_confidence_field_reasons(label, fields)
         reasons += missing_field_reasons(label, fields)
+        reasons += joint_confidence_reasons(label, fields, joint_threshold)
         reasons += duplicate_reasons(duplicates)
     return ("review" if reasons else "auto"), reasons

@@ -31,9 +31,10 @@ from conveyor.processors.errors import (
 )
 from conveyor.processors.extract import ocr as _ocr
 from conveyor.processors.extract.detect import detect_type
-from conveyor.processors.extract.fields import extract_extra_fields, extract_fields
+from conveyor.processors.extract import kie
+from conveyor.processors.extract.fields import extract_extra_fields, extract_key_fields
 from conveyor.processors.extract.fields.confidence import gate
-from conveyor.processors.extract.fields.evidence import locate
+from conveyor.processors.extract.fields.evidence import locate, locate_rows
 from conveyor.processors.extract.layout import page_layout
 from conveyor.processors.extract.images import load_pages
 from conveyor.processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
@@ -100,25 +101,35 @@ def extract_pages(
     return pages
 
 
-def fields_from_pages(pages: list[dict[str, Any]]) -> dict[str, Any]:
+def fields_from_pages(pages: list[dict[str, Any]], model: "kie.KeyFieldModel | None" = None,
+                      use_model: bool = True) -> dict[str, Any]:
     """``KeyFields`` dict of a document from the page dicts of :func:`extract_pages`.
 
     The OCR boxes of the first page (``"lines"``, ``"size"``), when present, are
-    handed to :func:`conveyor.processors.extract.fields.extract_fields` as its layout.
-    Each field is then located (:func:`conveyor.processors.extract.fields.evidence.locate`)
-    and gated by its calibrated confidence (:func:`conveyor.processors.extract.fields.confidence.gate`):
-    the dict also holds ``confidence``, ``withheld`` and ``evidence``.
+    handed to :func:`conveyor.processors.extract.fields.extract_key_fields` as its layout.
+    Each field is then located (:func:`conveyor.processors.extract.fields.evidence.locate`);
+    the key-field model (``model``, default the shipped one: :func:`conveyor.processors.extract.kie.apply`)
+    chooses the fields it was measured better at; every field is gated by its calibrated
+    confidence (:func:`conveyor.processors.extract.fields.confidence.gate`): the dict also holds
+    ``confidence``, ``withheld`` and ``evidence``, and ``vendor_address``, the issuer's address.
+    ``use_model=False`` gives the rules' fields alone (what the model is compared with).
     """
     text = PAGE_SEPARATOR.join(page["text"] for page in pages).strip("\n")
     first = pages[0] if pages else {}
     layout = page_layout(first.get("lines") or [], first.get("size")) if first.get("lines") else None
-    fields = extract_fields(text, first_page_text=first.get("text", ""), layout=layout)
+    fields = extract_key_fields(text, first_page_text=first.get("text", ""), layout=layout)
+    address = fields.pop("address")
     if layout is not None and [" ".join(r.text.split()) for r in layout] != [
             " ".join(x.split()) for x in first.get("text", "").splitlines()]:
         layout = None  # not one row per line of the page text: no boxes as evidence
     evidence = locate(fields, pages, layout)
     extra, extra_evidence = extract_extra_fields(pages, fields, layout)
-    return gate({**fields, **extra}, {**evidence, **extra_evidence})
+    values = {**fields, **extra, "vendor_address": address}
+    evidence = {**evidence, **extra_evidence}
+    if address:
+        evidence["vendor_address"] = locate_rows("vendor_address", address, "header rows", pages, layout)
+    learned = kie.apply(values, evidence, pages, layout, model) if use_model else {}
+    return gate(values, evidence, learned=learned)
 
 
 def extract_bytes(

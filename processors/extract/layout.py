@@ -37,13 +37,15 @@ _MAX_SKEW_DEGREES = 10.0
 @dataclass(frozen=True)
 class LayoutCell:
     """One OCR box inside a row. Coordinates are fractions of the page width/height
-    (``0`` = left/top edge, ``1`` = right/bottom edge), after deskewing."""
+    (``0`` = left/top edge, ``1`` = right/bottom edge), after deskewing; ``score`` is the
+    recogniser's confidence in the box's text (0..1; 1.0 when the line carries none)."""
 
     text: str
     left: float
     right: float
     top: float
     bottom: float
+    score: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,8 @@ def page_layout(lines: Sequence, size: tuple[int, int] | None = None) -> list[La
     out = []
     for row in rows:
         cells = tuple(
-            LayoutCell(fix_confusions(str(line.text)), left / width, right / width, top / height, bottom / height)
+            LayoutCell(fix_confusions(str(line.text)), left / width, right / width, top / height, bottom / height,
+                       float(getattr(line, "score", 1.0)))
             for line, left, top, right, bottom in row
         )
         out.append(LayoutRow(

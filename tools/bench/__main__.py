@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from conveyor.streams import env
-from conveyor.tools.bench import memory, openloop, raw, scaleout
+from conveyor.tools.bench import keyfields, memory, openloop, raw, scaleout
 from conveyor.tools.bench.cpu import CpuMeter, commit_cost, commit_totals
 from conveyor.tools.bench.peers import bench_peers
 from conveyor.tools.bench.pipeline import _docs, _peak_rss_mib, bench_end_to_end, bench_stages
@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     scans = [p for p in _docs() if p.suffix.lower() in (".jpg", ".png")]
     emit({"benchmark": "raw_library", **raw.ocr(scans)})
     ocr_speed = _ocr_speed(emit)
+    kie_rows = keyfields.keyfield_cost(keyfields.demo_documents())
+    for row in kie_rows:
+        emit({"benchmark": "keyfield_model", **{k: v for k, v in row.items() if k != "targets"}})
     emit({"benchmark": "raw_library", **raw.milvus_upsert()})
     stages = bench_stages(200)
     for r in stages:
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
             largest = memory.extract_peak_rss(memory.build_documents(scans[0], Path(tmp)))
         for r in largest:
             emit({"benchmark": "extract_largest_document", **r})
-    for t in _targets(raw_embed, embed_same, text, peers, largest, ocr_speed):
+    for t in _targets(raw_embed, embed_same, text, peers, largest, ocr_speed) + kie_rows[-1]["targets"]:
         emit({"benchmark": "target", **t})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in report))

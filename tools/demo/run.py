@@ -51,14 +51,15 @@ def _fields_line(fields: Optional[dict]) -> str:
         return ""
     conf = fields.get("confidence") or {}
     parts = []
-    for name, label in (("vendor", "vendor"), ("dates", "date"), ("time", "time"), ("total_amount", "total"),
-                        ("net_amount", "net"), ("tax_amount", "tax"), ("currency", "currency"),
+    for name, label in (("vendor", "vendor"), ("vendor_address", "address"), ("dates", "date"), ("time", "time"),
+                        ("total_amount", "total"), ("net_amount", "net"), ("tax_amount", "tax"), ("currency", "currency"),
                         ("document_number", "no"), ("due_date", "due"), ("supplier_tax_id", "tax id"),
-                        ("iban", "iban"), ("customer", "customer"), ("payment_method", "paid by")):
+                        ("iban", "iban"), ("customer", "customer"), ("payment_method", "paid by"),
+                        ("parties", "parties"), ("effective_date", "effective")):
         value = fields.get(name)
         value = value[0] if name == "dates" and value else value
         if value:
-            shown = repr(value) if name in ("vendor", "customer") else value
+            shown = repr(value) if name in ("vendor", "vendor_address", "customer", "parties") else value
             parts.append(f"{label}={shown}" + (f" ({conf[name]:.2f})" if name in conf else ""))
     return ", ".join(parts)
 
@@ -95,6 +96,7 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
         echo(f"{text[:60]:62s} {res}")
     text_preds = [ledger.predictions[i][0] for i in texts if i in ledger.predictions]
     auto = sum(p["routing"] == "auto" for p in text_preds)
+    doc_preds = [ledger.predictions[i][0] for i in docs if i in ledger.predictions]
     totals = {
         "inputs": len(docs) + len(texts), "documents": len(docs), "texts": len(texts),
         "predictions": sum(len(v) for v in ledger.predictions.values()),
@@ -102,6 +104,7 @@ def summarize(ledger: Ledger, docs: dict[str, str], texts: dict[str, str], *, mi
         "index_dead_letters": sum(len(v) for v in ledger.side_dead_letters.values()),
         "unaccounted": len(ledger.missing), "duplicated_results": len(ledger.duplicated),
         "milvus_rows": milvus_rows,
+        "documents_auto_routed": sum(p["routing"] == "auto" for p in doc_preds),
         "texts_auto_routed": auto,
         "docs_per_s": round(len(docs) / doc_seconds, 3) if doc_seconds else None,
         "texts_per_s": round(len(texts) / text_seconds, 2) if text_seconds else None,

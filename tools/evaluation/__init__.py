@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from conveyor.tools.evaluation.decisions import decisions_section
 from conveyor.tools.evaluation.doctype import doctype_section
 from conveyor.tools.evaluation.drift import drift_section
 from conveyor.tools.evaluation.duplicates import duplicates_section
@@ -39,6 +40,7 @@ __all__ = ["SECTIONS", "run_evaluation", "EvalContext", "Row", "SectionResult", 
 SECTIONS: dict[str, Section] = {
     "intent": intent_section,
     "doctype": doctype_section,
+    "decisions": decisions_section,
     "extraction": extraction_section,
     "fields": fields_section,
     "duplicates": duplicates_section,

@@ -5,9 +5,9 @@ Leave-one-source-out evaluation needs every labelled document extracted (OCR: mi
 (:mod:`conveyor.tools.training.train_doctype`, :mod:`conveyor.tools.training.doctype_loso`),
 which records the per-source table, the feature-set comparison, the auto-routing decision and
 the leave-one-group-out CV in the model's manifest. This section reports them with their aims
-(accuracy >= 0.90 on each left-out source; auto-routed precision >= 0.98 as a Wilson lower
-bound, or auto routing disabled), after checking that the shipped ``model.onnx`` is the one the
-manifest describes (sha256).
+(accuracy >= 0.90 on each left-out source; per type, auto-routed precision >= 0.98 as a Wilson
+lower bound, or the type left on review with the reason), after checking that the shipped
+``model.onnx`` is the one the manifest describes (sha256).
 """
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ MODEL_FOLDER = "doctype"
 
 
 def doctype_section(ctx: EvalContext) -> SectionResult:
-    """Rows: accuracy per left-out source (aim 0.90), the auto-routed precision bound (aim 0.98,
-    or ``disabled``), the feature sets' mean and minimum accuracy, and the CV figures (floors).
+    """Rows: accuracy per left-out source (aim 0.90; and over the types another source teaches), per
+    type the auto-routed precision bound (aim 0.98) or ``review`` with the reason, the feature sets'
+    mean and minimum accuracy, and the CV figures (floors).
 
     Raises:
         SkipSection: the model folder is missing.
@@ -41,15 +42,17 @@ def doctype_section(ctx: EvalContext) -> SectionResult:
                         f"{r['documents']} docs {r['labels']}, {'shippable' if r['shippable'] else 'test only'}"
                         + (f"; wrong: {wrong}{more}" if wrong else "")))
     auto = clf.manifest.get("auto_routing") or {}
-    if auto:
-        if auto.get("enabled"):
-            rows.append(Row("doctype", "auto precision, Wilson lower bound", auto["precision_lower_bound"],
-                            (">=", 0.98), f"auto threshold {auto['threshold']}, out-of-source predictions"))
+    for label, entry in (auto.get("per_type") or {}).items():
+        if entry.get("enabled"):
+            rows.append(Row("doctype", f"auto {label}: precision, Wilson lower bound", entry["precision_lower_bound"],
+                            (">=", 0.98), f"threshold {entry['threshold']}: {entry['auto_right']} of {entry['auto']} "
+                                          f"out-of-source predictions of {label} right"))
         else:
-            best = auto.get("best") or {}
-            rows.append(Row("doctype", "auto routing", "disabled", None, auto.get("reason") or ""))
-            rows.append(Row("doctype", "auto precision, best Wilson lower bound", best.get("precision_lower_bound"),
-                            (">=", 0.98), f"at confidence {best.get('threshold')}; so documents' type is never auto"))
+            rows.append(Row("doctype", f"auto {label}", "review", None, entry.get("reason") or ""))
+    for r in loso.get("per_source", []):
+        if r.get("taught") and r.get("taught_accuracy") != r.get("accuracy"):
+            rows.append(Row("doctype", f"accuracy on types another source teaches, left-out source {r['source']}",
+                            r["taught_accuracy"], None, f"{r['taught']} of {r['documents']} documents"))
     ood = clf.manifest.get("out_of_scope") or {}
     if ood:
         unknown = ood.get("unknown_type_documents") or []
@@ -64,7 +67,7 @@ def doctype_section(ctx: EvalContext) -> SectionResult:
                         f"min {res['min']}; {res['per_source']}"))
     rows += [
         Row("doctype", key, metrics.get(key), (">=", float(floors[key])) if key in floors else None,
-            "leave-one-group-out CV over the shippable documents, from manifest")
+            f"{metrics.get('cv', 'cross-validation')}, from manifest")
         for key in ("cv_accuracy", "cv_macro_f1") if key in metrics
     ]
     details = {

@@ -64,9 +64,10 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def to_onnx(clf: Any, n_features: int, graph_name: str = "conveyor_classifier") -> Any:
+def to_onnx(clf: Any, n_features: int, graph_name: str = "conveyor_classifier", *, raw_scores: bool = False) -> Any:
     """A fitted sklearn classifier as an ``onnx.ModelProto``: input ``embedding`` ``(n, n_features)``,
-    outputs ``label`` and ``probabilities`` (a plain tensor, no ZipMap).
+    outputs ``label`` and ``probabilities`` (a plain tensor, no ZipMap); with ``raw_scores`` the
+    latter holds the decision function (log-odds) instead of probabilities, which never saturate at 1.
 
     The graph name is fixed (skl2onnx would use a random UUID), so the same
     fitted model always gives the same bytes and sha256.
@@ -77,7 +78,7 @@ def to_onnx(clf: Any, n_features: int, graph_name: str = "conveyor_classifier") 
     return convert_sklearn(
         clf,
         initial_types=[("embedding", FloatTensorType([None, n_features]))],
-        options={id(clf): {"zipmap": False}},
+        options={id(clf): {"zipmap": False, **({"raw_scores": True} if raw_scores else {})}},
         target_opset=TARGET_OPSET,
         name=graph_name,
     )

@@ -8,14 +8,24 @@ Document types are defined by **function**, not by title (``docs/documents.md``)
   payment terms or bank details), including a cash-sale invoice with a due date;
 * ``tax_form`` — a form filed with or for a tax authority (W-9, W-8BEN, 1099, W-2, a tax
   treaty application);
+* ``credit_note`` — credits the recipient: a credit note, a self-billed "Gutschrift", an invoice
+  correction with a negative total;
+* ``purchase_order`` — orders goods or services (an order, an order change, the supplier's
+  order response);
+* ``form`` — asks to be filled in, and is neither a tax form nor a claim form (consent forms,
+  fax cover sheets, questionnaires, request and report forms);
+* ``contract`` — an agreement binding named parties (NDAs);
 * ``claim_form`` — asks an insurer to pay for a service (CMS-1500);
-* ``other`` — everything else (consent forms, insurance cards, delivery notes, bills of
-  lading, filings).
+* ``other`` — everything else (insurance cards, delivery notes, bills of lading, filings).
 
 A **source** is one corpus folder (one origin, one scanner, one country; the Azure samples are
-five: its invoices, each IRS form set, and the single samples): leave-one-source-out
-evaluation trains without it and tests on it. ``shippable`` sources may train the shipped model
-(their licence allows it, ``MANIFEST.md``); the others are test sources only.
+five: its invoices, each IRS form set, and the single samples) or one public dataset built by
+``make datasets`` (:mod:`conveyor.tools.datasets`: SROIE, FUNSD, Kleister NDA, ZUGFeRD — their
+training splits only): leave-one-source-out evaluation trains without it and tests on it.
+``shippable`` sources may train the shipped model: the corpus folders whose licence allows it
+(``MANIFEST.md``), the SROIE training split in ``../shared`` (the split issue 24 names), and every
+dataset source (only the weights derived from them ship, never their files); Mindee and CMS-1500
+are test sources only.
 ``claim_form`` is defined and labelled, but no shippable source holds one, so the shipped model
 cannot name it (its claim forms are counted wrong and go to review).
 
@@ -30,9 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-LABELS = ["receipt", "invoice", "tax_form", "other"]
+LABELS = ["receipt", "invoice", "credit_note", "purchase_order", "tax_form", "form", "contract", "other"]
 """Types the shipped model predicts (``claim_form`` has no shippable training document)."""
-DEFINED_TYPES = ["receipt", "invoice", "tax_form", "claim_form", "other"]
+DEFINED_TYPES = ["receipt", "invoice", "credit_note", "purchase_order", "tax_form", "form", "contract", "claim_form",
+                 "other"]
 DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".txt"}
 #: Files under the source folders that are not documents to classify.
 NOT_DOCUMENTS = ("*.json", "*.md", "*.yml", "*.csv", "*/LICENSE*", "invoice2data/templates/*",
@@ -85,12 +96,12 @@ SOURCES: tuple[Source, ...] = (
         ("azure_form_recognizer_samples/singles/receipt.png", "receipt", "receipt photo"),
         ("azure_form_recognizer_samples/singles/contoso-allinone.jpg", "receipt",
          "photo of a Contoso cafe receipt (sub-total, tax, tip, total)"),
-        ("azure_form_recognizer_samples/singles/cosent-form-test-document.pdf", "other", "consent form"),
-        ("azure_form_recognizer_samples/singles/covid-informed-consent-form.pdf", "other", "consent form"),
+        ("azure_form_recognizer_samples/singles/cosent-form-test-document.pdf", "form", "consent form to fill in"),
+        ("azure_form_recognizer_samples/singles/covid-informed-consent-form.pdf", "form", "consent form to fill in"),
         ("azure_form_recognizer_samples/singles/insurance-card.png", "other", "health insurance card"),
         ("azure_form_recognizer_samples/singles/sample-layout.pdf", "other", "layout sample: an SEC 10-Q filing"),
     )),
-    Source("sroie", "sroie", False, (
+    Source("sroie", "sroie", True, (  # the SROIE training split (issue 24); the files never ship
         ("sroie/img/*", "receipt",
          "Malaysian point-of-sale receipts (cash/card tendered, change); most are titled TAX INVOICE"),
     )),
@@ -132,6 +143,8 @@ def group_of(rel: str) -> str:
         return f"softmatic_receipts_de/A/{p.stem[:-2]}.jpg"  # uncropped re-scan of the A file
     if rel.startswith("invoice2data/compare/") and p.suffix == ".png":
         return str(p.with_suffix(".pdf"))  # PNG render of the PDF
+    if rel.startswith("sroie/key/") or rel.startswith("sroie/img/"):
+        return rel  # one receipt; the datasets' SROIE groups are shops (byte duplicates are dropped)
     return rel
 
 
@@ -145,6 +158,30 @@ def label_of(rel: str) -> tuple[str, str] | None:
         if fnmatch.fnmatchcase(rel, pattern):
             return label, why
     return None
+
+
+def dataset_documents(root: Path | None = None) -> list[dict[str, Any]]:
+    """The documents of the built datasets (:func:`conveyor.tools.datasets.load_manifest`) whose
+    extraction succeeded, as :func:`list_documents` returns them (``rel`` is ``source:path``);
+    ``[]`` when the datasets were not built."""
+    from conveyor.tools.datasets import load_manifest
+
+    manifest = load_manifest(root)
+    return [{"path": Path(d["file"]), "rel": f"{d['source']}:{d['path']}", "source": d["source"], "shippable": True,
+             "label": d["type"], "why": d["type_rule"], "sha256": d["sha256"], "group": d["group"]}
+            for d in (manifest or {}).get("documents", [])
+            if (d.get("extraction") or {}).get("status", "ok") == "ok"]
+
+
+def all_documents(corpus: Path, datasets_root: Path | None = None) -> list[dict[str, Any]]:
+    """:func:`dataset_documents` then :func:`list_documents` of ``corpus``, byte-identical files once
+    (the SROIE receipts of ``../shared`` are part of the SROIE training split)."""
+    docs, seen = [], set()
+    for doc in dataset_documents(datasets_root) + list_documents(corpus):
+        if doc["sha256"] not in seen:
+            seen.add(doc["sha256"])
+            docs.append(doc)
+    return docs
 
 
 def list_documents(corpus: Path, sources: tuple[Source, ...] = SOURCES) -> list[dict[str, Any]]:

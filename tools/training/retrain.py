@@ -159,32 +159,38 @@ class Evaluation:
         return rows
 
     def floors_metrics(self, recipe: dict[str, str]) -> dict[str, float]:
-        """``cv_accuracy``, ``cv_macro_f1`` (leave-one-group-out over the training set; each
-        feedback document its own group) and ``loso_mean_accuracy`` (the mean accuracy on each
-        corpus source left out of the corpus part of the training set, as the live manifest's
-        figure; documents also in the feedback are not tested) of the recipe."""
+        """``cv_accuracy``, ``cv_macro_f1`` (grouped cross-validation over the training set, as
+        :func:`conveyor.tools.training.doctype_loso.grouped_cv` folds it; each feedback document its
+        own group) and ``loso_mean_accuracy`` (the mean accuracy on each corpus source left out of the
+        corpus part of the training set, over its documents of types another source teaches, as the
+        live manifest's figure; documents also in the feedback are not tested) of the recipe."""
         from sklearn.metrics import f1_score
-        from sklearn.model_selection import LeaveOneGroupOut
+        from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+        from conveyor.tools.training.doctype_loso import CV_FOLDS
 
         fb = np.array([i for i, f in enumerate(self.feedback) if f["doc_id"] in recipe], dtype=int)
         X, y = self._training_set(fb, recipe)
         groups = np.array([d["group"] for d, t in zip(self.docs, self.train) if t]
                           + [f"feedback:{self.feedback[i]['doc_id']}" for i in fb])
+        splitter = GroupKFold(n_splits=CV_FOLDS) if len(set(groups)) > CV_FOLDS else LeaveOneGroupOut()
         pred = np.zeros(len(y), dtype=int)
-        for tr, te in LeaveOneGroupOut().split(X, y, groups):
+        for tr, te in splitter.split(X, y, groups):
             clf = _make(C=self.C).fit(X[tr], y[tr])
             pred[te] = clf.classes_[clf.predict_proba(X[te]).argmax(1)]
         accs = []
         for source in sorted({d["source"] for d in self.docs}):
-            idx = np.array([i for i, d in enumerate(self.docs)
-                            if d["source"] == source and self.y[i] >= 0 and not self.in_feedback[i]], dtype=int)
+            outside = np.array([d["source"] != source for d in self.docs])
+            taught = set(self.y[self.train & outside].tolist()) | set(self.yf[fb].tolist())
+            idx = np.array([i for i, d in enumerate(self.docs) if d["source"] == source and self.y[i] in taught
+                            and not self.in_feedback[i]], dtype=int)
             if len(idx) == 0:
                 continue
-            clf, _, _ = self._fit(fb, recipe, np.array([d["source"] != source for d in self.docs]))
+            clf, _, _ = self._fit(fb, recipe, outside)
             accs.append(float((clf.classes_[clf.predict_proba(self.X[idx]).argmax(1)] == self.y[idx]).mean()))
         return {"cv_accuracy": round(float((pred == y).mean()), 4),
-                "cv_macro_f1": round(float(f1_score(y, pred, average="macro")), 4),
-                "loso_mean_accuracy": round(float(np.mean(accs)), 4)}
+                "cv_macro_f1": round(float(f1_score(y, pred, average="macro", labels=sorted(set(y.tolist())))), 4),
+                "loso_mean_accuracy": round(float(np.mean(accs)), 4) if accs else 0.0}
 
 
 def gate(live_rows: list[dict], candidate_rows: list[dict], metrics: dict[str, float],

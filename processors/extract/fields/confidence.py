@@ -4,7 +4,8 @@ right often enough.
 The confidence of a field's value is the precision its *rule* (:mod:`.evidence`) had on the
 labelled documents of the shippable corpus sources — softmatic, invoice2data, Azure — measured by
 ``make models`` (:mod:`conveyor.tools.training.field_confidence`) into ``confidence.json`` next to
-this module. A value whose rule is below :data:`THRESHOLD`, was seen fewer than
+this module; for a value the key-field model chose (rule ``model``), the model's calibrated
+confidence and its field's emission threshold (:mod:`conveyor.processors.extract.kie`). A value whose rule is below :data:`THRESHOLD`, was seen fewer than
 :data:`MIN_DOCUMENTS` times, or can never be right (a caption, an amount not printed) is left
 empty; the field is then listed in ``withheld`` with its reason, and the classify stage sends the
 document to review with ``low-confidence field <name>``.
@@ -16,7 +17,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from conveyor.processors.extract.fields.evidence import ALL_FIELDS, NEVER_EMITTED, FieldEvidence
+from conveyor.processors.extract.fields.evidence import (
+    ALL_FIELDS,
+    NEVER_EMITTED,
+    FieldEvidence,
+    empty_value,
+    shown_value,
+)
+
+#: Evidence rule of a value the key-field model chose (:data:`conveyor.processors.extract.kie.model.MODEL_RULE`).
+MODEL_RULE = "model"
 
 TABLE_PATH = Path(__file__).with_name("confidence.json")
 THRESHOLD = 0.97
@@ -47,7 +57,7 @@ def rule_confidence(table: Mapping[str, Any], field: str, rule: str) -> float | 
 
 
 def gate(fields: dict[str, Any], evidence: Mapping[str, FieldEvidence], table: Mapping[str, Any] | None = None,
-         threshold: float = THRESHOLD) -> dict[str, Any]:
+         threshold: float = THRESHOLD, learned: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
     """``fields`` with ``confidence``, ``evidence`` and ``withheld`` added and low-confidence values emptied.
 
     Args:
@@ -55,6 +65,9 @@ def gate(fields: dict[str, Any], evidence: Mapping[str, FieldEvidence], table: M
         evidence: :func:`conveyor.processors.extract.fields.evidence.locate` of those fields.
         table: calibration table (default: the shipped ``confidence.json``).
         threshold: precision a rule needs, 0..1.
+        learned: ``{field: (confidence, emit threshold)}`` of the values the key-field model chose
+            (evidence rule ``model``, :mod:`conveyor.processors.extract.kie`): their confidence is the
+            model's calibrated one, and a value below its field's threshold is withheld.
 
     Returns:
         A new KeyFields dict: ``confidence`` ``{field: 0..1}`` for every located field,
@@ -64,10 +77,21 @@ def gate(fields: dict[str, Any], evidence: Mapping[str, FieldEvidence], table: M
         a withheld field is ``None`` (``dates``: ``[]``).
     """
     table = load_table() if table is None else table
+    learned = learned or {}
     out = {**fields, "confidence": {}, "withheld": {}, "evidence": []}
     for field in ALL_FIELDS:
         ev = evidence.get(field)
         if ev is None:
+            continue
+        if field in learned and ev.rule == MODEL_RULE:
+            conf, emit_at = learned[field]
+            out["evidence"].append(ev.as_record())
+            out["confidence"][field] = round(conf, 4)
+            if conf >= emit_at:
+                continue
+            reason = f"model confidence {conf:.2f} < {emit_at:.2f}"
+            out["withheld"][field] = f"{reason}; candidate '{shown_value(field, fields[field])}'"
+            out[field] = empty_value(field)
             continue
         conf = rule_confidence(table, field, ev.rule)
         out["evidence"].append(ev.as_record())
@@ -82,7 +106,6 @@ def gate(fields: dict[str, Any], evidence: Mapping[str, FieldEvidence], table: M
             reason = f"rule '{ev.rule}' right {conf:.2f} < {threshold:.2f} (n={entry.get('n')})"
         else:
             continue
-        value = fields[field][0] if field == "dates" else fields[field]
-        out["withheld"][field] = f"{reason}; candidate '{value}'"  # for the reviewer, not emitted
-        out[field] = [] if field == "dates" else None
+        out["withheld"][field] = f"{reason}; candidate '{shown_value(field, fields[field])}'"  # reviewer only
+        out[field] = empty_value(field)
     return out

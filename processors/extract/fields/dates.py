@@ -9,6 +9,7 @@ Dutch, Spanish and Italian (``3. März 2020``, ``March 3, 2020``,
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import date
 from typing import Iterable
 
@@ -48,6 +49,10 @@ _DAY_MONTH_YEAR = re.compile(
 #: languages of :data:`.normalise.DATE_LANGUAGES` when the month tables above do not know the word.
 _WORD_DATE = re.compile(
     r"(?<![\w])\d{1,2}\.?[\s/-]*(?:de\s+)?[^\W\d_]{3,12}\.?[\s,/-]*(?:de\s+)?\d{4}(?![\d:.,])"
+)
+#: The legal form "the 4th day of May, 2005" / "this 16th day of May 2011" (contracts).
+_DAY_OF_MONTH_YEAR = re.compile(
+    rf"(?<![\w])(\d{{1,2}})(?:st|nd|rd|th)?\s+day\s+of\s+({_MONTH_RE})\.?\s*,?\s*(\d{{4}})(?!\d)", re.IGNORECASE
 )
 _MONTH_DAY_YEAR = re.compile(
     rf"(?<![\w])({_MONTH_RE})\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}}){_DATE_END}", re.IGNORECASE
@@ -131,6 +136,12 @@ def _date_rank(context: str) -> int:
 
 def dates_in_line(line: str, *, month_first: bool) -> list[tuple[int, str, str]]:
     """``(start, iso, line_without_dates)`` for each valid date in ``line``."""
+    return list(_dates_in_line(line, bool(month_first)))
+
+
+@lru_cache(maxsize=16384)
+def _dates_in_line(line: str, month_first: bool) -> tuple[tuple[int, str, str], ...]:
+    """:func:`dates_in_line`, memoised: a line is read by several finders and candidate generators."""
     line = _GLUED_TIME.sub(r"\1 ", line)
     hits: list[tuple[int, int, date]] = []
     taken: list[tuple[int, int]] = []
@@ -145,6 +156,8 @@ def dates_in_line(line: str, *, month_first: bool) -> list[tuple[int, str, str]]
 
     for m in _ISO_DATE.finditer(line):
         add(m, _make_date(int(m.group(1)), int(m.group(3)), int(m.group(4))))
+    for m in _DAY_OF_MONTH_YEAR.finditer(line):
+        add(m, _make_date(int(m.group(3)), _MONTH_BY_NAME[m.group(2).lower()], int(m.group(1))))
     for m in _DAY_MONTH_YEAR.finditer(line):
         add(m, _make_date(_year(m.group(3)), _MONTH_BY_NAME[m.group(2).lower()], int(m.group(1))))
     for m in _YEAR_MONTH_DAY.finditer(line):
@@ -168,7 +181,7 @@ def dates_in_line(line: str, *, month_first: bool) -> list[tuple[int, str, str]]
     rest = line
     for start, end, _ in sorted(hits, reverse=True):
         rest = rest[:start] + " " + rest[end:]
-    return [(start, value.isoformat(), rest) for start, _end, value in sorted(hits)]
+    return tuple((start, value.isoformat(), rest) for start, _end, value in sorted(hits))
 
 
 def _year(text: str) -> int:

@@ -39,8 +39,28 @@ KEY_FIELDS = ("dates", "total_amount", "currency", "document_number", "vendor")
 #: :func:`.parties.find_customer`).
 EXTRA_FIELDS = ("due_date", "time", "net_amount", "tax_amount", "supplier_tax_id", "iban", "customer",
                 "payment_method")
+#: Fields the key-field model reads (issue 24; :mod:`conveyor.processors.extract.kie`): the issuer's
+#: address (a run of rows; the rules' candidate is located by :func:`locate_rows`), and a contract's
+#: parties and effective date.
+MODEL_ONLY_FIELDS = ("vendor_address", "parties", "effective_date")
 #: Every field that carries evidence and confidence.
-ALL_FIELDS = KEY_FIELDS + EXTRA_FIELDS
+ALL_FIELDS = KEY_FIELDS + EXTRA_FIELDS + MODEL_ONLY_FIELDS
+#: Fields holding a list of values (an empty list when absent or withheld); the others hold one or None.
+LIST_FIELDS = ("dates", "parties")
+
+
+def shown_value(field: str, value: Any) -> Any:
+    """The value a reason names: the first date, all parties joined, else the value itself."""
+    if field == "dates":
+        return value[0] if value else None
+    if field == "parties":
+        return "; ".join(value or [])
+    return value
+
+
+def empty_value(field: str) -> Any:
+    """What a field holds when it is left empty: ``[]`` for :data:`LIST_FIELDS`, else None."""
+    return [] if field in LIST_FIELDS else None
 NOT_PRINTED = "not printed"
 #: Rules whose values are never emitted, whatever the calibration says.
 NEVER_EMITTED = frozenset({NOT_PRINTED, "caption", "invalid checksum", "conflicting"})
@@ -182,3 +202,17 @@ def locate(fields: dict[str, Any], pages: Sequence[dict[str, Any]], layout: Sequ
         p, i, line = found
         out[field] = FieldEvidence.at(field, _rule(field, value, line), pages, p, i, line, layout)
     return out
+
+
+def locate_rows(field: str, value: str, rule: str, pages: Sequence[dict[str, Any]],
+                layout: Sequence | None = None) -> FieldEvidence:
+    """Evidence of a value printed over several rows (an address): the first line of the first page
+    whose letters and digits begin ``value``'s; rule ``not printed`` (line -1) when none does."""
+    squeeze = lambda s: re.sub(r"[\W_]+", "", s).casefold()  # noqa: E731 - OCR drops spaces and commas
+    target = squeeze(value)
+    if pages:
+        for i, line in enumerate(str(pages[0].get("text", "")).splitlines()):
+            part = squeeze(line)
+            if part and target.startswith(part):
+                return FieldEvidence.at(field, rule, pages, 0, i, line, layout)
+    return FieldEvidence(field, NOT_PRINTED, 0, -1, "", None, "unknown")

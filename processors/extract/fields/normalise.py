@@ -191,6 +191,7 @@ def _glued_legal_forms() -> tuple[str, ...]:
     return tuple(sorted((form for form in forms if len(form) >= 4 and form.isalnum()), key=len, reverse=True))
 
 
+@lru_cache(maxsize=16384)
 def legal_form_suffix(name: str) -> str:
     """The trailing legal form of ``name`` in letters and digits (``"sdnbhd"``), or ``""``.
 
@@ -216,3 +217,52 @@ def legal_form_suffix(name: str) -> str:
 def has_legal_form(name: str) -> bool:
     """True when ``name`` ends in a legal form (see :func:`legal_form_suffix`)."""
     return bool(legal_form_suffix(name))
+
+
+@lru_cache(maxsize=1)
+def _repairable_legal_forms() -> dict[int, dict[str, str]]:
+    """Legal forms of 5+ letters and digits (squeezed, as OCR may glue them) → printed form
+    (``"sdnbhd"`` → ``"sdn bhd"``), by length: long enough that a near match is a misread, not a word."""
+    forms: dict[int, dict[str, str]] = {}
+    for _size, tokens in _legal_terms():
+        squeezed = "".join(tokens).replace(".", "")
+        if len(squeezed) >= 5 and squeezed.isalnum():
+            forms.setdefault(len(squeezed), {}).setdefault(squeezed, " ".join(tokens))
+    return forms
+
+
+@lru_cache(maxsize=8192)
+def repair_legal_form(name: str) -> str | None:
+    """``name`` with a misread legal form at its end repaired, or None when there is none to repair.
+
+    OCR misreads one or two characters of a legal form (``"SDN 3HD"``, ``"SON BHD"``, ``"SIN BHI"``):
+    when the last letters and digits of ``name`` are within one edit (two for forms of 6+
+    characters; Levenshtein distance, RapidFuzz) of a legal form of 5+ characters longer than the
+    one it ends in (``"SON BHD"`` ends in ``"BHD"``), they are replaced by it, in the name's case:
+    ``"WAHIN HARDWARE SIN BHI"`` → ``"WAHIN HARDWARE SDN BHD"``. At least three characters of the
+    name must remain before it.
+    """
+    from rapidfuzz import process
+    from rapidfuzz.distance import Levenshtein
+
+    if not name:
+        return None
+    present = len(legal_form_suffix(name))
+    positions = [i for i, ch in enumerate(name) if ch.isalnum()]
+    squeezed = "".join(name[i] for i in positions).casefold()
+    best: tuple[int, int, str, int] | None = None
+    for length, forms in _repairable_legal_forms().items():
+        if length <= present:
+            continue
+        allowed = 2 if length >= 6 else 1
+        for size in (length - 1, length, length + 1):
+            if size < 4 or size > len(squeezed) - 3:
+                continue
+            hit = process.extractOne(squeezed[-size:], list(forms), scorer=Levenshtein.distance, score_cutoff=allowed)
+            if hit is not None and (best is None or (hit[1], -length) < best[:2]):
+                printed = forms[hit[0]]
+                best = (int(hit[1]), -length, printed.upper() if name.isupper() else printed.title(), size)
+    if best is None:
+        return None
+    start = positions[-best[3]]
+    return name[:start].rstrip(" ,.-") + " " + best[2]

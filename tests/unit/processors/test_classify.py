@@ -213,7 +213,7 @@ def test_texts_are_classified_and_routed(embed, stub_models_dir):
         assert pred["duplicates"] == [] and pred["fields"] is None
         assert pred["routing"] in ("auto", "review")
         out_of_scope = [r for r in pred["reasons"] if r.startswith("out_of_scope")]
-        if pred["confidence"] >= proc.thresholds["text"] and not out_of_scope:
+        if pred["confidence"] >= proc.thresholds["text"][pred["label"]] and not out_of_scope:
             assert pred["routing"] == "auto" and pred["reasons"] == []
     # a forced high threshold sends everything to review with a reason
     strict = ClassifyProcessor(stub_models_dir, auto_threshold=1.01)
@@ -273,7 +273,7 @@ def test_documents_fields_and_duplicates(stub_models_dir):
     assert dup["reasons"] == ["possible duplicate of original-7 (similarity 0.97)"]
     assert dup["duplicates"] == [{"doc_id": "original-7", "score": 0.97}]
     assert nofields["routing"] == "review"
-    assert nofields["reasons"] == ["missing required field: total_amount", "missing required field: dates"]
+    assert nofields["reasons"] == ["missing required field: dates", "missing required field: total_amount"]
     assert form["label"] == "tax_form" and form["routing"] == "auto"
     assert sorted(calls) == [("dup", 384), ("form", 384), ("nofields", 384), ("ok", 384)]
 

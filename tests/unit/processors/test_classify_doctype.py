@@ -19,7 +19,8 @@ DOCTYPE_DIR = MODELS_DIR / "doctype"
 def test_shipped_doctype_manifest():
     clf = OnnxClassifier.load(DOCTYPE_DIR)
     m = clf.manifest
-    assert {"receipt", "invoice", "tax_form", "other"} <= set(clf.labels)
+    assert {"receipt", "invoice", "credit_note", "purchase_order", "tax_form", "form", "contract",
+            "other"} == set(clf.labels)
     for key in ("training_data", "training_data_licence", "training_command", "metrics", "metric_floors",
                 "embedding_model", "created_with", "seed"):
         assert key in m, key
@@ -28,11 +29,13 @@ def test_shipped_doctype_manifest():
         assert m["metrics"][metric] >= floor
     cm = m["metrics"]["cv_confusion_matrix"]["rows_true_cols_predicted"]
     assert sum(map(sum, cm)) == m["training_data"]["documents"]
-    # trained only on corpus folders that may ship
-    allowed = ("softmatic_receipts_de/", "invoice2data/", "azure_form_recognizer_samples/")
+    # trained on the corpus folders that may ship, the SROIE training split and the built datasets
+    allowed = ("softmatic_receipts_de/", "invoice2data/", "azure_form_recognizer_samples/", "sroie/img/")
     test_only = [r["source"] for r in m["metrics"]["leave_one_source_out"]["per_source"] if not r["shippable"]]
-    assert test_only == ["sroie", "mindee", "cms1500"]
-    assert all(f["file"].startswith(allowed) for f in m["training_data"]["files"])
+    assert test_only == ["mindee", "cms1500"]
+    assert all(f["file"].startswith(allowed) for f in m["training_data"]["corpus_files"])
+    assert {"sroie", "funsd", "kleister-nda", "zugferd"} <= set(m["training_data"]["per_source"])
+    assert len(m["training_data"]["datasets_manifest_sha256"]) == 64
     assert (DOCTYPE_DIR / "NOTICE").exists()
 
 
@@ -40,8 +43,13 @@ def test_default_processor_loads_shipped_models():
     proc = ClassifyProcessor()
     assert proc.classifiers["text"].name == "intent-banking77"
     assert proc.classifiers["document"].name == "doctype"
-    # leave-one-source-out showed no threshold with auto precision >= 0.98 (Wilson bound): never auto
-    assert proc.thresholds["document"] == float("inf")
+    # each type auto only where its out-of-source predictions reach the 0.98 Wilson bound
+    per_type = proc.classifiers["document"].manifest["auto_routing"]["per_type"]
+    for label, threshold in proc.thresholds["document"].items():
+        entry = per_type[label]
+        assert threshold == (entry["threshold"] if entry["enabled"] else float("inf")), label
+        assert not entry["enabled"] or entry["precision_lower_bound"] >= 0.98
+        assert entry["enabled"] or entry["reason"]
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="../shared corpus not present")

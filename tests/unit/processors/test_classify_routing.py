@@ -8,6 +8,7 @@ from conveyor.processors.classify.routing import (
     DEFAULT_AUTO_THRESHOLD,
     OUT_OF_SCOPE,
     auto_threshold_from,
+    auto_thresholds_from,
     choose_auto_threshold,
     decide,
     duplicate_reasons,
@@ -18,13 +19,23 @@ from conveyor.processors.classify.routing import (
     wilson_lower_bound,
 )
 
-FULL = {"dates": ["2020-03-02"], "total_amount": "12.50", "currency": "EUR", "document_number": None, "vendor": None}
+FULL = {"dates": ["2020-03-02"], "total_amount": "12.50", "currency": "EUR", "document_number": "R-1", "vendor": None}
 
 
 def test_threshold_source():
     assert auto_threshold_from({}) == DEFAULT_AUTO_THRESHOLD == 0.7
     assert auto_threshold_from({"auto_threshold": 0.55}) == 0.55
     assert auto_threshold_from({"auto_threshold": 0.55}, override=0.9) == 0.9
+
+
+def test_each_document_type_has_its_own_threshold_and_an_override_never_enables_a_type():
+    manifest = {"auto_routing": {"per_type": {"receipt": {"enabled": True, "threshold": 0.66},
+                                              "contract": {"enabled": False, "threshold": None}}}}
+    thresholds = auto_thresholds_from(manifest, ["receipt", "contract", "invoice"])
+    assert thresholds == {"receipt": 0.66, "contract": float("inf"), "invoice": float("inf")}
+    overridden = auto_thresholds_from(manifest, ["receipt", "contract"], override=0.9)
+    assert overridden == {"receipt": 0.9, "contract": float("inf")}
+    assert auto_thresholds_from({"auto_threshold": 0.5}, ["a", "b"]) == {"a": 0.5, "b": 0.5}  # one for every label
 
 
 def test_confident_text_is_auto():
@@ -50,9 +61,12 @@ def test_missing_required_fields():
     ]
     assert missing_field_reasons("receipt", {**FULL, "dates": []}) == ["missing required field: dates"]
     assert missing_field_reasons("invoice", None) == [
-        "missing required field: total_amount",
+        "missing required field: document_number",
         "missing required field: dates",
+        "missing required field: total_amount",
     ]
+    assert missing_field_reasons("contract", {"parties": [], "effective_date": "2020-01-01"}) == [
+        "missing required field: parties"]
     assert missing_field_reasons("invoice", {**FULL, "total_amount": "  "}) == ["missing required field: total_amount"]
     # other document types need no fields
     assert missing_field_reasons("tax_form", None) == []
@@ -61,6 +75,12 @@ def test_missing_required_fields():
 
 def test_document_with_fields_is_auto_and_without_is_review():
     assert decide(kind="document", label="receipt", confidence=0.95, fields=FULL) == ("auto", [])
+    # a field the type does not require may be withheld without holding the document back
+    withheld = {**FULL, "vendor": None, "withheld": {"vendor": "model confidence 0.80 < 0.95; candidate 'X'"}}
+    assert decide(kind="document", label="receipt", confidence=0.95, fields=withheld) == ("auto", [])
+    withheld_total = {**FULL, "total_amount": None, "withheld": {"total_amount": "model confidence 0.5 < 0.9"}}
+    assert decide(kind="document", label="receipt", confidence=0.95, fields=withheld_total) == (
+        "review", ["low-confidence field total_amount"])
     routing, reasons = decide(
         kind="document", label="receipt", confidence=0.5, threshold=0.7, fields={**FULL, "total_amount": None}
     )
@@ -138,3 +158,16 @@ def test_out_of_scope_text_goes_to_review_even_when_confident():
     # in scope and confident: auto
     assert decide(kind="text", label="x", confidence=0.99, threshold=0.7, ood_score=300.0,
                   ood_threshold=1300.0) == ("auto", [])
+
+
+def test_required_fields_must_be_jointly_sure_enough_for_auto():
+    sure = {**FULL, "confidence": {"dates": 0.99, "total_amount": 0.98}}
+    assert decide(kind="document", label="receipt", confidence=0.95, fields=sure, joint_threshold=0.95) == ("auto", [])
+    unsure = {**FULL, "confidence": {"dates": 0.99, "total_amount": 0.93}}
+    assert decide(kind="document", label="receipt", confidence=0.95, fields=unsure, joint_threshold=0.95) == (
+        "review", ["required fields' joint confidence 0.92 < 0.95"])
+    # a missing field has its own reason, not a joint one; a type requiring nothing has no joint check
+    routing, reasons = decide(kind="document", label="receipt", confidence=0.95, joint_threshold=0.95,
+                              fields={**unsure, "total_amount": None})
+    assert reasons == ["missing required field: total_amount"]
+    assert decide(kind="document", label="form", confidence=0.95, fields=unsure, joint_threshold=0.99)[0] == "auto"

@@ -26,10 +26,11 @@ def test_receipt_jpeg_is_ocred_with_its_merchant_and_total(receipt_jpeg):
     assert result["fields"]["total_amount"] == "49.99"
     fields = result["fields"]  # the printed code 'EUR' is a rule seen on too few labelled documents
     assert fields["currency"] == "EUR" or fields["withheld"]["currency"].endswith("candidate 'EUR'")
-    # the date is read right; its rule ('date', no date label on the line) is below 0.97, so it is
-    # withheld for review with the candidate, not emitted
-    assert result["fields"]["dates"] == [] and result["fields"]["withheld"]["dates"].endswith("candidate '2020-04-06'")
-    assert result["fields"]["confidence"]["total_amount"] >= 0.97
+    # the date has no date label on its line, a rule right only 0.92 of the time; the key-field model
+    # chooses it among the page's dates and is sure enough to emit it (docs/documents.md)
+    assert result["fields"]["dates"][0] == "2020-04-06" and "dates" not in result["fields"]["withheld"]
+    assert result["fields"]["confidence"]["dates"] >= 0.6
+    assert result["fields"]["confidence"]["total_amount"] >= 0.9
     [total] = [e for e in result["fields"]["evidence"] if e["field"] == "total_amount"]
     assert total["source"] == "ocr" and total["page"] == 1 and "49" in total["text"] and len(total["bbox"]) == 4
 

@@ -28,7 +28,9 @@ def test_text_layer_invoice_matches_invoice2data_ground_truth(name, extract_fixt
     assert result["pages"] == [{"page_number": 1, "text": result["text"], "method": "text_layer", "ocr_confidence": None}]
     assert expected["issuer"].lower() in result["text"].lower()
     fields = result["fields"]
-    assert fields["total_amount"] == f"{expected['amount']:.2f}"  # a labelled total: emitted
+    # chosen by the key-field model: emitted when sure enough, else withheld for review with the
+    # right candidate; never another amount
+    assert _read(fields, "total_amount") == f"{expected['amount']:.2f}"
     assert _read(fields, "dates") == expected["date"]
     assert _read(fields, "currency") == expected["currency"]
 

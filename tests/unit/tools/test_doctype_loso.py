@@ -7,9 +7,9 @@ import pytest
 
 from conveyor.tools.training.doc_sources import LABELS
 from conveyor.tools.training.doctype_loso import (
-    auto_routing,
+    auto_routing_per_type,
+    grouped_cv,
     known_type_mean,
-    leave_one_group_out,
     out_of_source,
     per_source,
     select_C,
@@ -59,31 +59,59 @@ def test_the_regularisation_is_chosen_without_the_test_only_sources_and_ties_go_
     assert C == 0.1  # every C scores the same here: the strongest regularisation wins the tie
 
 
-def test_leave_one_group_out_never_fits_a_document_with_its_near_duplicates():
+def test_grouped_cross_validation_never_fits_a_document_with_its_near_duplicates():
     docs = _docs(["a"] * 4 + ["ro"], ["receipt", "receipt", "invoice", "invoice", "receipt"], {"a": True, "ro": False})
     for d, g in zip(docs, ["x", "x", "y", "z", "w"]):
         d["group"] = g
     Recorder.fitted = []
-    proba = leave_one_group_out(np.arange(5, dtype=float).reshape(-1, 1), docs, Recorder)
+    proba = grouped_cv(np.arange(5, dtype=float).reshape(-1, 1), docs, Recorder)
     assert proba.shape == (4, len(LABELS))  # the shippable documents only
-    assert Recorder.fitted == [{2, 3}, {0, 1, 3}, {0, 1, 2}]  # x = {0, 1} left out together
+    assert sorted(map(sorted, Recorder.fitted)) == [[0, 1, 2], [0, 1, 3], [2, 3]]  # x = {0, 1} left out together
 
 
-def test_the_floor_mean_leaves_out_a_source_of_only_unknown_types():
-    rows = [{"accuracy": 1.0, "labels": {"receipt": 3}}, {"accuracy": 0.5, "labels": {"invoice": 1, "other": 1}},
-            {"accuracy": 0.0, "labels": {"claim_form": 2}}]
-    assert known_type_mean(rows) == 0.75
+def test_grouped_cross_validation_splits_many_groups_into_ten_folds():
+    docs = _docs(["a"] * 40, ["receipt", "invoice"] * 20, {"a": True})
+    for i, d in enumerate(docs):
+        d["group"] = f"g{i // 2}"  # 20 groups of two
+    Recorder.fitted = []
+    grouped_cv(np.arange(40, dtype=float).reshape(-1, 1), docs, Recorder)
+    assert len(Recorder.fitted) == 10
+    for rows in Recorder.fitted:
+        held = set(range(40)) - rows
+        assert all((i ^ 1) in held for i in held)  # a group's two documents are held out together
 
 
-def test_auto_routing_is_disabled_unless_the_wilson_bound_reaches_the_aim():
-    few = _docs(["s"] * 40, ["receipt"] * 40, {"s": True})
-    right = np.tile(np.eye(len(LABELS))[0] * 0.99 + 0.0025, (40, 1))
-    small = auto_routing(right, few, 0.98)
-    assert small["enabled"] is False and small["threshold"] is None and small["all_right_needs"] == 133
-    many = _docs(["s"] * 300, ["receipt"] * 300, {"s": True})
-    large = auto_routing(np.tile(right[0], (300, 1)), many, 0.98)
-    assert large["enabled"] is True and large["precision_lower_bound"] >= 0.98
-    rows = per_source(np.tile(right[0], (300, 1)), many, large["threshold"])
+def test_the_floor_mean_counts_only_types_another_source_teaches():
+    docs = (_docs(["a"] * 2, ["receipt", "invoice"], {"a": True}) + _docs(["b"] * 3, ["receipt", "contract", "contract"],
+                                                                        {"b": True})
+            + _docs(["c"] * 2, ["claim_form"] * 2, {"c": False}))
+    proba = np.vstack([_sure("receipt", 1), _sure("receipt", 1), _sure("receipt", 3), _sure("receipt", 2)])
+    rows = {r["source"]: r for r in per_source(proba, docs, None)}
+    assert (rows["a"]["taught"], rows["a"]["taught_accuracy"]) == (1, 1.0)  # b teaches no invoice
+    assert (rows["b"]["accuracy"], rows["b"]["taught"], rows["b"]["taught_accuracy"]) == (0.3333, 1, 1.0)
+    assert rows["c"]["taught"] == 0  # nobody teaches claim forms
+    assert known_type_mean(list(rows.values())) == 1.0
+
+
+def _sure(label: str, n: int) -> np.ndarray:
+    row = np.full(len(LABELS), 0.01 / (len(LABELS) - 1))
+    row[LABELS.index(label)] = 0.99
+    return np.tile(row, (n, 1))
+
+
+def test_auto_routing_is_enabled_per_type_only_where_its_wilson_bound_reaches_the_aim():
+    docs = (_docs(["s"] * 300, ["receipt"] * 300, {"s": True})
+            + _docs(["t"] * 20 + ["v"] * 20, ["invoice"] * 40, {"t": True, "v": True})
+            + _docs(["u"] * 200, ["contract"] * 200, {"u": True}))
+    proba = np.vstack([_sure("receipt", 300), _sure("invoice", 40), _sure("receipt", 200)])  # contracts never taught
+    per_type = auto_routing_per_type(proba, docs, 0.98)
+    assert per_type["invoice"]["enabled"] is False and "even all right it takes >= 133" in per_type["invoice"]["reason"]
+    assert per_type["contract"]["enabled"] is False and "only 1 source holds contract" in per_type["contract"]["reason"]
+    # 300 right receipts but 200 contracts called receipts: the receipt type may not be auto
+    assert per_type["receipt"]["enabled"] is False and per_type["receipt"]["precision_lower_bound"] < 0.98
+    clean = auto_routing_per_type(np.vstack([_sure("receipt", 300), _sure("invoice", 40)]), docs[:340], 0.98)
+    assert clean["receipt"]["enabled"] is True and clean["receipt"]["auto"] == 300
+    rows = per_source(_sure("receipt", 300), docs[:300], {label: e["threshold"] for label, e in clean.items()})
     assert rows[0]["accuracy"] == 1.0 and rows[0]["auto"] == 300 and rows[0]["met"]
 
 

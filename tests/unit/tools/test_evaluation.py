@@ -67,7 +67,8 @@ def test_run_evaluation_without_corpus_skips_cleanly(tmp_path):
     assert status == {"intent": "skipped", "doctype": "ok"}
     doctype = next(r for r in results if r.name == "doctype")
     metrics = {row.metric for row in doctype.rows}
-    assert {"cv_accuracy", "cv_macro_f1", "accuracy, left-out source sroie", "auto routing"} <= metrics
+    assert {"cv_accuracy", "cv_macro_f1", "accuracy, left-out source sroie", "auto contract",
+            "auto receipt: precision, Wilson lower bound"} <= metrics
     assert all(row.met for row in doctype.rows if row.metric.startswith("cv_"))  # the manifest's floors
     assert paths["json"].exists() and paths["markdown"].exists()
     assert not (tmp_path / "cache").exists()  # nothing was embedded
