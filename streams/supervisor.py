@@ -108,14 +108,15 @@ class Supervisor:
         environ[env.BLOB_DIR] = str(self.settings.blob_dir)
         environ[env.BOOTSTRAP_SERVERS] = self.settings.bootstrap_servers
         environ[env.SCHEMA_REGISTRY_URL] = self.settings.schema_registry_url
-        st = self.settings  # security settings travel with the Settings object, not only os.environ
+        st = self.settings  # security and routing settings travel with the Settings object, not only os.environ
         for name, value in ((env.KAFKA_SECURITY_PROTOCOL, st.kafka_security_protocol),
                             (env.KAFKA_SASL_MECHANISM, st.kafka_sasl_mechanism),
                             (env.KAFKA_SASL_USERNAME, st.kafka_sasl_username),
                             (env.KAFKA_SASL_PASSWORD, st.kafka_sasl_password.get_secret_value()
                              if st.kafka_sasl_password else None),
                             (env.KAFKA_SSL_CA_LOCATION, st.kafka_ssl_ca_location),
-                            (env.SCHEMA_REGISTRY_SSL_CA_LOCATION, st.schema_registry_ssl_ca_location)):
+                            (env.SCHEMA_REGISTRY_SSL_CA_LOCATION, st.schema_registry_ssl_ca_location),
+                            (env.AUTO_THRESHOLD, None if st.auto_threshold is None else repr(st.auto_threshold))):
             if value:
                 environ[name] = value
         # Stable per child across restarts: the restarted child's transactional producer

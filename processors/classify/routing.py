@@ -205,6 +205,10 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
                        "net_amount", "tax_amount"),
     "contract": ("dates", "parties", "effective_date"),
 }
+#: A contract's fields: the key-field model reads them on every document (the extract stage does not
+#: know the type); on any other type they are dropped, not withheld — no reviewer needs the "effective
+#: date" of a receipt.
+CONTRACT_ONLY_FIELDS = ("parties", "effective_date")
 #: Every key field :func:`fields_for_type` looks at.
 ALL_TYPE_FIELDS = tuple(dict.fromkeys(f for fields in TYPE_FIELDS.values() for f in fields))
 #: Fields kept for types not in :data:`TYPE_FIELDS` (a form's date).
@@ -216,14 +220,23 @@ def fields_for_type(label: str, fields: Mapping[str, Any] | None) -> dict[str, A
 
     A total, currency, number or vendor is a receipt's or an invoice's field; on a tax form or
     a consent form the amount the rules find is an amount in its instructions. Such a value is
-    moved to ``withheld`` as ``"not a field of a tax_form; candidate '5000.00'"`` and emptied.
-    Returns None for None.
+    moved to ``withheld`` as ``"not a field of a tax_form; candidate '5000.00'"`` and emptied. A
+    contract's parties and effective date are dropped from every other type
+    (:data:`CONTRACT_ONLY_FIELDS`). Returns None for None.
     """
     if fields is None:
         return None
     keep = TYPE_FIELDS.get(label, OTHER_TYPE_FIELDS)
     out = dict(fields)
+    for name in CONTRACT_ONLY_FIELDS if label != "contract" else ():
+        if name in out:
+            out[name] = empty_value(name)
+        for part in ("withheld", "confidence"):
+            if name in (out.get(part) or {}):
+                out[part] = {k: v for k, v in out[part].items() if k != name}
     for name in ALL_TYPE_FIELDS:
+        if name in CONTRACT_ONLY_FIELDS and label != "contract":
+            continue
         value = out.get(name)
         why = (out.get("withheld") or {}).get(name)
         if name not in keep and value in (None, "", []) and why and not str(why).startswith(NOT_TYPE_FIELD):

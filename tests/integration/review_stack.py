@@ -37,11 +37,13 @@ class Reviewed:
 
 
 def run_pipeline(stack: Settings, tmp: Path, documents: Sequence[Path] = tuple(CORPUS / d for d in DOCUMENTS),
-                 texts: Sequence[str] = TEXTS) -> Reviewed:
+                 texts: Sequence[str] = TEXTS, auto_threshold: float | None = None) -> Reviewed:
     """Run the pipeline (no drift monitor) on ``documents`` and ``texts`` in a new namespace whose
-    home (model registry) is ``tmp / "home"``."""
+    home (model registry) is ``tmp / "home"``; ``auto_threshold`` as ``CONVEYOR_AUTO_THRESHOLD``
+    (above 1: every input goes to review)."""
     settings = dataclasses.replace(stack, namespace=f"t{uuid4().hex[:10]}", milvus_uri=str(tmp / "milvus.db"),
-                                   blob_dir=tmp / "blobs", metrics_port=0, home=tmp / "home")
+                                   blob_dir=tmp / "blobs", metrics_port=0, home=tmp / "home",
+                                   auto_threshold=auto_threshold)
     create_topics(settings)
     supervisor = Supervisor(settings, process_groups(settings, with_drift=False), log_dir=tmp / "logs", grace=60)
     supervisor.start()

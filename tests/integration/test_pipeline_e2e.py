@@ -84,6 +84,16 @@ def test_pipeline_accounts_for_every_input_once(settings, tmp_path):
     assert flagged & {scan_a, scan_b}, "re-scanned receipt not flagged as a duplicate"
     receipt = ledger.predictions[by_name["demo/receipts/aldi_02032020_19_02423.jpg"]][0]
     assert receipt["kind"] == "document" and receipt["routing"] in ("auto", "review")
+    # Documents are decided: the demo's clean receipts go straight through with their date and total,
+    # and a document is auto only with no reason against it (issue 24).
+    decided = [ledger.predictions[by_name[f"demo/receipts/{n}"]][0] for n in (
+        "toom_04042020_03_04877.jpg", "marktkauf_03042020_12_02881.jpg", "hornbach_23092016_03_15200.jpg")]
+    auto = [p for p in decided if p["routing"] == "auto"]
+    assert len(auto) >= 2, [(p["filename"], p["routing"], p["reasons"]) for p in decided]
+    for p in auto:
+        assert p["label"] == "receipt" and p["fields"]["dates"] and p["fields"]["total_amount"] and not p["reasons"]
+    for doc_id, preds in ledger.predictions.items():
+        assert preds[0]["routing"] == "review" or not preds[0]["reasons"]
 
     # Milvus holds exactly one row per chunk of every embedded input.
     serde = AvroSerde(settings)

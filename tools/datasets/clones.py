@@ -11,8 +11,9 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["Clone", "CloneError", "find_clone"]
+__all__ = ["Clone", "CloneError", "find_clone", "labelled_files"]
 
 
 class CloneError(RuntimeError):
@@ -81,3 +82,18 @@ class Clone:
             return self._git("cat-file", "blob", blob)
         except CloneError:
             return None
+
+
+def labelled_files(clone: Clone, split: str, folder: str, suffix: str, labels: str) -> Iterator[tuple[str, bytes, str, bytes]]:
+    """``(path, bytes, label path, label bytes)`` of every ``<split>/<folder>/<stem><suffix>`` whose
+    ``<split>/<labels>/<stem>.json`` exists, in path order; a pair whose blob the clone lacks is skipped."""
+    files = clone.files(split)
+    for path, blob in sorted(files.items()):
+        if not (path.startswith(f"{split}/{folder}/") and path.lower().endswith(suffix)):
+            continue
+        label_path = f"{split}/{labels}/{path.rsplit('/', 1)[1][:-len(suffix)]}.json"
+        if label_path not in files:
+            continue
+        data, label = clone.read(blob), clone.read(files[label_path])
+        if data is not None and label is not None:
+            yield path, data, label_path, label

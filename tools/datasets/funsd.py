@@ -11,32 +11,21 @@ import json
 from typing import Iterator
 
 from conveyor.tools.datasets.base import DatasetSource, Item
-from conveyor.tools.datasets.clones import Clone
+from conveyor.tools.datasets.clones import Clone, labelled_files
 
 SPLIT = "training_data"
 
 
 def items(clone: Clone) -> Iterator[Item]:
     """Every training form image (PNG) that has its annotation file."""
-    files = clone.files(SPLIT)
-    for path, blob in sorted(files.items()):
-        if not (path.startswith(f"{SPLIT}/images/") and path.lower().endswith(".png")):
-            continue
-        stem = path.rsplit("/", 1)[1][:-4]
-        ann = f"{SPLIT}/annotations/{stem}.json"
-        if ann not in files:
-            continue
-        data = clone.read(blob)
-        raw = clone.read(files[ann])
-        if data is None or raw is None:
-            continue
+    for path, data, ann, raw in labelled_files(clone, SPLIT, "images", ".png", "annotations"):
         entities = json.loads(raw.decode("utf-8", errors="replace")).get("form", [])
         counts: dict[str, int] = {}
         for entity in entities:
             counts[entity.get("label", "?")] = counts.get(entity.get("label", "?"), 0) + 1
         yield Item(path=path, data=data, doc_type="form",
                    type_rule="FUNSD: scanned business forms (RVL-CDIP 'form' class)", truth={},
-                   label_source=ann, group=f"funsd:{stem}", raw={"entities": counts})
+                   label_source=ann, group=f"funsd:{path}", raw={"entities": counts})
 
 
 SOURCE = DatasetSource(

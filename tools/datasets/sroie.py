@@ -11,7 +11,7 @@ from typing import Iterator
 
 from conveyor.processors.extract.fields.normalise import normalise_amount, normalise_company, normalise_date
 from conveyor.tools.datasets.base import DatasetSource, Item
-from conveyor.tools.datasets.clones import Clone
+from conveyor.tools.datasets.clones import Clone, labelled_files
 
 SPLIT = "training_data"
 
@@ -37,23 +37,12 @@ def sroie_truth(labels: dict) -> dict:
 
 def items(clone: Clone) -> Iterator[Item]:
     """Every training receipt with its labels (images without a label file are skipped)."""
-    files = clone.files(SPLIT)
-    for path, blob in sorted(files.items()):
-        if not (path.startswith(f"{SPLIT}/images/") and path.lower().endswith(".jpg")):
-            continue
-        stem = path.rsplit("/", 1)[1][:-4]
-        label_path = f"{SPLIT}/labels/{stem}.json"
-        if label_path not in files:
-            continue
-        data = clone.read(blob)
-        raw_labels = clone.read(files[label_path])
-        if data is None or raw_labels is None:
-            continue
-        labels = json.loads(raw_labels.decode("utf-8", errors="replace"))
+    for path, data, label_path, raw in labelled_files(clone, SPLIT, "images", ".jpg", "labels"):
+        labels = json.loads(raw.decode("utf-8", errors="replace"))
         yield Item(path=path, data=data, doc_type="receipt",
                    type_rule="SROIE: scanned Malaysian point-of-sale receipts (ICDAR 2019 task 3)",
                    truth=sroie_truth(labels), label_source=label_path,
-                   group="sroie:" + (normalise_company(labels.get("company")) or stem), raw=labels)
+                   group="sroie:" + (normalise_company(labels.get("company")) or path), raw=labels)
 
 
 SOURCE = DatasetSource(

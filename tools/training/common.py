@@ -26,6 +26,20 @@ DEFAULT_CACHE_DIR = Path(os.environ.get(env.TRAIN_CACHE, Path.home() / ".cache" 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 
+def model_arguments(description: str, out: Path) -> "argparse.ArgumentParser":
+    """The arguments every document-model trainer takes: ``--corpus``, ``--datasets``, ``--out``
+    (default ``out``), ``--cache-dir``, ``--seed``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--datasets", type=Path, default=None, help="built datasets (default $CONVEYOR_DATASETS_DIR)")
+    ap.add_argument("--out", type=Path, default=out)
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
 def text_digest(items: Sequence[str]) -> str:
     h = hashlib.sha256()
     for s in items:

@@ -3,12 +3,13 @@
 ``conveyor models retrain doctype`` reads the namespace's ``feedback`` topic (the newest
 ``accept`` or ``correct`` decision per document answering the ``doctype`` model) and, for those
 documents, their extracted text from the ``extracted`` topic. A *recipe* is the shipped training
-set (the shippable corpus sources, :mod:`conveyor.tools.training.doc_sources`) plus a set of
+set (the shippable corpus sources, :mod:`conveyor.tools.training.doc_sources`, and the built
+datasets when ``make datasets`` has run, as the shipped model learned from them) plus a set of
 feedback documents; the live model's recipe holds the feedback it was trained on (none for the
 shipped model, ``training_data.feedback`` of a promoted candidate), the candidate's holds all of
 it. Both recipes are scored on the same **held-out evaluation**, per source:
 
-* each read-only corpus source (SROIE, Mindee, CMS-1500: never trained on), by the recipe's
+* each read-only corpus source (Mindee, CMS-1500: never trained on), by the recipe's
   model fitted on everything it trains on (a feedback document byte-identical to a corpus file
   is evaluated with the feedback, not twice);
 * ``feedback``: the feedback documents in :data:`FOLDS` folds (by doc id), each fold scored by
@@ -16,9 +17,10 @@ it. Both recipes are scored on the same **held-out evaluation**, per source:
 
 The candidate is **promoted** only if its mean log loss over those sources is lower than the
 live recipe's (:func:`gate`), no source has fewer documents right than under the live recipe, and
-it meets the live manifest's floors (leave-one-group-out CV over its training set; the
-leave-one-source-out mean over the corpus sources with documents of a type the model knows,
-documents also in the feedback left out). Otherwise it is **rejected**. Either way it is kept in the
+it meets the live manifest's floors (grouped CV over its training set; the leave-one-source-out
+mean over each source's documents of types another source teaches, documents also in the feedback
+left out), and it can name every type the live model names (a recipe without the datasets cannot
+name contracts, credit notes or purchase orders). Otherwise it is **rejected**. Either way it is kept in the
 model registry (:class:`conveyor.streams.model_registry.ModelRegistry`) with its report; the
 promotion or rejection is recorded with who and when. The out-of-scope threshold and the
 auto-routing decision are the live model's (chosen on the corpus; feedback does not move them).
@@ -37,7 +39,7 @@ from conveyor.streams.feedback import input_texts, labelled_decisions
 from conveyor.streams.model_registry import ModelRegistry
 from conveyor.streams.settings import Settings
 from conveyor.tools.training.common import DEFAULT_CACHE_DIR, DEFAULT_CORPUS, check_limits, library_versions
-from conveyor.tools.training.doc_sources import LABELS, list_documents
+from conveyor.tools.training.doc_sources import LABELS, all_documents
 from conveyor.tools.training.doctype_loso import label_proba
 
 MODEL_NAME = "doctype"
@@ -102,7 +104,7 @@ class Evaluation:
     """The corpus and feedback features, and the held-out scores of a recipe.
 
     Args:
-        docs: corpus documents (:func:`list_documents` after extraction) with ``label``,
+        docs: corpus and dataset documents (:func:`all_documents` after extraction) with ``label``,
             ``source``, ``shippable``, ``sha256``, ``group``.
         X: their features ``(n, d)``.
         feedback: feedback examples (:func:`feedback_examples`), ``Xf`` their features.
@@ -164,10 +166,9 @@ class Evaluation:
         own group) and ``loso_mean_accuracy`` (the mean accuracy on each corpus source left out of the
         corpus part of the training set, over its documents of types another source teaches, as the
         live manifest's figure; documents also in the feedback are not tested) of the recipe."""
-        from sklearn.metrics import f1_score
         from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-        from conveyor.tools.training.doctype_loso import CV_FOLDS
+        from conveyor.tools.training.doctype_loso import CV_FOLDS, macro_f1
 
         fb = np.array([i for i, f in enumerate(self.feedback) if f["doc_id"] in recipe], dtype=int)
         X, y = self._training_set(fb, recipe)
@@ -189,14 +190,16 @@ class Evaluation:
             clf, _, _ = self._fit(fb, recipe, outside)
             accs.append(float((clf.classes_[clf.predict_proba(self.X[idx]).argmax(1)] == self.y[idx]).mean()))
         return {"cv_accuracy": round(float((pred == y).mean()), 4),
-                "cv_macro_f1": round(float(f1_score(y, pred, average="macro", labels=sorted(set(y.tolist())))), 4),
+                "cv_macro_f1": round(macro_f1(y, pred), 4),
                 "loso_mean_accuracy": round(float(np.mean(accs)), 4) if accs else 0.0}
 
 
 def gate(live_rows: list[dict], candidate_rows: list[dict], metrics: dict[str, float],
-         floors: dict[str, float]) -> tuple[str, list[str]]:
+         floors: dict[str, float], lost_types: Sequence[str] = ()) -> tuple[str, list[str]]:
     """``("promoted" | "rejected", reasons)``: promoted when the candidate's mean held-out log loss
-    is lower than the live recipe's, no source has fewer documents right, and the floors hold.
+    is lower than the live recipe's, no source has fewer documents right, the floors hold, and it can
+    name every type the live model names (``lost_types``: those it cannot, its training set holding
+    none, e.g. without the built datasets).
 
     Log loss, not accuracy, decides "better": it is a proper scoring rule (Gneiting & Raftery
     2007), so reviewers' confirmations that make the model surer of the right type count, where
@@ -213,6 +216,9 @@ def gate(live_rows: list[dict], candidate_rows: list[dict], metrics: dict[str, f
             reasons.append(f"worse on {r['source']}: {r['right']}/{r['documents']} right, live "
                            f"{live[r['source']]['right']}/{r['documents']}")
     reasons += check_limits(metrics, floors)
+    if lost_types:
+        reasons.append(f"cannot name {', '.join(lost_types)}, which the live model names: no training document "
+                       "of them (the datasets not built? make datasets)")
     return ("rejected" if reasons else "promoted"), reasons
 
 
@@ -226,7 +232,7 @@ def build_candidate(ev: Evaluation, live_dir: Path, staging: Path) -> dict:
     clf, X, y = ev._fit(np.arange(len(ev.feedback)), {f["doc_id"]: f["label"] for f in ev.feedback})
     sha = export_onnx_with_ood(clf, X, y, staging)
     live = json.loads((live_dir / "manifest.json").read_text())
-    manifest = {**live, "sha256": sha,
+    manifest = {**live, "sha256": sha, "labels": [LABELS[int(c)] for c in clf.classes_],
                 "version": f"{live['version'].split('+')[0]}+feedback.{len(ev.feedback)}",
                 "training_data": {**live["training_data"],
                                   "feedback": [{"doc_id": f["doc_id"], "label": f["label"], "sha256": f["sha256"]}
@@ -246,14 +252,15 @@ def build_candidate(ev: Evaluation, live_dir: Path, staging: Path) -> dict:
 
 
 def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Path = DEFAULT_CACHE_DIR,
-            feedback: Optional[list[dict]] = None, promote: bool = True) -> dict[str, Any]:
+            feedback: Optional[list[dict]] = None, promote: bool = True,
+            datasets: Optional[Path] = None) -> dict[str, Any]:
     """Train a candidate from the corpus and the feedback, gate it, keep it in the registry,
     promote it when the gate passes (and ``promote``); returns the report.
 
     ``feedback`` replaces the topic's examples (same shape as :func:`feedback_examples`).
 
     Raises:
-        SystemExit: a corpus document matches no label rule (:func:`list_documents`).
+        SystemExit: a corpus document matches no label rule (:func:`all_documents`).
         RuntimeError: the ONNX export does not reproduce the fitted model.
     """
     from conveyor.processors.embed.model import MiniLMEmbedder
@@ -267,7 +274,7 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
     live = registry.live(MODEL_NAME)
     live_manifest = json.loads((Path(live["dir"]) / "manifest.json").read_text())
     live_recipe = {f["doc_id"]: f["label"] for f in (live_manifest.get("training_data") or {}).get("feedback", [])}
-    docs, texts, _ = load_texts(list_documents(corpus), cache_dir, False)
+    docs, texts, _ = load_texts(all_documents(corpus, datasets))
     embedder = MiniLMEmbedder(intra_op_threads=2)
     X = _features(texts, embedder, cache_dir)
     Xf = _features([f["text"] for f in feedback], embedder) if feedback else np.zeros((0, X.shape[1]))
@@ -277,7 +284,9 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
     live_rows, cand_rows = ev.held_out(live_recipe), ev.held_out(candidate_recipe)
     metrics = ev.floors_metrics(candidate_recipe)
     floors = {k: float(v) for k, v in (live_manifest.get("metric_floors") or {}).items()}
-    decision, reasons = gate(live_rows, cand_rows, metrics, floors)
+    taught = {d["label"] for d in docs if d["shippable"]} | {f["label"] for f in feedback}
+    lost = [label for label in live_manifest.get("labels", []) if label not in taught]
+    decision, reasons = gate(live_rows, cand_rows, metrics, floors, lost)
     staging = cache_dir / "candidates" / f"{MODEL_NAME}-retrain"
     manifest = build_candidate(ev, Path(live["dir"]), staging)
     by_label: dict[str, int] = {}

@@ -30,7 +30,6 @@ Run::
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -42,7 +41,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from conveyor.tools.training.common import DEFAULT_CACHE_DIR, DEFAULT_CORPUS, MODELS_DIR
+from conveyor.tools.training.common import MODELS_DIR, model_arguments
 
 MODEL_NAME = "keyfields"
 MODEL_VERSION = "1.0.0"
@@ -535,6 +534,8 @@ Trained on features derived from these documents (none is included here):
 * ICDAR 2019 SROIE, training split (company, date, address, total labels) —
   https://github.com/althayr/ICDAR-2019-SROIE-dataset (competition data for research; no licence stated),
   and the same split's receipts in ../shared/corpus/sroie.
+* Kleister NDA, train split (party and effective_date keys) — https://github.com/applicaai/kleister-nda
+  (no licence stated; the documents are public SEC EDGAR filings).
 * ZUGFeRD / Factur-X / Order-X specification samples with their embedded XML —
   https://github.com/stephanstapel/ZUGFeRD-csharp (Apache-2.0; FeRD examples, fictitious parties).
 * softmatic/vision-data, 2D/Receipts (CC-BY-4.0) and invoice-x/invoice2data tests (MIT), as in
@@ -545,12 +546,7 @@ No document and no label value is included in this folder; only the fitted model
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    ap.add_argument("--datasets", type=Path, default=None, help="built datasets (default $CONVEYOR_DATASETS_DIR)")
-    ap.add_argument("--out", type=Path, default=MODELS_DIR / MODEL_NAME)
-    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = model_arguments(__doc__.split("\n")[0], MODELS_DIR / MODEL_NAME)
     ap.add_argument("--fields", nargs="*", default=list(MODEL_FIELDS))
     ap.add_argument("--no-curve", action="store_true", help="skip the learning curve")
     args = ap.parse_args(argv)

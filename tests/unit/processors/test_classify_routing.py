@@ -171,3 +171,16 @@ def test_required_fields_must_be_jointly_sure_enough_for_auto():
                               fields={**unsure, "total_amount": None})
     assert reasons == ["missing required field: total_amount"]
     assert decide(kind="document", label="form", confidence=0.95, fields=unsure, joint_threshold=0.99)[0] == "auto"
+
+
+def test_a_contracts_fields_are_dropped_from_other_types_and_kept_on_contracts():
+    from conveyor.processors.classify.routing import fields_for_type
+
+    fields = {**FULL, "parties": ["ACME Inc."], "effective_date": "2020-01-01", "confidence": {"effective_date": 0.99},
+              "withheld": {"parties": "model confidence 0.50 < 0.90; candidate 'X LLC'"}, "evidence": []}
+    receipt = fields_for_type("receipt", fields)
+    assert receipt["parties"] == [] and receipt["effective_date"] is None
+    assert "parties" not in receipt["withheld"] and "effective_date" not in receipt["confidence"]
+    contract = fields_for_type("contract", fields)
+    assert contract["parties"] == ["ACME Inc."] and contract["effective_date"] == "2020-01-01"
+    assert contract["total_amount"] is None and contract["withheld"]["total_amount"].startswith("not a field of a contract")

@@ -31,3 +31,11 @@ def test_a_tie_a_lost_document_or_a_missed_floor_is_rejected():
     assert decision == "rejected" and reasons[0].startswith("does not beat the live model")  # more right, less sure
     decision, reasons = gate(rows(7, 8), rows(7, 10, loss=(0.5, 0.2)), {"cv_accuracy": 0.90}, FLOORS)
     assert decision == "rejected" and reasons == ["cv_accuracy = 0.9000 < floor 0.91"]
+
+
+def test_a_candidate_that_cannot_name_a_type_the_live_model_names_is_rejected():
+    decision, reasons = gate(rows(7, 8), rows(7, 10, loss=(0.5, 0.2)), {"cv_accuracy": 0.95}, FLOORS,
+                             lost_types=["contract", "credit_note"])
+    assert decision == "rejected" and reasons == [
+        "cannot name contract, credit_note, which the live model names: no training document of them "
+        "(the datasets not built? make datasets)"]
