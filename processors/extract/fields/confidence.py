@@ -5,10 +5,11 @@ The confidence of a field's value is the precision its *rule* (:mod:`.evidence`)
 labelled documents of the shippable corpus sources — softmatic, invoice2data, Azure — measured by
 ``make models`` (:mod:`conveyor.tools.training.field_confidence`) into ``confidence.json`` next to
 this module; for a value the key-field model chose (rule ``model``), the model's calibrated
-confidence and its field's emission threshold (:mod:`conveyor.processors.extract.kie`). A value whose rule is below :data:`THRESHOLD`, was seen fewer than
-:data:`MIN_DOCUMENTS` times, or can never be right (a caption, an amount not printed) is left
-empty; the field is then listed in ``withheld`` with its reason, and the classify stage sends the
-document to review with ``low-confidence field <name>``.
+confidence and its field's emission threshold (:mod:`conveyor.processors.extract.kie`). A value
+whose rule is below :data:`THRESHOLD`, was seen fewer than :data:`MIN_DOCUMENTS` times, or can
+never be right (a caption, an amount not printed) is left empty; the field is then listed in
+``withheld`` with its reason, and when the document's type requires the field the classify stage
+sends it to review with ``low-confidence field <name>``.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def apply(values: dict[str, Any], evidence: dict[str, FieldEvidence], pages: Seq
     fields = [f for f in model.fields if model.spec(f).get("use") == "model"]
     if not fields:
         return {}
-    rows = document_rows(pages)
+    rows = document_rows(pages, layout)
     rule_fields = {k: values.get(k) for k in ("dates", "total_amount", "vendor", "vendor_address")}
     learned = {}
     for field, pred in model.predict(rows, rule_fields, fields).items():

@@ -46,15 +46,16 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def page_rows(page: dict[str, Any], index: int) -> list[DocRow]:
+def page_rows(page: dict[str, Any], index: int, layout: Sequence | None = None) -> list[DocRow]:
     """Rows of one page dict of :func:`conveyor.processors.extract.extract_pages` (0-based ``index``).
 
-    The OCR layout is used when its rows are exactly the page's text lines (as the extract stage
-    builds them); otherwise the text lines are placed without boxes.
+    The OCR layout (``layout``, when the caller has already computed it, else from the page's boxes)
+    is used when its rows are exactly the page's text lines (as the extract stage builds them);
+    otherwise the text lines are placed without boxes.
     """
     lines = str(page.get("text") or "").splitlines()
-    if page.get("lines"):
-        layout = page_layout(page["lines"], page.get("size"))
+    if layout is not None or page.get("lines"):
+        layout = layout if layout is not None else page_layout(page["lines"], page.get("size"))
         if [_squash(r.text) for r in layout] == [_squash(x) for x in lines]:
             return [DocRow(_squash(r.text), index, i, r.left, r.top, r.right, r.bottom, r.height, True,
                            min(c.score for c in r.cells)) for i, r in enumerate(layout)]
@@ -62,6 +63,8 @@ def page_rows(page: dict[str, Any], index: int) -> list[DocRow]:
     return [DocRow(_squash(text), index, i, 0.0, i / n, 1.0, (i + 1) / n, 1.0, False) for i, text in enumerate(lines)]
 
 
-def document_rows(pages: Sequence[dict[str, Any]]) -> list[DocRow]:
-    """Rows of every page, in page order (empty lines kept, so ``line`` matches the page text)."""
-    return [row for index, page in enumerate(pages) for row in page_rows(page, index)]
+def document_rows(pages: Sequence[dict[str, Any]], first_layout: Sequence | None = None) -> list[DocRow]:
+    """Rows of every page, in page order (empty lines kept, so ``line`` matches the page text);
+    ``first_layout``: the first page's layout rows when already computed."""
+    return [row for index, page in enumerate(pages)
+            for row in page_rows(page, index, first_layout if index == 0 else None)]
