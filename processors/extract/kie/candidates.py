@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from decimal import Decimal
 from statistics import median
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from conveyor.processors.extract.fields import month_first_dates
 from conveyor.processors.extract.fields.amounts import amounts_in_line, find_currency, format_amount
@@ -207,6 +207,13 @@ def _header(doc: _Doc) -> list[int]:
     return [i for i in doc.first_page if doc.lines[i].strip()][:HEADER_ROWS]
 
 
+def _spans(header: list[int], longest: int) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """``(position in header, row indices)`` of every run of 1..``longest`` consecutive header rows."""
+    for k in range(len(header)):
+        for n in range(1, min(longest, len(header) - k) + 1):
+            yield k, tuple(header[k:k + n])
+
+
 def _rule_rows(doc: _Doc, header: list[int], value: str | None) -> set[int]:
     """Header rows whose text is part of the rules' value (for the overlap signal)."""
     target = normalise_company(value)
@@ -220,26 +227,22 @@ def _vendor_candidates(doc: _Doc) -> list[Candidate]:
     name_like = {i: _name_like(doc.lines[i]) for i in header}
     first_name_like = next((i for i in header if name_like[i]), None)
     out = []
-    for k, start in enumerate(header):
-        for n in range(1, MAX_NAME_ROWS + 1):
-            span = tuple(header[k:k + n])
-            if len(span) < n:
-                break
-            text = " ".join(doc.lines[i] for i in span)
-            value, label, repaired = name_value(text)
-            if not re.search(r"[^\W\d_]{2,}", value):
-                continue
-            out.append(Candidate("vendor", value, span, "", {
-                "rule_pick": float(bool(rule_vendor) and normalise_company(value) == rule_vendor),
-                "rule_overlap": len(rule_rows & set(span)) / n, "legal_form": float(has_legal_form(value)),
-                "name_like": sum(name_like[i] for i in span) / n,
-                "address_like": float(any(_address_like(doc.lines[i]) for i in span)),
-                "contact": float(any(_contact(doc.lines[i]) for i in span)),
-                "region": float(any(_region(doc.lines[i]) for i in span)),
-                "start": float(k), "first_name_like": float(start == first_name_like),
-                "digits": float(sum(ch.isdigit() for ch in value)),
-                "label_stripped": float(label), "repaired": float(repaired),
-            }))
+    for k, span in _spans(header, MAX_NAME_ROWS):
+        n = len(span)
+        value, label, repaired = name_value(" ".join(doc.lines[i] for i in span))
+        if not re.search(r"[^\W\d_]{2,}", value):
+            continue
+        out.append(Candidate("vendor", value, span, "", {
+            "rule_pick": float(bool(rule_vendor) and normalise_company(value) == rule_vendor),
+            "rule_overlap": len(rule_rows & set(span)) / n, "legal_form": float(has_legal_form(value)),
+            "name_like": sum(name_like[i] for i in span) / n,
+            "address_like": float(any(_address_like(doc.lines[i]) for i in span)),
+            "contact": float(any(_contact(doc.lines[i]) for i in span)),
+            "region": float(any(_region(doc.lines[i]) for i in span)),
+            "start": float(k), "first_name_like": float(span[0] == first_name_like),
+            "digits": float(sum(ch.isdigit() for ch in value)),
+            "label_stripped": float(label), "repaired": float(repaired),
+        }))
     return out
 
 
@@ -250,30 +253,27 @@ def _address_candidates(doc: _Doc) -> list[Candidate]:
     first_lines = [doc.lines[i] for i in doc.first_page]
     heights = [doc.rows[i].height for i in doc.first_page] if doc.rows and doc.rows[0].geometry else None
     vendor_last = parties.find_company(first_lines, heights)[1]
+    rule_key = normalise_company(rule_address)
     out = []
-    for k, start in enumerate(header):
-        for n in range(1, MAX_ADDRESS_ROWS + 1):
-            span = tuple(header[k:k + n])
-            if len(span) < n:
-                break
-            rows = [doc.lines[i] for i in span]
-            value = " ".join(rows)
-            if sum(ch.isalnum() for ch in value) < 6:
-                continue
-            out.append(Candidate("vendor_address", value, span, "", {
-                "rule_pick": float(bool(rule_address) and normalise_company(value) == normalise_company(rule_address)),
-                "rule_overlap": len(rule_rows & set(span)) / n,
-                "postcode": float(any(parties._POSTCODE.search(r) for r in rows)),
-                "street_words": float(sum(bool(parties._STREET_WORD.search(r)) for r in rows)),
-                "region": float(sum(_region(r) for r in rows)),
-                "contact": float(sum(bool(_stop_row(r)) for r in rows)),
-                "commas": float(value.count(",")),
-                "after_vendor": float(doc.rows[start].line - vendor_last) if vendor_last >= 0 else -99.0,
-                "starts_with_digit": float(bool(re.match(r"^\W*\d", rows[0]))),
-                "ends_with_region": float(_region(rows[-1]) or bool(parties._POSTCODE.search(rows[-1]))),
-                "digits": float(sum(ch.isdigit() for ch in value)),
-                "name_like_first": float(_name_like(rows[0])),
-            }))
+    for _k, span in _spans(header, MAX_ADDRESS_ROWS):
+        rows = [doc.lines[i] for i in span]
+        value = " ".join(rows)
+        if sum(ch.isalnum() for ch in value) < 6:
+            continue
+        out.append(Candidate("vendor_address", value, span, "", {
+            "rule_pick": float(bool(rule_key) and normalise_company(value) == rule_key),
+            "rule_overlap": len(rule_rows & set(span)) / len(span),
+            "postcode": float(any(parties._POSTCODE.search(r) for r in rows)),
+            "street_words": float(sum(bool(parties._STREET_WORD.search(r)) for r in rows)),
+            "region": float(sum(_region(r) for r in rows)),
+            "contact": float(sum(bool(_stop_row(r)) for r in rows)),
+            "commas": float(value.count(",")),
+            "after_vendor": float(doc.rows[span[0]].line - vendor_last) if vendor_last >= 0 else -99.0,
+            "starts_with_digit": float(bool(re.match(r"^\W*\d", rows[0]))),
+            "ends_with_region": float(_region(rows[-1]) or bool(parties._POSTCODE.search(rows[-1]))),
+            "digits": float(sum(ch.isdigit() for ch in value)),
+            "name_like_first": float(_name_like(rows[0])),
+        }))
     return out
 
 
