@@ -15,7 +15,7 @@ KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE := $(CURDIR)/build/bin/kustomize
 TEST_ENV += CONVEYOR_KUSTOMIZE=$(KUSTOMIZE)
 
-.PHONY: install up down status demo test test-faults test-faults-full test-unit lint lint-imports docs bench soak models eval clean \
+.PHONY: install up down status demo test test-faults test-faults-full test-unit lint lint-imports lint-ruff lint-types docs bench soak models eval clean \
 	datasets \
 	wheel image k8s k8s-validate
 
@@ -62,11 +62,21 @@ test-faults-full: install
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
-# Static checks CI runs: the import contract (.importlinter) and the docs site, strictly.
-lint: lint-imports docs
+# Static checks CI runs: the import contract (.importlinter), ruff and mypy (rules and strictness
+# in pyproject.toml) and the docs site, strictly.
+lint: lint-imports lint-ruff lint-types docs
 
 lint-imports: install
 	$(BIN)/lint-imports
+
+lint-ruff: install
+	$(BIN)/ruff check .
+
+# mypy reads the packages under their installed names through build/api-src/conveyor/ (as docs does).
+lint-types: install
+	mkdir -p build/api-src/conveyor
+	for d in $(FOLDERS); do ln -sfn ../../../$$d build/api-src/conveyor/$$d; done
+	$(BIN)/mypy $(addprefix -p conveyor.,$(FOLDERS))
 
 # The MkDocs site into build/site; mkdocstrings reads the sources under their installed names,
 # linked in build/api-src/conveyor/ (the repository keeps the card's folders).

@@ -37,8 +37,9 @@ the other fields above. A replayed record carries ``conveyor.replay.*`` provenan
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 from conveyor.processors.base import now_millis
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from conveyor.dlq import envelope
-from conveyor.dlq.store import DeadLetterStore
+from conveyor.dlq.store import DeadLetterStore, Record
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def parse_time(raw: Optional[str]) -> Optional[int]:
         return int(raw)
     t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * 1000)
 
 
@@ -121,7 +122,7 @@ class DeadLetterFilter:
         return True
 
 
-def _from_message(msg) -> DeadLetter:
+def _from_message(msg: Record) -> DeadLetter:
     headers = msg.headers() or []
     written_at = msg.timestamp()[1]
     error = envelope.fields(headers, envelope.DLQ)
@@ -158,7 +159,7 @@ def iter_dead_letters(store: DeadLetterStore, flt: DeadLetterFilter = DeadLetter
 
 
 def list_dead_letters(store: DeadLetterStore, *, timeout: float = 60.0, processor: Optional[str] = None,
-                      flt: Optional[DeadLetterFilter] = None) -> Iterator[dict]:
+                      flt: Optional[DeadLetterFilter] = None) -> Iterator[dict[str, Any]]:
     """:meth:`DeadLetter.summary` of every matching dead letter (stack traces left out).
 
     Raises:

@@ -14,8 +14,9 @@ failures are dead letters at once.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from conveyor.dlq.envelope import DLQ, RETRY, Failure, Origin, describe
 from conveyor.processors.base import now_millis

@@ -28,8 +28,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Any, Optional
 
 from confluent_kafka import KafkaException
 
@@ -58,31 +59,32 @@ class ReplayReport:
     replayed: int = 0
     skipped_already_replayed: int = 0
     skipped_no_target: int = 0
-    records: list[dict] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
-    def totals(self) -> dict:
+    def totals(self) -> dict[str, Any]:
         """Counts as a JSON-able dict."""
         return {"replay_id": self.replay_id, "dry_run": self.dry_run, "selected": self.selected,
                 "replayed": self.replayed, "skipped_already_replayed": self.skipped_already_replayed,
                 "skipped_no_target": self.skipped_no_target}
 
 
-def replayed_refs(store: DeadLetterStore, *, timeout: float = 60.0) -> dict[str, dict]:
+def replayed_refs(store: DeadLetterStore, *, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
     """``{dead-letter address: ledger entry}`` of every dead letter replayed so far.
 
     Raises:
         TimeoutError: the ledger topic could not be read to its end in time.
     """
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for msg in store.read(store.ledger_topic(), timeout=timeout):
-        if msg.key() is None:
+        key, value = msg.key(), msg.value()
+        if key is None:
             continue
-        ref = msg.key().decode("utf-8", "replace")
-        if msg.value() is None:
+        ref = key.decode("utf-8", "replace")
+        if value is None:
             out.pop(ref, None)  # tombstone
             continue
         try:
-            out[ref] = json.loads(msg.value())
+            out[ref] = json.loads(value)
         except ValueError:
             out[ref] = {}
     return out
@@ -94,13 +96,13 @@ def _target(d: DeadLetter, to_topic: Optional[str]) -> Optional[str]:
 
 def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[str] = None, dry_run: bool = False,
            rate: Optional[float] = None, force: bool = False, timeout: float = 60.0,
-           on_record: Optional[Callable[[dict], None]] = None,
+           on_record: Optional[Callable[[dict[str, Any]], None]] = None,
            progress: Optional[Callable[[Iterable[DeadLetter], int], Iterable[DeadLetter]]] = None,
            by: str = "") -> ReplayReport:
     """Re-publish the dead letters matching ``flt``.
 
     Args:
-        store: the namespace's Kafka access (:class:`conveyor.streams.deadletters.KafkaDeadLetterStore`).
+        store: the namespace's Kafka access (:class:`conveyor.streams.kafka.deadletters.KafkaDeadLetterStore`).
         flt: which dead letters.
         to_topic: target topic (full name or role) instead of each record's origin topic.
         dry_run: plan only: report what would be replayed, produce nothing.
@@ -155,6 +157,7 @@ def replay(store: DeadLetterStore, flt: DeadLetterFilter, *, to_topic: Optional[
                     wait = started + report.replayed / rate - time.monotonic()
                     if wait > 0:
                         time.sleep(wait)
+                assert producer is not None  # created above unless dry_run
                 if in_txn == 0:
                     producer.begin_transaction()
                 _publish(store, producer, d, target, ledger, report.replay_id, by)

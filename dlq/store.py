@@ -3,11 +3,12 @@
 :mod:`conveyor.dlq` sits below the Kafka plumbing (``conveyor.streams`` uses its envelope and
 failure policy), so it does not import it: :func:`~conveyor.dlq.inspect.iter_dead_letters`
 and :func:`~conveyor.dlq.replay.replay` take a :class:`DeadLetterStore`, which
-:class:`conveyor.streams.deadletters.KafkaDeadLetterStore` implements for a namespace.
+:class:`conveyor.streams.kafka.deadletters.KafkaDeadLetterStore` implements for a namespace.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional, Protocol
 
 
 class Record(Protocol):

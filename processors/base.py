@@ -3,16 +3,17 @@
 A processor is business logic only: it receives a batch of decoded input records
 (``dict`` shaped like the input topic's Avro schema) and returns, for each input
 in order, either the list of output records it produced or the exception that
-stopped it. The runner (``conveyor.streams.runner``) turns exceptions into dead letters
+stopped it. The runner (``conveyor.streams.runtime.runner``) turns exceptions into dead letters
 that keep the original message, and produces the outputs.
 """
 from __future__ import annotations
 
 import time
 from abc import ABC
+from collections.abc import Sequence
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 Record = dict[str, Any]
 Outcome = Union[list[Record], BaseException]
@@ -23,7 +24,7 @@ def now_millis() -> int:
     return int(time.time() * 1000)
 
 
-class Processor(ABC):
+class Processor(ABC):  # noqa: B024 - subclasses implement process() or process_batch(), either one
     """Base class of a stream processor's logic.
 
     Subclasses set ``name`` and ``version`` and implement either
@@ -76,5 +77,5 @@ class Processor(ABC):
                 outcomes.append(exc)
         return outcomes
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, deliberately empty
         """Release resources (sessions, clients). Default: nothing."""

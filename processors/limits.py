@@ -11,7 +11,7 @@ from __future__ import annotations
 MAX_PAGES = 50
 """Most pages of one document (PDF pages, TIFF frames). Checked from the page count
 before any page is read, so a PDF claiming 10,000 pages costs nothing. 50 pages of OCR
-take minutes on 2 cores (1-2.5 s per page), which is what ``conveyor.streams.stages``'
+take minutes on 2 cores (1-2.5 s per page), which is what ``conveyor.streams.runtime.stages``'
 ``EXTRACT_MAX_POLL_MS`` (30 min) allows for one document."""
 
 MAX_PIXELS = 60_000_000

@@ -28,23 +28,24 @@ import contextlib
 import re
 import threading
 import time
+from collections.abc import Iterator
 from importlib.resources import files
-from typing import Iterator, Optional
+from typing import Any, Optional
 
 from confluent_kafka import KafkaException
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from conveyor.review.feedback import EDITABLE_FIELDS, Decision, DecisionError, FeedbackWriter, model_labels
 from conveyor.review.pages import SourceReader
 from conveyor.review.queue import ReviewItem, ReviewState, TopicTailer
 from conveyor.review.settings import ReviewSettings
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest decision request accepted (413 above)."""
@@ -97,7 +98,7 @@ def decision_from_form(item: ReviewItem, form: dict[str, str]) -> Decision:
     if not form.get("version"):
         raise DecisionError("version missing: reload the item")
     label = (form.get("label") or "").strip() or None
-    return Decision(action=form.get("action", ""), version=form["version"],  # type: ignore[arg-type]
+    return Decision(action=form.get("action", ""), version=form["version"],  # type: ignore[arg-type]  # validate() checks it
                     label=label if label != item.prediction["label"] else None,
                     fields=tuple(sorted(fields)), duplicate_of=(form.get("duplicate_of") or "").strip() or None,
                     comment=(form.get("comment") or "").strip() or None)
@@ -130,7 +131,7 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
                              max_age_s=high * 3600 if high is not None else None)
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    def healthz() -> dict[str, Any]:
         return {"alive": True}
 
     @app.get("/readyz")
@@ -147,7 +148,7 @@ def create_app(settings: Settings, review: ReviewSettings, state: ReviewState, w
 
     @app.get("/api/queue")
     def api_queue(reason: Optional[str] = None, label: Optional[str] = None, min_age_h: Optional[str] = None,
-                  max_age_h: Optional[str] = None, _: str = Depends(reviewer)) -> dict:
+                  max_age_h: Optional[str] = None, _: str = Depends(reviewer)) -> dict[str, Any]:
         items = queue(reason, label, min_age_h, max_age_h)
         return {"counts": state.counts(),
                 "items": [{"doc_id": i.doc_id, "version": i.version, "label": i.prediction["label"],

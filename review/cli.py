@@ -11,7 +11,7 @@ import click
 @click.option("--port", type=int, default=None, help="Port (default CONVEYOR_REVIEW_PORT or 8088).")
 @click.option("--ready-timeout", type=float, default=300.0, show_default=True,
               help="Seconds to read the topics to their end before serving.")
-def review(host, port, ready_timeout) -> None:
+def review(host: str | None, port: int | None, ready_timeout: float) -> None:
     """Serve the review queue of CONVEYOR_NAMESPACE: reviewers (CONVEYOR_REVIEW_USERS, HTTP
     basic auth) accept or correct predictions routed to review; each decision goes to the
     feedback topic exactly once."""
@@ -19,8 +19,9 @@ def review(host, port, ready_timeout) -> None:
 
     from conveyor.review.app import serving
     from conveyor.review.settings import ReviewSettings, ReviewSettingsError
-    from conveyor.streams.admin import create_topics
-    from conveyor.streams.cli import kafka_settings, setup_logging
+    from conveyor.streams.cli.common import kafka_settings
+    from conveyor.streams.cli.main import setup_logging
+    from conveyor.streams.kafka.admin import create_topics
 
     try:
         rs = ReviewSettings.from_env()

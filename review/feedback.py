@@ -1,4 +1,5 @@
-"""Reviewers' decisions: validation, the Feedback record, and writing it exactly once.
+"""Reviewers' decisions: validation and the Feedback record; written exactly once by
+:class:`conveyor.streams.ops.feedback.writer.FeedbackProducer`.
 
 A decision answers one item version (``<partition>:<offset>`` of the prediction). Its id is
 the sha256 of namespace, doc id and version, so the same item can be decided once: the
@@ -10,26 +11,22 @@ see it) or not at all.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, Optional
-
-from confluent_kafka import KafkaException
+from typing import Any, Literal, Optional
 
 from conveyor.processors.extract.fields.evidence import EXTRA_FIELDS
 from conveyor.processors.models import MODELS_DIR
 from conveyor.review.queue import ReviewItem, ReviewState
-from conveyor.streams.kafka import make_producer
-from conveyor.streams.serde import AvroSerde, key_bytes
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import FEEDBACK_ROLE, topic_name
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.ops.feedback.writer import FeedbackProducer, decision_id, same_decision
 
 EDITABLE_FIELDS = (("document_number", "dates", "total_amount", "currency", "vendor", "vendor_address") + EXTRA_FIELDS
                    + ("parties", "effective_date"))
-"""KeyFields a reviewer may set (``schemas/prediction.avsc``); ``dates`` is a comma-separated list,
+"""KeyFields a reviewer may set (``schemas/key_fields.avsc``); ``dates`` is a comma-separated list,
 ``parties`` a semicolon-separated one."""
 MAX_VALUE_CHARS = 200
 """Longest field value, label, or duplicate id a decision may carry."""
@@ -83,11 +80,6 @@ def model_labels(model_name: str) -> tuple[str, ...]:
     return tuple(json.loads(path.read_text()).get("labels", ()))
 
 
-def decision_id(namespace: str, doc_id: str, version: str) -> str:
-    """sha256 hex of ``namespace``, ``doc_id`` and ``version``: one per item version."""
-    return hashlib.sha256(f"{namespace}\x00{doc_id}\x00{version}".encode()).hexdigest()
-
-
 def validate(item: ReviewItem, decision: Decision, labels: tuple[str, ...]) -> None:
     """Check ``decision`` against ``item`` before anything is written.
 
@@ -105,9 +97,9 @@ def validate(item: ReviewItem, decision: Decision, labels: tuple[str, ...]) -> N
             raise DecisionError(f"unknown field {name!r}: one of {', '.join(EDITABLE_FIELDS)}")
         if len(value) > MAX_VALUE_CHARS:
             raise DecisionError(f"field {name} is {len(value)} characters long (at most {MAX_VALUE_CHARS})")
-    for what, value in (("label", decision.label), ("duplicate_of", decision.duplicate_of)):
-        if value is not None and len(value) > MAX_VALUE_CHARS:
-            raise DecisionError(f"{what} is {len(value)} characters long (at most {MAX_VALUE_CHARS})")
+    for what, given in (("label", decision.label), ("duplicate_of", decision.duplicate_of)):
+        if given is not None and len(given) > MAX_VALUE_CHARS:
+            raise DecisionError(f"{what} is {len(given)} characters long (at most {MAX_VALUE_CHARS})")
     if decision.comment is not None and len(decision.comment) > MAX_COMMENT_CHARS:
         raise DecisionError(f"comment is {len(decision.comment)} characters long (at most {MAX_COMMENT_CHARS})")
     if decision.label is not None and labels and decision.label not in labels:
@@ -121,7 +113,7 @@ def validate(item: ReviewItem, decision: Decision, labels: tuple[str, ...]) -> N
 
 
 def feedback_record(namespace: str, item: ReviewItem, decision: Decision, reviewer: str,
-                    now_ms: Optional[int] = None) -> dict:
+                    now_ms: Optional[int] = None) -> dict[str, Any]:
     """The Feedback record (``schemas/feedback.avsc``) of ``decision`` on ``item``."""
     p = item.prediction
     label = decision.label if decision.action == "correct" and decision.label else p["label"]
@@ -135,12 +127,6 @@ def feedback_record(namespace: str, item: ReviewItem, decision: Decision, review
         "duplicate_of": decision.duplicate_of if decision.action == "duplicate" else None,
         "comment": decision.comment or None,
     }
-
-
-def same_decision(a: dict, b: dict) -> bool:
-    """Whether two Feedback records say the same (who and when aside)."""
-    keys = ("decision_id", "action", "label", "corrected_fields", "duplicate_of")
-    return all(a.get(k) == b.get(k) for k in keys)
 
 
 class FeedbackWriter:
@@ -157,20 +143,10 @@ class FeedbackWriter:
 
     def __init__(self, settings: Settings, state: ReviewState, *, serde: Optional[AvroSerde] = None):
         self.settings, self.state = settings, state
-        self.serde = serde or AvroSerde(settings)
-        self.topic = topic_name(settings, FEEDBACK_ROLE)
+        self.producer = FeedbackProducer(settings, serde=serde)
         self._lock = threading.Lock()
-        self._producer = None
 
-    def _ready_producer(self):
-        if self._producer is None:
-            producer = make_producer(self.settings, **{"transactional.id": f"{self.settings.namespace}.review",
-                                                       "enable.idempotence": True})
-            producer.init_transactions(30)
-            self._producer = producer
-        return self._producer
-
-    def submit(self, doc_id: str, decision: Decision, reviewer: str) -> tuple[dict, bool]:
+    def submit(self, doc_id: str, decision: Decision, reviewer: str) -> tuple[dict[str, Any], bool]:
         """Decide ``doc_id``; returns ``(feedback record, written)`` — ``written`` is ``False``
         when the very same decision was already recorded (nothing is written again)."""
         with self._lock:
@@ -185,23 +161,10 @@ class FeedbackWriter:
                     return item.decision, False
                 raise ConflictError(f"{doc_id} was decided already by {item.decision['reviewer']} "
                                     f"({item.decision['action']})")
-            value = self.serde.encode(self.topic, record)
-            producer = self._ready_producer()
-            producer.begin_transaction()
-            try:
-                producer.produce(self.topic, key=key_bytes(doc_id), value=value)
-                producer.commit_transaction(30)
-            except KafkaException:
-                try:
-                    producer.abort_transaction(30)
-                except KafkaException:
-                    self._producer = None  # fenced or broken: a new one next time
-                raise
+            self.producer.write(record)
             self.state.record_decision(record)
             return record, True
 
     def close(self) -> None:
         """Flush and drop the producer."""
-        if self._producer is not None:
-            self._producer.flush(10)
-            self._producer = None
+        self.producer.close()

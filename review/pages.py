@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 import pypdfium2 as pdfium
 from PIL import Image
@@ -19,10 +19,10 @@ from PIL import Image
 from conveyor.processors.extract.detect import detect_type
 from conveyor.processors.extract.images import load_pages
 from conveyor.review.queue import ReviewState
-from conveyor.streams.blobstore import BlobStore
-from conveyor.streams.io import read_range
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.blobstore import BlobStore
+from conveyor.streams.kafka.io import read_range
+from conveyor.streams.kafka.serde import AvroSerde
 
 PAGE_MAX_SIDE = 1400
 """Long side, in pixels, of a page image on the review page."""
@@ -42,7 +42,7 @@ class SourceReader:
         self.serde = serde or AvroSerde(settings)
         self._render = functools.lru_cache(maxsize=64)(self._render_uncached)
 
-    def record(self, role: str, doc_id: str) -> Optional[dict]:
+    def record(self, role: str, doc_id: str) -> Optional[dict[str, Any]]:
         """The newest decoded ``role`` record of ``doc_id`` (``documents``, ``texts``,
         ``extracted``), or ``None`` when there is none."""
         with self.state.lock:
@@ -59,8 +59,9 @@ class SourceReader:
         record = self.record("documents", doc_id)
         if record is None:
             return None
-        if record.get("content") is not None:
-            return record["content"]
+        content: Optional[bytes] = record.get("content")
+        if content is not None:
+            return content
         if record.get("blob_uri"):
             return BlobStore(self.settings.blob_dir).read(record["blob_uri"])
         return None

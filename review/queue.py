@@ -15,15 +15,16 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from conveyor.streams.kafka import make_consumer
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import FEEDBACK_ROLE, topic_name
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_consumer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import FEEDBACK_ROLE, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,9 @@ class ReviewItem:
 
     doc_id: str
     version: str
-    prediction: dict
+    prediction: dict[str, Any]
     seen_ms: int
-    decision: Optional[dict] = None
+    decision: Optional[dict[str, Any]] = None
 
     @property
     def waiting(self) -> bool:
@@ -67,14 +68,14 @@ class ReviewState:
     """
 
     items: dict[str, ReviewItem] = field(default_factory=dict)
-    decisions: dict[tuple[str, str], dict] = field(default_factory=dict)
+    decisions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(doc_id, item_version) -> Feedback record (one per item version, as its decision_id)."""
     sources: dict[tuple[str, str], tuple[str, int, int]] = field(default_factory=dict)
     predictions: int = 0
     routed_review: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
-    def apply(self, role: str, doc_id: str, value: Optional[dict], *, topic: str, partition: int,
+    def apply(self, role: str, doc_id: str, value: Optional[dict[str, Any]], *, topic: str, partition: int,
               offset: int, timestamp_ms: int) -> None:
         """Fold one record (``value`` decoded; ``None`` for the indexed source roles) into the state."""
         with self.lock:
@@ -92,7 +93,7 @@ class ReviewState:
             elif role == FEEDBACK_ROLE and value is not None:
                 self.record_decision(value)
 
-    def record_decision(self, feedback: dict) -> None:
+    def record_decision(self, feedback: dict[str, Any]) -> None:
         """Mark the item ``feedback`` answers as decided (a decision already known is ignored)."""
         with self.lock:
             key = (feedback["doc_id"], feedback["item_version"])
@@ -156,7 +157,7 @@ class TopicTailer:
         self._thread = threading.Thread(target=self._run, name="review-tailer", daemon=True)
         self.error: Optional[str] = None
 
-    def start(self) -> "TopicTailer":
+    def start(self) -> TopicTailer:
         """Start reading; returns ``self``."""
         self._thread.start()
         return self
@@ -170,8 +171,9 @@ class TopicTailer:
         """``True`` once the topics were read to their end offsets as of the start."""
         return self.caught_up.wait(timeout)
 
-    def _assignment(self, consumer) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:
-        parts, ends = [], {}
+    def _assignment(self, consumer: Consumer) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:
+        parts: list[TopicPartition] = []
+        ends: dict[tuple[str, int], int] = {}
         meta = consumer.list_topics(timeout=30).topics
         for name in self._roles:
             t = meta.get(name)
@@ -202,18 +204,24 @@ class TopicTailer:
                 msg = consumer.poll(0.5)
                 if msg is None:
                     continue
-                key = (msg.topic(), msg.partition())
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        pending.pop(key, None)
+                topic, partition = msg.topic(), msg.partition()
+                error = msg.error()
+                if error:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if topic is not None and partition is not None:
+                            pending.pop((topic, partition), None)
                         if not pending:
                             self.caught_up.set()
                         continue
-                    self.error = str(msg.error())
-                    self.on_error(f"review tailer: {msg.error()}")
+                    self.error = str(error)
+                    self.on_error(f"review tailer: {error}")
                     continue
                 self._apply(msg)
-                if key in pending and msg.offset() + 1 >= pending[key]:
+                offset = msg.offset()
+                if topic is None or partition is None or offset is None:
+                    continue
+                key = (topic, partition)
+                if key in pending and offset + 1 >= pending[key]:
                     pending.pop(key)
                     if not pending:
                         self.caught_up.set()
@@ -223,7 +231,7 @@ class TopicTailer:
         finally:
             consumer.close()
 
-    def _assign_new(self, consumer, assigned: set) -> None:
+    def _assign_new(self, consumer: Consumer, assigned: set[tuple[str, int]]) -> None:
         """Pick up topics created after the start (the namespace had no feedback topic yet)."""
         parts, _ = self._assignment(consumer)
         new = [p for p in parts if (p.topic, p.partition) not in assigned]
@@ -231,18 +239,21 @@ class TopicTailer:
             consumer.incremental_assign(new)
             assigned.update((p.topic, p.partition) for p in new)
 
-    def _apply(self, msg) -> None:
-        role = self._roles.get(msg.topic())
-        if role is None or msg.key() is None:
+    def _apply(self, msg: Message) -> None:
+        topic, partition, offset, key = msg.topic(), msg.partition(), msg.offset(), msg.key()
+        if topic is None or partition is None or offset is None or key is None:
+            return  # a record read from a partition has all four
+        role = self._roles.get(topic)
+        if role is None:
             return
-        doc_id = msg.key().decode("utf-8", "replace")
+        doc_id = key.decode("utf-8", "replace")
         value = None
         if role not in SOURCE_ROLES:
             try:
-                value = self.serde.decode(msg.topic(), msg.value())
+                value = self.serde.decode(topic, msg.value())
             except Exception as exc:  # noqa: BLE001 - one bad record must not hide the queue
-                self.on_error(f"review tailer: {msg.topic()}[{msg.partition()}]@{msg.offset()} skipped: {exc}")
+                self.on_error(f"review tailer: {topic}[{partition}]@{offset} skipped: {exc}")
                 return
-        self.state.apply(role, doc_id, value, topic=msg.topic(), partition=msg.partition(),
-                         offset=msg.offset(), timestamp_ms=msg.timestamp()[1])
+        self.state.apply(role, doc_id, value, topic=topic, partition=partition,
+                         offset=offset, timestamp_ms=msg.timestamp()[1])
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional
 
 from pydantic import SecretStr
 
-from conveyor.streams import env
+from conveyor.streams.config import env
 
 DEFAULT_PORT = 8088
 
@@ -30,7 +31,7 @@ class ReviewSettings:
     users: tuple[tuple[str, SecretStr], ...] = field(default=(), repr=False)
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "ReviewSettings":
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> ReviewSettings:
         """Read ``CONVEYOR_REVIEW_ADDR``, ``_PORT`` and ``_USERS``.
 
         Raises:
@@ -38,7 +39,7 @@ class ReviewSettings:
                 non-numeric port.
         """
         e = os.environ if environ is None else environ
-        users = []
+        users: list[tuple[str, SecretStr]] = []
         for pair in (e.get(env.REVIEW_USERS) or "").split(","):
             if not pair.strip():
                 continue

@@ -14,7 +14,8 @@ stage uses to flag near-duplicates.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 Row = dict[str, Any]
 
@@ -60,8 +61,8 @@ class Sink(ABC):
     """Reported in dead-letter headers of the stage that writes to it."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Sink":
-        """A sink configured from Conveyor's settings object (``conveyor.streams.settings.Settings``:
+    def from_settings(cls, settings: Any) -> Sink:
+        """A sink configured from Conveyor's settings object (``conveyor.streams.config.settings.Settings``:
         namespace, URIs, tokens).
 
         Raises:
@@ -91,7 +92,7 @@ class Sink(ABC):
     def flush(self) -> None:
         """Persist all buffered rows; raise to block the offset commit."""
 
-    def discard(self) -> None:
+    def discard(self) -> None:  # noqa: B027 - an optional hook, deliberately empty
         """Drop every buffered row (the runner dead-lettered their inputs after a
         permanent write/flush failure). Default: nothing."""
 
@@ -100,7 +101,7 @@ class Sink(ABC):
         few seconds). Default: True."""
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, deliberately empty
         """Release connections. Default: nothing."""
 
 

@@ -27,8 +27,9 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Optional, TypeVar
 
 from pydantic import SecretStr
 from pymilvus import DataType, MilvusClient
@@ -150,7 +151,7 @@ class MilvusSink(Sink):
     version = "0.2.0"
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> "MilvusSink":
+    def from_settings(cls, settings: Any, **kwargs: Any) -> MilvusSink:
         """Sink on ``settings.milvus_uri`` / ``milvus_token`` / ``milvus_collection``."""
         return cls(settings.milvus_uri, settings.milvus_token_value(),
                    collection=settings.milvus_collection, **kwargs)
@@ -253,7 +254,7 @@ class MilvusSink(Sink):
         try:
             client = self._connect()
             client.upsert(self.collection, rows, timeout=self.timeout)
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             if not is_unavailable(exc):
                 raise
             self._drop_client()
@@ -320,7 +321,7 @@ class MilvusSink(Sink):
             client.create_index(name, self._index_params(client), timeout=timeout)
         client.load_collection(name, timeout=timeout)
 
-    def _schema(self):
+    def _schema(self) -> Any:  # a pymilvus CollectionSchema (pymilvus has no type information)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
                                             description="Conveyor document/text chunks")
         for field, max_bytes in VARCHAR_FIELDS.items():
@@ -331,7 +332,7 @@ class MilvusSink(Sink):
         return schema
 
     @staticmethod
-    def _index_params(client: MilvusClient):
+    def _index_params(client: MilvusClient) -> Any:
         params = client.prepare_index_params()
         params.add_index(field_name=VECTOR_FIELD, index_type=INDEX_TYPE, metric_type=METRIC_TYPE)
         return params
@@ -353,7 +354,7 @@ class MilvusSink(Sink):
     def _close_quietly(client: MilvusClient) -> None:
         try:
             client.close()
-        except Exception:  # noqa: BLE001 - best effort on a broken connection
+        except Exception:
             log.debug("closing a Milvus client failed", exc_info=True)
 
     def _call(self, fn: Callable[[MilvusClient], T]) -> T:
@@ -362,7 +363,7 @@ class MilvusSink(Sink):
         for attempt in (1, 2):
             try:
                 return fn(self._connect())
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 self._drop_client()
@@ -438,7 +439,7 @@ class MilvusSink(Sink):
         query = [float(x) for x in vector]
         topk = min(MAX_SEARCH_TOPK, max(limit * 10, 50))
 
-        def run(client: MilvusClient):
+        def run(client: MilvusClient) -> Any:
             return client.search(self.collection, data=[query], limit=topk, filter=" and ".join(clauses),
                                  output_fields=["doc_id"], search_params={"metric_type": METRIC_TYPE},
                                  consistency_level=self.read_consistency, timeout=self.timeout)

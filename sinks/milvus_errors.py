@@ -30,7 +30,6 @@ from pymilvus.exceptions import (
     MilvusUnavailableException,
     ParamError,
 )
-
 from yarl import URL
 
 from conveyor.sinks.base import SinkUnavailableError

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from conveyor.sinks.base import RowError
 
@@ -109,7 +110,7 @@ def _event_time_ms(value: Any) -> int:
     """Epoch milliseconds from an ``int`` (ms) or a ``datetime`` (naive = UTC)."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return int(value.timestamp() * 1000)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RowError(f"event_time must be epoch milliseconds, got {type(value).__name__}")

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 from confluent_kafka import KafkaError
 
 from conveyor.dlq import envelope
-from conveyor.streams.kafka import make_consumer
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
-from conveyor.streams.pipeline import builtin_pipeline
-from conveyor.streams.topics import dlq_role, dlq_topics, topic
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_consumer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import dlq_role, dlq_topics, topic
+from conveyor.streams.topology.pipeline import builtin_pipeline
 
 
 @dataclass
@@ -101,7 +102,7 @@ definition: extract, embed, classify): their dead letters are results."""
 
 
 def collect(settings: Settings, expected: Iterable[str], *, timeout: float = 600.0, settle: float = 3.0,
-            on_progress: Optional[Callable[[int], None]] = None, on_idle: Optional[Callable[[], None]] = None,
+            on_progress: Optional[Callable[[int], object]] = None, on_idle: Optional[Callable[[], None]] = None,
             serde: Optional[AvroSerde] = None) -> Ledger:
     """Read the predictions topic and every dead-letter topic (read_committed, from the
     beginning) until each expected id has a result, then ``settle`` more seconds to
@@ -127,10 +128,13 @@ def collect(settings: Settings, expected: Iterable[str], *, timeout: float = 600
             msg = consumer.poll(0.5)
             if on_idle is not None:
                 on_idle()
-            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+            if msg is None:
                 continue
-            if msg.error():
-                raise RuntimeError(f"ledger consumer: {msg.error()}")
+            error = msg.error()
+            if error and error.code() == KafkaError._PARTITION_EOF:
+                continue
+            if error:
+                raise RuntimeError(f"ledger consumer: {error}")
             before = len(ledger.accounted)
             ledger.record(msg, predictions_topic=pred_topic, main_dlqs=main_dlqs, decode=serde.decode)
             gained = len(ledger.accounted) - before

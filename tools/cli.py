@@ -1,13 +1,14 @@
 """The offline tools' ``conveyor`` subcommands — ``stack``, ``demo``, ``eval`` — registered
 through the ``conveyor.commands`` entry-point group (see ``pyproject.toml``), so the runtime
-CLI (:mod:`conveyor.streams.cli`) never imports this package."""
+CLI (:mod:`conveyor.streams.cli.main`) never imports this package."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from conveyor.streams.cli import echo_json, settings_from_env, setup_logging
+from conveyor.streams.cli.common import echo_json, settings_from_env
+from conveyor.streams.cli.main import setup_logging
 from conveyor.tools.evaluation.cli import eval_command
 
 __all__ = ["stack", "demo", "eval_command"]
@@ -25,7 +26,7 @@ def _stack_settings(brokers: int | None, tls: bool | None = None):
     (``status``, ``down``)."""
     import os
 
-    from conveyor.streams import env
+    from conveyor.streams.config import env
     from conveyor.tools.stack import recorded_brokers, recorded_tls, with_brokers, with_tls
 
     settings = settings_from_env()
@@ -95,12 +96,11 @@ def stack_status(brokers: int | None) -> None:
 def demo(n_texts: int, timeout: float) -> None:
     """The main job: stack up, topics, processors, demo corpus → summary. Exit 1 if any input is
     unaccounted. The stack stays up afterwards (``conveyor stack down`` stops it)."""
-    from conveyor.tools.demo import run_demo
-
     import dataclasses
     import os
 
-    from conveyor.streams import env
+    from conveyor.streams.config import env
+    from conveyor.tools.demo import run_demo
 
     settings = settings_from_env()
     # the demo shows progress and its summary; the processors' own INFO lines go to their log files

@@ -11,8 +11,8 @@ every known class to review with an ``out_of_scope`` reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class ClassifyProcessor(Processor):
         check_embedding_model: refuse records whose embedding model sha256
             differs from the one the classifier was trained on.
         model_dirs: kind → model folder path, overriding ``models_dir``/``model_names``
-            (the model registry's live models, :mod:`conveyor.streams.model_registry`).
+            (the model registry's live models, :mod:`conveyor.streams.ops.model_registry`).
 
     Raises:
         FileNotFoundError: a model folder is missing.
@@ -114,9 +114,9 @@ class ClassifyProcessor(Processor):
     def _vector(self, record: Record) -> tuple[OnnxClassifier, np.ndarray, np.ndarray]:
         """``(classifier, model features, doc_vector)``; raises ModelInputError for a bad record."""
         kind = record.get("kind")
-        clf = self.classifiers.get(kind)  # type: ignore[arg-type]
-        if clf is None:
+        if not isinstance(kind, str) or kind not in self.classifiers:
             raise ModelInputError(f"no classifier for kind {kind!r}")
+        clf = self.classifiers[kind]
         vec = record.get("doc_vector")
         if vec is None:
             raise ModelInputError("record has no doc_vector")
@@ -128,12 +128,12 @@ class ClassifyProcessor(Processor):
         if not np.all(np.isfinite(arr)):
             raise ModelInputError("doc_vector contains NaN or infinity")
         if self.check_embedding_model:
-            expected = (clf.manifest.get("embedding_model") or {}).get("sha256")
+            expected_sha = (clf.manifest.get("embedding_model") or {}).get("sha256")
             got = record.get("model_sha256")
-            if expected and got and expected != got:
+            if expected_sha and got and expected_sha != got:
                 raise ModelInputError(
                     f"embedding model {record.get('model_name')} ({got[:12]}…) differs from the one "
-                    f"{clf.name} was trained on ({expected[:12]}…)"
+                    f"{clf.name} was trained on ({expected_sha[:12]}…)"
                 )
         features = np.concatenate([arr, cue_vector(record_text(record))]) if cues else arr
         return clf, features, arr
@@ -177,9 +177,9 @@ class ClassifyProcessor(Processor):
                 try:
                     score = None if ood is None else float(ood[n])
                     outcomes[i] = [self._prediction(records[i], clf, kind, vec, p, in_batch.get(i, []), score)]
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - this record's failure, the others go on
                     outcomes[i] = exc
-        return outcomes  # type: ignore[return-value]
+        return outcomes  # type: ignore[return-value]  # every slot was set in the loops above
 
     @staticmethod
     def _batch_matches(records: Sequence[Record], items: list[tuple[int, np.ndarray]]) -> dict[int, list[tuple[str, float]]]:

@@ -16,6 +16,8 @@ dependency); no I/O.
 """
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 #: Number of equal-width confidence bins of the ECE (Guo et al. 2017 use 15).
@@ -24,6 +26,16 @@ ECE_BINS = 15
 PROB_EPS = 1e-7
 #: Search interval of log(T) when fitting the temperature: T in [e^-3, e^3] ≈ [0.05, 20].
 LOG_T_BOUNDS = (-3.0, 3.0)
+
+
+class ReliabilityBin(TypedDict):
+    """One confidence bin of :func:`reliability_bins`; ``accuracy``/``confidence`` are None when empty."""
+
+    lower: float
+    upper: float
+    count: int
+    accuracy: float | None
+    confidence: float | None
 
 
 def _check_proba(proba: np.ndarray) -> np.ndarray:
@@ -49,7 +61,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    probs: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -106,7 +119,7 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def reliability_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> list[dict]:
+def reliability_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> list[ReliabilityBin]:
     """Per-bin ``{"lower", "upper", "count", "accuracy", "confidence"}`` of the top-1 confidence.
 
     Bins are equal-width over ``[0, 1]``: bin ``m`` (1-based) holds confidences in
@@ -121,7 +134,7 @@ def reliability_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -
     correct = p.argmax(axis=1) == y
     # bin index: ceil(conf * M) - 1, so a confidence of exactly m/M falls in bin m
     idx = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    bins = []
+    bins: list[ReliabilityBin] = []
     for m in range(n_bins):
         sel = idx == m
         count = int(sel.sum())
@@ -151,4 +164,9 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = E
     n = sum(b["count"] for b in bins)
     if n == 0:
         return 0.0
-    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]))
+    ece = 0.0
+    for b in bins:
+        accuracy, confidence = b["accuracy"], b["confidence"]
+        if b["count"] and accuracy is not None and confidence is not None:
+            ece += b["count"] / n * abs(accuracy - confidence)
+    return float(ece)

@@ -15,8 +15,9 @@ Each cue group is a case-insensitive regular expression over the extracted text 
 German, Dutch, French, Malay receipts' English); its feature is ``min(matches, 3) / 3``.
 Three layout cues follow: the share of lines that end in an amount (item/price columns), the
 text length (``log10(chars) / 5``) and whether a time of day is printed (``1.0``/``0.0``: a till
-stamps the moment of sale, ``13:59``; a bill, a tax form or a letter seldom prints one). The vector has :data:`CUE_NAMES` order, values in
-``[0, 1]``; its size is part of the model's input size, so changing a pattern means
+stamps the moment of sale, ``13:59``; a bill, a tax form or a letter seldom prints one). The
+vector has :data:`CUE_NAMES` order, values in ``[0, 1]``; its size is part of the model's input
+size, so changing a pattern means
 retraining the document-type model (``make models``), whose leave-one-source-out table shows
 what each group adds (``make eval``).
 """
@@ -24,8 +25,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 #: Cue group → pattern. Group names are stable (they appear in the model's manifest).
 CUE_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -110,13 +116,13 @@ def cue_vector(text: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def record_text(record: dict) -> str:
+def record_text(record: Mapping[str, Any]) -> str:
     """The text of an ``Embedded`` record: its chunks' texts in order, one line each chunk."""
     chunks = sorted(record.get("chunks") or [], key=lambda c: c.get("chunk_index", 0))
     return "\n".join(c.get("text", "") for c in chunks)
 
 
-def texts_cue_matrix(texts: list[str], tokenizer) -> np.ndarray:
+def texts_cue_matrix(texts: list[str], tokenizer: Tokenizer) -> np.ndarray:
     """``(n, len(CUE_NAMES))`` cues of raw texts exactly as the classify stage computes them for the
     embedded records: over the embed stage's chunks (:func:`conveyor.processors.embed.chunking.chunk_text`
     with its defaults) joined by :func:`record_text`. ``tokenizer``: the embedder's tokenizer."""
@@ -129,6 +135,6 @@ def texts_cue_matrix(texts: list[str], tokenizer) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, len(CUE_NAMES)), dtype=np.float32)
 
 
-def reads_cues(manifest: dict) -> bool:
+def reads_cues(manifest: Mapping[str, Any]) -> bool:
     """Does a model with this manifest read the cues after the embedding (``input.features``)?"""
     return FEATURES_NAME in str((manifest.get("input") or {}).get("features", ""))

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from conveyor.processors.integrity import sha256_file
 from conveyor.processors.errors import ModelInputError, ModelIntegrityError
+from conveyor.processors.integrity import sha256_file
 
 REQUIRED_MANIFEST_KEYS = ("name", "version", "sha256", "labels")
 #: Graph output holding the out-of-scope score, unless the manifest names another.
@@ -35,6 +35,8 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelIntegrityError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise ModelIntegrityError(f"{path}: not a JSON object")
     missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
     if missing:
         raise ModelIntegrityError(f"{path}: missing keys {missing}")
@@ -72,7 +74,7 @@ class OnnxClassifier:
         )
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, intra_op_threads: int = 1) -> "OnnxClassifier":
+    def load(cls, directory: str | os.PathLike[str], *, intra_op_threads: int = 1) -> OnnxClassifier:
         """Load ``directory/model.onnx`` after checking it against the manifest.
 
         Raises:
@@ -112,7 +114,7 @@ class OnnxClassifier:
         if not isinstance(spec, dict) or spec.get("threshold") is None:
             raise ModelIntegrityError("manifest 'out_of_scope' needs a 'threshold'")
         name = spec.get("output", DEFAULT_OOD_OUTPUT)
-        if name not in {o.name for o in session.get_outputs()}:
+        if not isinstance(name, str) or name not in {o.name for o in session.get_outputs()}:
             raise ModelIntegrityError(f"manifest names out-of-scope output {name!r}, the model has none")
         return name
 
@@ -121,10 +123,10 @@ class OnnxClassifier:
         outputs = session.get_outputs()
         for out in outputs:
             if out.name == "probabilities":
-                return out.name
+                return str(out.name)
         for out in outputs:
             if out.type == "tensor(float)" and len(out.shape or []) == 2:
-                return out.name
+                return str(out.name)
         raise ModelIntegrityError(
             "model has no plain probability tensor output (export with options={'zipmap': False})"
         )

@@ -47,7 +47,7 @@ class MahalanobisScorer:
     means: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> "MahalanobisScorer":
+    def fit(cls, X: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> MahalanobisScorer:
         """Fit class means and the shared Ledoit–Wolf covariance.
 
         Args:
@@ -85,8 +85,9 @@ class MahalanobisScorer:
         if X.ndim != 2 or X.shape[1] != self.center.shape[0]:
             raise ValueError(f"expected X of shape (n, {self.center.shape[0]}), got {X.shape}")
         z = (X - self.center) @ self.whitening
-        d = (z * z).sum(axis=1, keepdims=True) - 2.0 * z @ self.means.T + (self.means ** 2).sum(axis=1)[None, :]
-        return np.maximum(d.min(axis=1), 0.0)
+        d: np.ndarray = (z * z).sum(axis=1, keepdims=True) - 2.0 * z @ self.means.T + (self.means ** 2).sum(axis=1)[None, :]
+        nearest: np.ndarray = np.maximum(d.min(axis=1), 0.0)
+        return nearest
 
 
 def choose_ood_threshold(
@@ -95,7 +96,7 @@ def choose_ood_threshold(
     *,
     max_in_scope_rate: float = 0.01,
     min_oos_recall: float = 0.95,
-) -> tuple[float, dict]:
+) -> tuple[float, dict[str, str | float | int]]:
     """Out-of-scope score threshold (flag when ``score > threshold``).
 
     Rule: the ``1 − max_in_scope_rate`` quantile of held-out in-scope scores (at
@@ -131,7 +132,7 @@ def choose_ood_threshold(
         if (s_out > threshold).mean() < min_oos_recall:
             threshold = float(np.nextafter(q_thr, -np.inf))
             rule = f"lowered so that >= {min_oos_recall:.2f} of out-of-scope validation texts are flagged"
-    info = {
+    info: dict[str, str | float | int] = {
         "rule": rule,
         "max_in_scope_rate": max_in_scope_rate,
         "min_oos_recall": min_oos_recall,

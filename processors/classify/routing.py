@@ -21,7 +21,8 @@ each fired rule adds a human-readable reason:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -120,6 +121,15 @@ def wilson_lower_bound(successes: int, n: int, z: float = WILSON_Z) -> float:
     return (centre - margin) / denom
 
 
+class ThresholdRow(TypedDict):
+    """One grid value of :func:`choose_auto_threshold` (``precision`` None: nothing auto-routed)."""
+
+    threshold: float
+    auto_rate: float
+    precision: float | None
+    precision_lower_bound: float
+
+
 def choose_auto_threshold(
     confidence: np.ndarray,
     correct: np.ndarray,
@@ -127,7 +137,7 @@ def choose_auto_threshold(
     *,
     grid: Sequence[float] = THRESHOLD_GRID,
     z: float = WILSON_Z,
-) -> tuple[float, list[dict]]:
+) -> tuple[float, list[ThresholdRow]]:
     """Lowest confidence threshold whose auto-routed validation share is precise enough.
 
     A prediction is auto-routed when ``confidence >= threshold``. The chosen
@@ -154,7 +164,8 @@ def choose_auto_threshold(
     ok = np.asarray(correct, dtype=bool)
     if conf.ndim != 1 or conf.shape != ok.shape:
         raise ValueError(f"confidence and correct must be 1-D of equal length, got {conf.shape}, {ok.shape}")
-    table, chosen = [], None
+    table: list[ThresholdRow] = []
+    chosen: float | None = None
     for t in sorted(grid):
         sel = conf >= t
         n, k = int(sel.sum()), int(ok[sel].sum())

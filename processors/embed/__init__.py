@@ -7,8 +7,9 @@ L2-normalised mean of its chunk vectors (:func:`doc_vector`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -194,17 +195,18 @@ class EmbedProcessor(Processor):
                 vectors = None
 
         outcomes: list[Outcome] = []
-        for plan in plans:
-            if isinstance(plan, BaseException):
-                outcomes.append(plan)
+        for planned in plans:
+            if isinstance(planned, BaseException):
+                outcomes.append(planned)
                 continue
+            plan = planned
             try:
                 if vectors is not None:
                     vecs = vectors[plan.first : plan.first + len(plan.chunks)]
                 else:
                     vecs = self.embedder.embed([c.text for c in plan.chunks])
                 outcomes.append([self._build(plan, vecs)])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - this record's failure, the others go on
                 outcomes.append(exc)
         return outcomes
 

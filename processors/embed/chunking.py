@@ -11,9 +11,13 @@ exactly the window's tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conveyor.processors.embed.model import MAX_SEQ_LENGTH
 from conveyor.processors.errors import ModelInputError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 #: [CLS] and [SEP] that the model adds around every input.
 SPECIAL_TOKENS = 2
@@ -46,7 +50,7 @@ def _word_start(word_ids: list[int | None], i: int) -> int:
     return i
 
 
-def chunk_text(text: str, tokenizer, *, max_tokens: int = MAX_SEQ_LENGTH, overlap: int = 32) -> list[Chunk]:
+def chunk_text(text: str, tokenizer: Tokenizer, *, max_tokens: int = MAX_SEQ_LENGTH, overlap: int = 32) -> list[Chunk]:
     """Split ``text`` into ≤ ``max_tokens``-token chunks (special tokens included).
 
     Args:

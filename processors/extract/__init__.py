@@ -19,7 +19,8 @@ halves); :class:`ExtractProcessor` wraps it for ``documents`` ->
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from conveyor.processors.base import Processor, Record
 from conveyor.processors.errors import (
@@ -29,14 +30,14 @@ from conveyor.processors.errors import (
     EmptyDocumentError,
     TransientError,
 )
+from conveyor.processors.extract import kie
 from conveyor.processors.extract import ocr as _ocr
 from conveyor.processors.extract.detect import detect_type
-from conveyor.processors.extract import kie
 from conveyor.processors.extract.fields import extract_extra_fields, extract_key_fields
 from conveyor.processors.extract.fields.confidence import gate
 from conveyor.processors.extract.fields.evidence import locate, locate_rows
-from conveyor.processors.extract.layout import page_layout
 from conveyor.processors.extract.images import load_pages
+from conveyor.processors.extract.layout import page_layout
 from conveyor.processors.extract.pdf import extract_pdf, meaningful_chars, normalise_text
 from conveyor.processors.limits import MAX_PAGES, MAX_PIXELS, MAX_TEXT_CHARS
 
@@ -101,7 +102,7 @@ def extract_pages(
     return pages
 
 
-def fields_from_pages(pages: list[dict[str, Any]], model: "kie.KeyFieldModel | None" = None,
+def fields_from_pages(pages: list[dict[str, Any]], model: kie.KeyFieldModel | None = None,
                       use_model: bool = True) -> dict[str, Any]:
     """``KeyFields`` dict of a document from the page dicts of :func:`extract_pages`.
 

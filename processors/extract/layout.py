@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import Sequence
+from typing import Protocol, TypeVar
 
 from conveyor.processors.extract.postocr import fix_confusions
 
-__all__ = ["LayoutCell", "LayoutRow", "group_rows", "page_layout", "skew_angle"]
+__all__ = ["LayoutCell", "LayoutRow", "TextBox", "group_rows", "page_layout", "skew_angle"]
 
 #: Only boxes at least this many times wider than high vote for the skew angle
 #: (short boxes have unreliable top edges).
@@ -32,6 +33,25 @@ _SKEW_MIN_ASPECT = 3.0
 #: Skew angles beyond this (degrees) are not corrected: such pages are rotated,
 #: not skewed, and RapidOCR's boxes are then unreliable anyway.
 _MAX_SKEW_DEGREES = 10.0
+
+
+class TextBox(Protocol):
+    """An OCR box as the layout reads it (e.g. :class:`conveyor.processors.extract.ocr.OcrLine`)."""
+
+    @property
+    def text(self) -> str:
+        """Recognised text."""
+        ...
+
+    @property
+    def box(self) -> Sequence[tuple[float, float]]:
+        """Four ``(x, y)`` corners in pixels, clockwise from top-left."""
+        ...
+
+
+_BoxT = TypeVar("_BoxT", bound=TextBox)
+#: A box placed on the deskewed page: ``(box, left, top, right, bottom)`` in pixels.
+_Placed = tuple[_BoxT, float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -94,8 +114,8 @@ def skew_angle(boxes: Sequence[Sequence[tuple[float, float]]]) -> float:
     return angle if abs(math.degrees(angle)) <= _MAX_SKEW_DEGREES else 0.0
 
 
-def group_rows(lines: Sequence, *, deskew: bool = True,
-               columns: bool = True) -> list[list[tuple[object, float, float, float, float]]]:
+def group_rows(lines: Sequence[_BoxT], *, deskew: bool = True,
+               columns: bool = True) -> list[list[_Placed[_BoxT]]]:
     """Group OCR boxes into visual rows, top to bottom, each row left to right.
 
     Args:
@@ -111,15 +131,16 @@ def group_rows(lines: Sequence, *, deskew: bool = True,
         return []
     angle = skew_angle([line.box for line in lines]) if deskew else 0.0
     cos, sin = math.cos(-angle), math.sin(-angle)
-    placed = []
+    placed: list[_Placed[_BoxT]] = []
     for line in lines:
-        xs, ys = [], []
+        xs: list[float] = []
+        ys: list[float] = []
         for x, y in line.box:
             xs.append(x * cos - y * sin)
             ys.append(x * sin + y * cos)
         placed.append((line, min(xs), min(ys), max(xs), max(ys)))
     tolerance = max(2.0, 0.5 * median(item[4] - item[2] for item in placed))
-    rows: list[list[tuple[object, float, float, float, float]]] = []
+    rows: list[list[_Placed[_BoxT]]] = []
     row_y = 0.0
     for item in sorted(placed, key=lambda item: (item[2] + item[4]) / 2):
         y = (item[2] + item[4]) / 2
@@ -140,7 +161,7 @@ _MIN_COLUMN_CHARS = 12
 _MIN_COLUMN_ROWS = 3
 
 
-def _gutter(row: list, gutter: float) -> tuple[int, float] | None:
+def _gutter(row: Sequence[_Placed[TextBox]], gutter: float) -> tuple[int, float] | None:
     """``(cells left of it, x)`` of the widest gap of at least ``gutter`` pixels between
     two text sides of ``row``, or None."""
     best: tuple[int, float, float] | None = None
@@ -155,7 +176,7 @@ def _gutter(row: list, gutter: float) -> tuple[int, float] | None:
     return None if best is None else best[:2]
 
 
-def _split_columns(rows: list[list], gutter: float) -> list[list]:
+def _split_columns(rows: list[list[_Placed[_BoxT]]], gutter: float) -> list[list[_Placed[_BoxT]]]:
     """Read two-column blocks column by column.
 
     A block is a run of at least :data:`_MIN_COLUMN_ROWS` rows with a gutter (a gap of
@@ -165,7 +186,7 @@ def _split_columns(rows: list[list], gutter: float) -> list[list]:
     Nagy & Seth, "Hierarchical representation of optically scanned documents", 1984,
     applied to one vertical cut per block).
     """
-    out: list[list] = []
+    out: list[list[_Placed[_BoxT]]] = []
     index = 0
     while index < len(rows):
         found = _gutter(rows[index], gutter)
@@ -174,7 +195,7 @@ def _split_columns(rows: list[list], gutter: float) -> list[list]:
             index += 1
             continue
         x = found[1]
-        block = []
+        block: list[tuple[list[_Placed[_BoxT]], list[_Placed[_BoxT]]]] = []
         end = index
         with_gutter = 0
         while end < len(rows):
@@ -198,7 +219,7 @@ def _split_columns(rows: list[list], gutter: float) -> list[list]:
     return out
 
 
-def page_layout(lines: Sequence, size: tuple[int, int] | None = None) -> list[LayoutRow]:
+def page_layout(lines: Sequence[TextBox], size: tuple[int, int] | None = None) -> list[LayoutRow]:
     """Rows of one OCR-ed page with positions relative to the page.
 
     Args:

@@ -13,7 +13,9 @@ trade-off is measured by ``python -m conveyor.tools.bench.ocr_variants`` and sho
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +74,7 @@ class OcrOptions:
 #: Recognition batches of 1: batching pads every box to the widest in the batch.
 DEFAULT_OPTIONS = OcrOptions(det_max_side=1600, rec_batch_num=1, intra_op_threads=1)
 
-_engine = None
+_engine: Any = None  # a RapidOCR engine (rapidocr_onnxruntime is untyped)
 _options = DEFAULT_OPTIONS
 _engine_lock = threading.Lock()
 _call_lock = threading.Lock()
@@ -110,7 +112,7 @@ class OcrResult:
     confidence: float | None
 
 
-def make_engine(options: OcrOptions = DEFAULT_OPTIONS):
+def make_engine(options: OcrOptions = DEFAULT_OPTIONS) -> Any:
     """A new ``RapidOCR`` engine with ``options`` (loads three ONNX models, ~0.5 s).
 
     Raises:
@@ -129,13 +131,13 @@ def make_engine(options: OcrOptions = DEFAULT_OPTIONS):
     return engine
 
 
-def _capped_det_preprocess(detector, det_max_side: int):
+def _capped_det_preprocess(detector: Any, det_max_side: int) -> Callable[[int], Any]:
     """Replacement for RapidOCR's ``TextDetector.get_preprocess``: its min-736 rule, then
     the long side capped at ``det_max_side`` (the detector maps boxes back to the page)."""
     from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
 
-    class _Capped(DetPreProcess):
-        def resize(self, img):
+    class _Capped(DetPreProcess):  # type: ignore[misc]  # rapidocr_onnxruntime is untyped: DetPreProcess is Any
+        def resize(self, img: np.ndarray) -> np.ndarray:
             import cv2
 
             height, width = img.shape[:2]
@@ -143,7 +145,7 @@ def _capped_det_preprocess(detector, det_max_side: int):
             size = (max(32, round(width * ratio / 32) * 32), max(32, round(height * ratio / 32) * 32))
             return cv2.resize(img, size, interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
 
-    def get_preprocess(_max_wh):
+    def get_preprocess(_max_wh: int) -> _Capped:
         return _Capped(DET_MIN_SIDE, "min", detector.mean, detector.std)
 
     return get_preprocess
@@ -161,7 +163,7 @@ def current_options() -> OcrOptions:
     return _options
 
 
-def get_engine():
+def get_engine() -> Any:
     """Return the process-wide ``RapidOCR`` engine (:func:`current_options`), creating it on first use."""
     global _engine
     if _engine is None:

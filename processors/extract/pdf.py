@@ -21,8 +21,9 @@ import logging
 import re
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import pypdfium2 as pdfium
@@ -225,7 +226,7 @@ _VALUE_FIELD_TYPES = {pdfium_c.FPDF_FORMFIELD_TEXTFIELD, pdfium_c.FPDF_FORMFIELD
 _MAX_FIELD_BYTES = 64_000
 
 
-def _annot_string(func, form, annot) -> str:
+def _annot_string(func: Callable[..., int], form: Any, annot: Any) -> str:
     size = func(form, annot, None, 0)
     if not 2 < size <= _MAX_FIELD_BYTES:
         return ""

@@ -5,7 +5,7 @@ Data flow::
     <ns>.embedded ──agent──▶ tumbling tables counts, samples (bottom-k) ─┐
     <ns>.predictions ─agent─▶ tumbling table labels ─────────────────────┤
                                                                          ▼
-            @app.timer: harvest closed windows ─▶ DriftMonitor (conveyor.processors.drift):
+            @app.timer: harvest closed windows ─▶ DriftMonitor (conveyor.streams.drift):
                      MMD (embedding), KS (text_length, ocr_confidence), chi-squared (label:<model>)
                      ─▶ Avro drift reports (key = signal) ─▶ <ns>.drift   (confluent_kafka Producer)
                      ─▶ gauges conveyor_drift_{value,threshold,p_value,alarm}{signal,...}
@@ -23,6 +23,15 @@ Modules, one job each:
 * :mod:`.reference` — the stored reference and its commands (topic ``<ns>.drift-reference``);
 * :mod:`.cli` — the ``conveyor drift`` click group.
 
+The statistics, with no Kafka or faust (an import-linter contract keeps them so), validated
+offline on the shared corpus by :mod:`conveyor.tools.drift_validation`:
+
+* :mod:`.stats` — label tests (chi-squared permutation test, Jensen-Shannon distance, PSI);
+* :mod:`.twosample` — KS for lengths and OCR confidence, MMD for embeddings;
+* :mod:`.sample` — bounded samples (bottom-k);
+* :mod:`.monitor` — :class:`~.monitor.DriftMonitor`, windowed state, built on :mod:`.aggregate`,
+  :mod:`.clock` and :mod:`.report`.
+
 Run ONE drift worker per namespace: each worker only sees the partitions
 assigned to it, so several workers would each compute drift on a share of the
 stream. The drift topic has one partition for the same reason.
@@ -37,10 +46,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["DriftConfig", "DriftRuntime", "make_app", "run_drift"]
+__all__ = ["DriftConfig", "DriftMonitor", "DriftRuntime", "make_app", "run_drift"]
 
 _LAZY = {"make_app": "conveyor.streams.drift.app", "run_drift": "conveyor.streams.drift.app",
-         "DriftConfig": "conveyor.streams.drift.config", "DriftRuntime": "conveyor.streams.drift.runtime"}
+         "DriftConfig": "conveyor.streams.drift.config", "DriftRuntime": "conveyor.streams.drift.runtime",
+         "DriftMonitor": "conveyor.streams.drift.monitor"}
 
 
 def __getattr__(name: str) -> Any:

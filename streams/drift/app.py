@@ -25,23 +25,33 @@ import logging
 import signal
 import ssl
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Optional, Sequence
+from typing import Any, Optional
 
 import faust
+from faust.types import TP
+from faust.types.tables import TableT, WindowWrapperT
 
-from conveyor.processors.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH
-from conveyor.processors.drift.sample import priority
-from conveyor.streams import health, metrics
-from conveyor.streams.health import HEALTH, register_connection_checks
-from conveyor.streams.logs import bind_processor
-from conveyor.streams.logs import configure as configure_logs
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH
 from conveyor.streams.drift.config import PROCESSOR, DriftConfig
 from conveyor.streams.drift.publish import DRIFT_ALARM, MAX_PENDING
 from conveyor.streams.drift.runtime import DriftRuntime
-from conveyor.streams.drift.tables import event_time, event_timestamp, sample_entry, unit_vector
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import catalogue
+from conveyor.streams.drift.sample import priority
+from conveyor.streams.drift.tables import (
+    event_time,
+    event_timestamp,
+    sample_entry,
+    unit_vector,
+)
+from conveyor.streams.kafka.clients import make_admin
+from conveyor.streams.kafka.topics import catalogue
+from conveyor.streams.runtime import health
+from conveyor.streams.runtime.health import HEALTH, register_connection_checks
+from conveyor.streams.telemetry import metrics
+from conveyor.streams.telemetry.logs import bind_processor
+from conveyor.streams.telemetry.logs import configure as configure_logs
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,14 @@ def _broker_credentials(settings: Settings) -> Optional[faust.types.auth.Credent
         return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
                                      ssl_context=ctx, mechanism=settings.kafka_sasl_mechanism or "PLAIN")
     raise ValueError(f"unsupported security protocol for faust: {proto}")
+
+
+def _event_time_windows(table: TableT[str, Any], window: float, expires: timedelta) -> WindowWrapperT:
+    """``table`` in tumbling windows of ``window`` seconds, placed by the records' event time
+    (:func:`event_timestamp`)."""
+    tumbling = table.tumbling(window, expires=expires)
+    windows: WindowWrapperT = tumbling.relative_to(event_timestamp)  # type: ignore[attr-defined]  # faust: WindowWrapperT lacks WindowWrapper.relative_to
+    return windows
 
 
 def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.App:
@@ -91,7 +109,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
         table_cleanup_interval=max(config.tick * 5, 5.0),
     )
     rt = DriftRuntime(settings, config)
-    app.conveyor_drift = rt  # type: ignore[attr-defined]
+    app.conveyor_drift = rt  # type: ignore[attr-defined]  # our state, hung on the faust app
     # Liveness: the timer beats every tick; readiness: partitions assigned, Kafka and registry answer.
     heartbeat = HEALTH.heartbeat(f"{PROCESSOR}: timer", settings.liveness_seconds or max(60.0, 10 * config.tick))
     metrics.initialise(PROCESSOR)
@@ -99,27 +117,27 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
         DRIFT_ALARM.labels(signal_name).set(0)
     joined = threading.Event()
     HEALTH.check(f"{PROCESSOR}: group joined", joined.is_set)
-    register_connection_checks(HEALTH, settings, rt.serde)
+    register_connection_checks(HEALTH, make_admin(settings), rt.serde)
 
     embedded = app.topic(emb_spec.name, partitions=emb_spec.partitions,
                          key_serializer="raw", value_serializer="raw")
     predictions = app.topic(pred_spec.name, partitions=pred_spec.partitions,
                             key_serializer="raw", value_serializer="raw")
     window, expires = config.window_seconds, timedelta(seconds=config.expires)
-    labels = app.Table("labels", default=int, partitions=pred_spec.partitions,
-                       help="prediction counts per (partition, model, label) and window") \
-        .tumbling(window, expires=expires).relative_to(event_timestamp)
-    counts = app.Table("counts", default=int, partitions=emb_spec.partitions,
-                       help="records per (partition, sampled signal) and window") \
-        .tumbling(window, expires=expires).relative_to(event_timestamp)
-    samples = app.Table("samples", default=dict, partitions=emb_spec.partitions,
-                        help="sampled documents per (partition, doc_id) and window: priority, "
-                             "text length, OCR confidence, unit doc vector") \
-        .tumbling(window, expires=expires).relative_to(event_timestamp)
+    labels = _event_time_windows(app.Table("labels", default=int, partitions=pred_spec.partitions,
+                                           help="prediction counts per (partition, model, label) and window"),
+                                 window, expires)
+    counts = _event_time_windows(app.Table("counts", default=int, partitions=emb_spec.partitions,
+                                           help="records per (partition, sampled signal) and window"),
+                                 window, expires)
+    samples = _event_time_windows(app.Table("samples", default=dict, partitions=emb_spec.partitions,
+                                            help="sampled documents per (partition, doc_id) and window: priority, "
+                                                 "text length, OCR confidence, unit doc vector"),
+                                  window, expires)
     rt.labels_table, rt.counts_table, rt.samples_table = labels.table, counts.table, samples.table
 
     @app.agent(embedded, name=f"{app_id}.embedded")
-    async def on_embedded(stream):
+    async def on_embedded(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             part = event.message.partition
             admitted = rt.admit(emb_spec.name, part, event.value, event.message)
@@ -148,7 +166,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
                     samples[json.dumps([part, doc_id])] = sample_entry(prio, length, ocr, unit)
 
     @app.agent(predictions, name=f"{app_id}.predictions")
-    async def on_predictions(stream):
+    async def on_predictions(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             admitted = rt.admit(pred_spec.name, event.message.partition, event.value, event.message)
             if admitted is None:
@@ -159,27 +177,29 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
                                   str(record.get("label") or "")])
                 labels[key] += 1
 
-    @app.timer(interval=config.tick, name=f"{app_id}.close_windows")
-    async def close_windows():
+    @app.timer(interval=config.tick, name=f"{app_id}.close_windows")  # type: ignore[untyped-decorator]  # faust: App.timer() returns a bare Callable
+    async def close_windows() -> None:
         heartbeat.beat()
         loop = asyncio.get_running_loop()
         try:
             aggregates, watermark = rt.harvest_closable()  # tables: on the loop thread
             rt.pending.extend(await loop.run_in_executor(None, rt.close, aggregates, watermark))
-        except Exception:  # noqa: BLE001 - a bad window must not stop the timer
+        except Exception:
             log.exception("drift: closing windows failed")
         if rt.pending:
             batch = list(rt.pending)
             try:
                 await loop.run_in_executor(None, rt.publish, batch)
-            except Exception:  # noqa: BLE001 - retried on the next tick
+            except Exception:
                 log.exception("drift: publishing %d reports failed; retrying", len(batch))
                 del rt.pending[:max(0, len(rt.pending) - MAX_PENDING)]
             else:
                 del rt.pending[:len(batch)]
 
-    @app.on_partitions_assigned.connect
-    async def _register_sources(sender, assigned, **kwargs):
+    # mode types signal receivers as (sender, *Any, signal=..., **Any): the positional payload
+    # that on_partitions_assigned sends (the assigned partitions) cannot be declared.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's SignalHandlerT has no payload parameter
+    async def _register_sources(sender: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         joined.set()
         # A partition assigned but not fetched yet holds the watermark (StreamClock.register).
         for tp in assigned:
@@ -187,7 +207,7 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
                 rt.clock.register((tp.topic, tp.partition))
 
     @app.on_before_shutdown.connect
-    async def _flush_producer(sender, **kwargs):
+    async def _flush_producer(sender: faust.App, /, *args: Any, **kwargs: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, rt.shutdown)
 
     return app
@@ -196,8 +216,6 @@ def make_app(settings: Settings, config: Optional[DriftConfig] = None) -> faust.
 def _check_topics(settings: Settings, timeout: float = 15.0) -> None:
     """Fail fast when the input/output topics are missing or have other partition
     counts than the catalogue (the broker would auto-create them with 1 partition)."""
-    from conveyor.streams.kafka import make_admin
-
     specs = catalogue(settings)
     meta = make_admin(settings).list_topics(timeout=timeout)
     for role in ("embedded", "predictions", "drift"):
@@ -208,6 +226,12 @@ def _check_topics(settings: Settings, timeout: float = 15.0) -> None:
         if len(found.partitions) != spec.partitions:
             raise RuntimeError(f"topic {spec.name} has {len(found.partitions)} partitions, "
                                f"the catalogue says {spec.partitions}")
+
+
+def run_stages(names: list[str], settings: Settings) -> None:
+    """The ``faust`` engine's entry (:data:`conveyor.streams.topology.engines.ENGINES`): run the
+    drift stage (``names == ["drift"]``) until SIGTERM/SIGINT, as :func:`run_drift`."""
+    run_drift(settings)
 
 
 def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
@@ -233,17 +257,17 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = make_app(settings, config)
-    if app.conveyor_drift.config.store_reference:  # type: ignore[attr-defined]
-        app.conveyor_drift.open_store()  # type: ignore[attr-defined]
+    if app.conveyor_drift.config.store_reference:  # type: ignore[attr-defined]  # set by make_app
+        app.conveyor_drift.open_store()  # type: ignore[attr-defined]  # set by make_app
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, redirect_stdouts=False,
                           override_logging=False, quiet=True)
     in_main = threading.current_thread() is threading.main_thread()
     if not in_main:
-        worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        worker.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # off the main thread
 
     if stop_event is not None:
-        @app.task
-        async def _watch_stop_event():
+        @app.task  # type: ignore[untyped-decorator]  # faust: App.task() returns callables of bare Awaitable
+        async def _watch_stop_event() -> None:
             while not stop_event.is_set():
                 await asyncio.sleep(0.2)
             log.info("drift: stop requested")
@@ -256,7 +280,7 @@ def run_drift(settings: Settings, stop_event: Optional[threading.Event] = None,
         if code != 0:
             raise
     finally:
-        app.conveyor_drift.shutdown()  # type: ignore[attr-defined]
+        app.conveyor_drift.shutdown()  # type: ignore[attr-defined]  # set by make_app
         asyncio.set_event_loop(None)
 
 

@@ -1,6 +1,6 @@
 """``conveyor drift reference show|pin|reset``: manage the stored drift reference.
 
-A click group; ``streams/cli.py`` registers it with ``main.add_command(drift)``
+A click group; ``streams/cli/main.py`` registers it with ``main.add_command(drift)``
 (``from conveyor.streams.drift.cli import drift``). Output: one JSON object per line.
 
 * ``show`` - the stored reference per signal (source, size, sample, time span);
@@ -20,20 +20,20 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
+from conveyor.streams.config.settings import Settings
 from conveyor.streams.drift import reference as ref_store
-from conveyor.streams.settings import Settings
 
 
-def _echo(obj: dict) -> None:
+def _echo(obj: dict[str, Any]) -> None:
     click.echo(json.dumps(obj, default=str, ensure_ascii=False))
 
 
 def _settings() -> Settings:
-    from conveyor.streams.security import check_kafka
+    from conveyor.streams.config.security import check_kafka
 
     settings = Settings.from_env()
     check_kafka(settings, timeout=30)
@@ -81,7 +81,7 @@ def feedback_texts(settings: Settings, model_name: str) -> tuple[list[str], list
     topic; the newest decision per doc id answering ``model_name``, duplicates left out): each
     input's text (``texts`` topic, or the extracted text of a document) and the reviewer's label.
     Inputs whose text is no longer in the topics are left out."""
-    from conveyor.streams.feedback import input_texts, labelled_decisions
+    from conveyor.streams.ops.feedback.reader import input_texts, labelled_decisions
 
     decided, _ = labelled_decisions(settings, model_name)
     found = {k: v["text"] for k, v in input_texts(settings, decided).items()}
@@ -90,7 +90,7 @@ def feedback_texts(settings: Settings, model_name: str) -> tuple[list[str], list
 
 
 def reference_from_texts(settings: Settings, texts: list[str], model_dir: Optional[Path] = None, *,
-                         labels: Optional[list[str]] = None, label_model: str = "") -> dict:
+                         labels: Optional[list[str]] = None, label_model: str = "") -> dict[str, Any]:
     """The export (``DriftMonitor.export_references()``) of a reference set built from
     ``texts``: doc vectors and text lengths, and labels — ``labels`` as given (e.g. reviewers'
     labels, counted under ``label_model``), else predicted by ``model_dir``'s model.
@@ -100,9 +100,9 @@ def reference_from_texts(settings: Settings, texts: list[str], model_dir: Option
     """
     import numpy as np
 
-    from conveyor.processors.drift.aggregate import WindowAggregate
     from conveyor.processors.embed import embed_texts_as_documents
     from conveyor.processors.embed.model import MiniLMEmbedder
+    from conveyor.streams.drift.aggregate import WindowAggregate
     from conveyor.streams.drift.config import DriftConfig
 
     if not texts:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
-from conveyor.processors.drift import stats, twosample
-from conveyor.processors.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
-from conveyor.processors.drift.monitor import DriftMonitor
-from conveyor.streams import env
-from conveyor.streams.settings import Settings
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.drift import stats, twosample
+from conveyor.streams.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
+from conveyor.streams.drift.monitor import DriftMonitor
 
 PROCESSOR = "drift"
 """Processor name: metrics label and group id suffix (``<namespace>.drift``)."""
@@ -35,7 +36,7 @@ ENV = {
     "window_sample": env.DRIFT_WINDOW_SAMPLE,
     "store_reference": env.DRIFT_STORE_REFERENCE,
 }
-"""Environment variables of the drift tuning (names from :mod:`conveyor.streams.env` once defined there)."""
+"""Environment variables of the drift tuning (names from :mod:`conveyor.streams.config.env` once defined there)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ class DriftConfig:
         store_reference: keep the reference in ``<ns>.drift-reference`` (load it at start,
             follow ``conveyor drift reference`` commands).
         alpha, min_samples, window_sample, reference_sample, mmd_permutations,
-        chi2_permutations: see :class:`conveyor.processors.drift.DriftMonitor`.
+        chi2_permutations: see :class:`conveyor.streams.drift.DriftMonitor`.
     """
 
     window_seconds: int = 60
@@ -81,7 +82,7 @@ class DriftConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, environ: Optional[Mapping[str, str]] = None,
-                      **overrides: Any) -> "DriftConfig":
+                      **overrides: Any) -> DriftConfig:
         """Config with ``window_seconds`` from ``CONVEYOR_DRIFT_WINDOW_SECONDS`` (rounded to
         whole seconds, at least 1), the other :data:`ENV` variables when set, then ``overrides``
         (None values ignored).

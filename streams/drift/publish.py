@@ -8,13 +8,16 @@ naming the signal, statistic, value, threshold, p-value and window."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from prometheus_client import Counter, Gauge
 
-from conveyor.processors.drift.report import summarize
-from conveyor.streams import metrics
 from conveyor.streams.drift.config import PROCESSOR
+from conveyor.streams.drift.report import summarize
+from conveyor.streams.telemetry import metrics
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, Message
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ DRIFT_WINDOW_END = Gauge("conveyor_drift_window_end_seconds", "End of the last r
 DRIFT_REPORTS = Counter("conveyor_drift_reports_total", "Drift reports produced", ["signal", "alarm"])
 
 
-def produce_reports(producer: Any, serde: Any, topic: str, reports: list[dict], timeout: float) -> None:
+def produce_reports(producer: Any, serde: Any, topic: str, reports: list[dict[str, Any]],
+                    timeout: float) -> None:
     """Produce ``reports`` to ``topic`` (key = signal, value = Avro via ``serde``) with the
     confluent_kafka ``producer`` and wait up to ``timeout`` seconds for delivery. Blocking.
 
@@ -42,7 +46,7 @@ def produce_reports(producer: Any, serde: Any, topic: str, reports: list[dict], 
     """
     errors: list[str] = []
 
-    def on_delivery(err, _msg):
+    def on_delivery(err: Optional[KafkaError], _msg: Message) -> None:
         if err is not None:
             errors.append(str(err))
 
@@ -61,7 +65,7 @@ def produce_reports(producer: Any, serde: Any, topic: str, reports: list[dict], 
         raise RuntimeError(f"drift reports not delivered: {remaining} pending, errors {errors[:3]}")
 
 
-def record_published(reports: list[dict], topic: str) -> None:
+def record_published(reports: list[dict[str, Any]], topic: str) -> None:
     """Set the drift gauges and counters for delivered ``reports`` and log one line each
     (alarms as warnings)."""
     for report in reports:

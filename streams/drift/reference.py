@@ -3,7 +3,7 @@
 One compacted, single-partition topic with two keys (JSON values):
 
 * ``reference`` - the current references of every signal
-  (:meth:`conveyor.processors.drift.DriftMonitor.export_references` plus ``writer``,
+  (:meth:`conveyor.streams.drift.DriftMonitor.export_references` plus ``writer``,
   ``revision``, ``updated_ms``, ``reason`` and ``by``, the principal who asked for it); written by the drift worker whenever a
   reference is learned, pinned, set or reset, and by ``conveyor drift reference pin
   --texts`` (a reference set embedded from a CSV). A worker loads it at start, so a
@@ -22,13 +22,13 @@ import time
 import uuid
 from typing import Any, Optional
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from conveyor.streams.audit import principal
-from conveyor.streams.io import read_range, watermarks
-from conveyor.streams.kafka import make_admin, make_consumer, make_producer
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_admin, make_consumer, make_producer
+from conveyor.streams.kafka.io import read_range, watermarks
+from conveyor.streams.ops.audit import principal
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ class ReferenceStore:
         self.settings = settings
         self.topic = reference_topic(settings)
         self.writer = writer or str(uuid.uuid4())
-        self._producer = None
-        self._consumer = None
+        self._producer: Optional[Producer] = None
+        self._consumer: Optional[Consumer] = None
         self._revision = 0
 
     # -- writing --------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class ReferenceStore:
     def publish_reference(self, references: dict[str, Any], reason: str, timeout: float = 30.0,
                           by: Optional[str] = None) -> None:
         """Write ``references`` (``DriftMonitor.export_references()``) as the stored reference;
-        ``by`` is the principal who asked for it (default :func:`conveyor.streams.audit.principal`).
+        ``by`` is the principal who asked for it (default :func:`conveyor.streams.ops.audit.principal`).
 
         Raises:
             RuntimeError: not acknowledged within ``timeout`` seconds.
@@ -142,7 +142,7 @@ class ReferenceStore:
         return cmd
 
     # -- reading --------------------------------------------------------------------------
-    def _new_consumer(self):
+    def _new_consumer(self) -> Consumer:
         return make_consumer(self.settings, f"{self.settings.namespace}.drift-reference-reader",
                              **{"statistics.interval.ms": 0, "enable.partition.eof": True})
 
@@ -178,18 +178,20 @@ class ReferenceStore:
         records written by this store's ``writer`` are left out."""
         if self._consumer is None:
             return []
-        out = []
+        out: list[tuple[bytes, dict[str, Any]]] = []
         for msg in self._consumer.consume(max_records, timeout=0):
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("drift: reading %s: %s", self.topic, msg.error())
+            err = msg.error()
+            if err:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("drift: reading %s: %s", self.topic, err)
                 continue
             obj = decode(msg.value())
-            if obj is None or msg.key() not in (REFERENCE_KEY, COMMAND_KEY):
+            key = msg.key()
+            if obj is None or key not in (REFERENCE_KEY, COMMAND_KEY):
                 continue
-            if msg.key() == REFERENCE_KEY and obj.get("writer") == self.writer:
+            if key == REFERENCE_KEY and obj.get("writer") == self.writer:
                 continue
-            out.append((msg.key(), obj))
+            out.append((key, obj))
         return out
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """State shared by the agents and the timer of one drift app: :class:`DriftRuntime`.
 
 The input topics are read as raw bytes and decoded with
-:class:`conveyor.streams.serde.AvroSerde` in the agents. An undecodable record is logged,
+:class:`conveyor.streams.kafka.serde.AvroSerde` in the agents. An undecodable record is logged,
 counted (``conveyor_drift_decode_errors_total{topic}`` and ``conveyor_errors_total``)
 and sent unchanged to the ``dlq.drift`` topic with the dead-letter headers.
 
@@ -16,19 +16,24 @@ import logging
 import threading
 from typing import Any, Optional
 
+from confluent_kafka import Producer
 from prometheus_client import Counter
 
 from conveyor.dlq import envelope
 from conveyor.dlq.envelope import Origin, exception_name, original_timestamp
 from conveyor.dlq.policy import FailurePolicy
-from conveyor.processors.drift.monitor import PRODUCER_VERSION, StreamClock, WindowAggregate
-from conveyor.streams import metrics
+from conveyor.streams.config.settings import Settings
 from conveyor.streams.drift import publish, reference, tables
 from conveyor.streams.drift.config import PROCESSOR, DriftConfig
-from conveyor.streams.serde import AvroSerde, DecodeError
-from conveyor.streams.settings import Settings
-from conveyor.streams.kafka import produce
-from conveyor.streams.topics import dlq_role, topic_name
+from conveyor.streams.drift.monitor import (
+    PRODUCER_VERSION,
+    StreamClock,
+    WindowAggregate,
+)
+from conveyor.streams.kafka.clients import produce
+from conveyor.streams.kafka.serde import AvroSerde, DecodeError
+from conveyor.streams.kafka.topics import dlq_role, topic_name
+from conveyor.streams.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +57,11 @@ class DriftRuntime:
         self.drift_topic = topic_name(settings, "drift")
         self.dlq_topic = topic_name(settings, dlq_role(PROCESSOR))
         self.policy = FailurePolicy()  # the monitor only observes: no retry topic, failures are dead letters
-        self._producer = None
+        self._producer: Optional[Producer] = None
         self._producer_lock = threading.Lock()
         self.reports_published = 0
         #: Reports not delivered yet (retried on the next tick; at-least-once).
-        self.pending: list[dict] = []
+        self.pending: list[dict[str, Any]] = []
         self.labels_table: Any = None
         self.counts_table: Any = None
         self.samples_table: Any = None
@@ -69,7 +74,7 @@ class DriftRuntime:
         self.vector_dim: Optional[int] = None
 
     # -- decoding ------------------------------------------------------------------------
-    def decode(self, topic: str, value: Optional[bytes], message: Any = None) -> Optional[dict]:
+    def decode(self, topic: str, value: Optional[bytes], message: Any = None) -> Optional[dict[str, Any]]:
         """The Avro record, or None if it cannot be decoded: then it is logged, counted
         and, when the faust ``message`` is given, sent to the drift dead-letter topic."""
         metrics.RECORDS_IN.labels(PROCESSOR, topic).inc()
@@ -125,7 +130,7 @@ class DriftRuntime:
         return False
 
     def admit(self, topic: str, partition: int, value: Optional[bytes],
-              message: Any = None) -> Optional[tuple[dict, int]]:
+              message: Any = None) -> Optional[tuple[dict[str, Any], int]]:
         """Decode one input record of ``topic``/``partition`` and advance the watermark
         with its event time: ``(record, event_time_ms)``, or None when it is undecodable
         (dead-lettered) or its window is already closed (counted; see :meth:`decode`,
@@ -210,11 +215,11 @@ class DriftRuntime:
         self.admission.forget_before(limit)
         return self.harvest(limit), watermark
 
-    def close(self, aggregates: list[WindowAggregate], watermark: Optional[int]) -> list[dict]:
+    def close(self, aggregates: list[WindowAggregate], watermark: Optional[int]) -> list[dict[str, Any]]:
         """Apply reference commands, close the harvested windows (their reports are
         returned, not yet published) and store a changed reference. Blocking."""
         self.apply_commands()
-        reports: list[dict] = []
+        reports: list[dict[str, Any]] = []
         if watermark is not None:
             for agg in aggregates:
                 self.monitor.add_window(agg)
@@ -226,20 +231,20 @@ class DriftRuntime:
                 log.warning("drift: storing the reference failed: %s", exc)
         return reports
 
-    def tick(self, wall_ms: Optional[int] = None) -> list[dict]:
+    def tick(self, wall_ms: Optional[int] = None) -> list[dict[str, Any]]:
         """Close what the watermark allows; returns the new reports (not yet published)."""
         return self.close(*self.harvest_closable(wall_ms))
 
     # -- output ----------------------------------------------------------------------------
-    def _get_producer(self):
+    def _get_producer(self) -> Producer:
         with self._producer_lock:
             if self._producer is None:
-                from conveyor.streams.kafka import make_producer
+                from conveyor.streams.kafka.clients import make_producer
 
                 self._producer = make_producer(self.settings)
             return self._producer
 
-    def publish(self, reports: list[dict], timeout: float = 30.0) -> None:
+    def publish(self, reports: list[dict[str, Any]], timeout: float = 30.0) -> None:
         """Produce ``reports`` (key = signal) and wait for delivery; set the gauges.
 
         Blocking: call it from a thread (the timer uses the default executor).

@@ -1,5 +1,5 @@
 """The drift app's faust windowed tables: what the agents write, and reading closed
-windows back for :class:`conveyor.processors.drift.DriftMonitor`.
+windows back for :class:`conveyor.streams.drift.DriftMonitor`.
 
 * State lives in faust **windowed tables** (tumbling, event time = the records'
   ``event_time`` via ``relative_to``), backed by changelog topics
@@ -13,11 +13,11 @@ windows back for :class:`conveyor.processors.drift.DriftMonitor`.
     OCR confidence, unit doc vector as base64 float32) of the documents admitted by
     :class:`Admission` - the bottom-k priorities of their partition and window, so a
     window writes O(k log n) entries, not n, and the harvested bottom-k over all
-    partitions is the window's sample (:mod:`conveyor.processors.drift.sample`).
+    partitions is the window's sample (:mod:`conveyor.streams.drift.sample`).
 * The timer runs every ``tick_seconds``: it computes the watermark
-  (:class:`conveyor.processors.drift.StreamClock`, per source partition), reads every
+  (:class:`conveyor.streams.drift.StreamClock`, per source partition), reads every
   window of the tables that the watermark closed (:func:`harvest`), hands them to the
-  :class:`conveyor.processors.drift.DriftMonitor` and publishes its reports. The monitor
+  :class:`conveyor.streams.drift.DriftMonitor` and publishes its reports. The monitor
   holds the reference (first closed window by default) in memory.
 """
 from __future__ import annotations
@@ -29,11 +29,12 @@ import heapq
 import json
 import logging
 import math
-from typing import Any, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
-from conveyor.processors.drift.monitor import (
+from conveyor.streams.drift.monitor import (
     EMBEDDING,
     OCR_CONFIDENCE,
     TEXT_LENGTH,
@@ -41,6 +42,7 @@ from conveyor.processors.drift.monitor import (
     WindowAggregate,
     label_signal,
 )
+from conveyor.streams.drift.sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class Admission:
 
 
 def sample_entry(prio: float, text_length: int, ocr_confidence: Optional[float],
-                 unit: Optional[Sequence[float]]) -> dict:
+                 unit: Optional[Sequence[float]]) -> dict[str, Any]:
     """The ``samples`` table value of one document: ``{"p", "len", "ocr", "v"}`` (``v``:
     base64 little-endian float32 of the unit vector, or None)."""
     v = None if unit is None else base64.b64encode(np.asarray(unit, dtype="<f4").tobytes()).decode("ascii")
@@ -101,7 +103,7 @@ def sample_entry(prio: float, text_length: int, ocr_confidence: Optional[float],
     return {"p": float(prio), "len": int(text_length), "ocr": ocr, "v": v}
 
 
-def entry_vector(entry: dict) -> Optional[np.ndarray]:
+def entry_vector(entry: dict[str, Any]) -> Optional[np.ndarray]:
     """The vector of a :func:`sample_entry`, or None."""
     v = entry.get("v")
     return None if not v else np.frombuffer(base64.b64decode(v), dtype="<f4").astype(np.float64)
@@ -146,7 +148,7 @@ def harvest(monitor: DriftMonitor, labels_table: Any, counts_table: Any, samples
             agg = out[start] = monitor.new_window(start)
         return agg
 
-    def entries(table):
+    def entries(table: Any) -> Iterator[tuple[WindowAggregate, Any, Any]]:
         for key, value in list(table.data.items()):
             parsed = window_key(key)
             if parsed is None or not value:
@@ -175,6 +177,6 @@ def harvest(monitor: DriftMonitor, labels_table: Any, counts_table: Any, samples
     for agg in out.values():
         for signal in (EMBEDDING, TEXT_LENGTH, OCR_CONFIDENCE):
             state = agg.signals.get(signal)
-            if state is not None:
-                state.count = max(counts.get((agg.start_ms, signal), 0), len(state))  # type: ignore[union-attr]
+            if isinstance(state, Sample):  # the sampled signals' state (never Categorical)
+                state.count = max(counts.get((agg.start_ms, signal), 0), len(state))
     return [out[s] for s in sorted(out)]

@@ -17,19 +17,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 from conveyor.sinks.milvus_errors import is_unavailable
 from conveyor.sinks.milvus_rows import chunk_id
-from conveyor.streams.io import read_range, read_to_end
-from conveyor.streams.kafka import make_admin, make_consumer
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
-from conveyor.streams.pipeline import builtin_pipeline
-from conveyor.streams.topics import catalogue, retry_role, topic
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_admin, make_consumer
+from conveyor.streams.kafka.io import read_range, read_to_end
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import catalogue, retry_role, topic
+from conveyor.streams.topology.pipeline import builtin_pipeline
 
 INPUT_ROLES = {s.name: s.inputs for s in builtin_pipeline().runner_stages}
 """Input roles of each runner stage (from the pipeline definition); their partitions are
@@ -92,7 +93,7 @@ def milvus_rows(uri: str, collection: str, ids: Iterable[str], *, token: str = "
             total = client.query(collection, filter="", output_fields=["count(*)"],
                                  consistency_level="Strong", timeout=30)
             return keys, int(total[0]["count(*)"]) if total else 0
-        except Exception as exc:  # noqa: BLE001 - retried only when Milvus is unavailable
+        except Exception as exc:
             if not is_unavailable(exc) or time.monotonic() > deadline:
                 if is_unavailable(exc):
                     raise TimeoutError(f"Milvus at {uri} unavailable for {wait:.0f}s: {exc}") from exc
@@ -106,7 +107,7 @@ def milvus_rows(uri: str, collection: str, ids: Iterable[str], *, token: str = "
 def _visible(settings: Settings, ranges: dict[tuple[str, int], tuple[int, int]],
              timeout: float = 30.0) -> dict[tuple[str, int], int]:
     """``{(topic, partition): visible (read_committed) records at offsets start <= o < end}``
-    for ``ranges = {(topic, partition): (start, end)}`` (:func:`conveyor.streams.io.read_range`).
+    for ``ranges = {(topic, partition): (start, end)}`` (:func:`conveyor.streams.kafka.io.read_range`).
 
     Raises:
         TimeoutError: the ranges were not read within ``timeout`` seconds.

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from conveyor.streams.settings import NODE_PORT_STEP, Settings, local_bootstrap
-from conveyor.streams.delivery import TRANSACTION_TIMEOUT_MS
+from conveyor.streams.config.settings import NODE_PORT_STEP, Settings, local_bootstrap
+from conveyor.streams.kafka.delivery import TRANSACTION_TIMEOUT_MS
 from conveyor.tools.stack import down, up, with_brokers
 from conveyor.tools.stack._cluster import active_controller, partition_leaders
 from conveyor.tools.stack._common import live_pid, port_open
@@ -221,7 +221,7 @@ class KillLeader:
         for i in range(self.times):
             node_id = self.cluster.busiest_leader(self.namespace)
             _down_and_back(ctx, log, self.cluster, node_id, lambda: {
-                "action": "SIGKILL leader", "node": node_id, "pid": self.cluster.kill(node_id)}, self.down_for)
+                "action": "SIGKILL leader", "node": node_id, "pid": self.cluster.kill(node_id)}, self.down_for)  # noqa: B023 - called now
             if i + 1 < self.times and ctx.stop.wait(self.gap):
                 return
 

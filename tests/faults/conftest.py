@@ -21,11 +21,11 @@ from uuid import uuid4
 
 import pytest
 
-from conveyor.streams import env
-from conveyor.streams.settings import Settings
-from tests.integration.helpers import running_stack
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
 from tests.faults.faults import Broker
 from tests.faults.harness import RECORDED, report_path
+from tests.integration.helpers import running_stack
 
 SUITE_ENV = "CONVEYOR_FAULT_SUITE"
 SEED_ENV = "CONVEYOR_FAULT_SEED"

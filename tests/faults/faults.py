@@ -6,7 +6,7 @@ the run's start time, a seeded RNG and a stop event (set when the run ends early
 running when it returns, also when it fails or is stopped early (``finally``).
 
 * :class:`KillProcessors` — SIGKILL a random live processor child N times at random gaps; the
-  :class:`conveyor.streams.supervisor.Supervisor` restarts it (backoff 1 s doubling to 30 s).
+  :class:`conveyor.streams.runtime.supervisor.Supervisor` restarts it (backoff 1 s doubling to 30 s).
 * :class:`RestartBroker` — stop and start a Kafka broker through ``conveyor.tools.stack`` (same port,
   same data dir), see :class:`Broker`.
 * :class:`MilvusOutage` — stop the Milvus server, keep it down ``down_for`` seconds, start it.
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from conveyor.streams.supervisor import Supervisor
+from conveyor.streams.runtime.supervisor import Supervisor
 from tests.integration.helpers import Broker
 
 __all__ = ["Broker", "FaultContext", "FaultLog", "KillProcessors", "MilvusOutage", "RestartBroker", "no_fault",

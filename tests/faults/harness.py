@@ -2,7 +2,7 @@
 account for every input.
 
 :func:`run_scenario` creates the namespace's topics, starts every runner processor as its own
-process under a :class:`conveyor.streams.supervisor.Supervisor` (``extract``, ``embed``, ``index``,
+process under a :class:`conveyor.streams.runtime.supervisor.Supervisor` (``extract``, ``embed``, ``index``,
 ``classify``; the drift monitor is left out — it only observes and would take a core),
 produces the inputs evenly over ``produce_seconds`` while the fault injector runs in another
 thread, reads results until every input has one, waits for consumer lag to reach zero, stops
@@ -37,15 +37,16 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.runtime.supervisor import Supervisor, process_groups
+from conveyor.streams.topology.pipeline import SOURCES
 from conveyor.tools.accounting import Ledger
-from conveyor.streams.admin import create_topics
-from conveyor.streams.settings import Settings
-from conveyor.streams.supervisor import Supervisor, process_groups
-from conveyor.streams.pipeline import SOURCES
 from tests.faults.checks import consumer_lag, expected_chunk_ids, milvus_rows, retention_check_ms, retry_keys
 from tests.faults.faults import FaultContext, FaultLog, run_fault
 from tests.faults.inputs import InputSet, ProduceLog, produce_paced

@@ -25,18 +25,19 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from conveyor.processors.limits import MAX_TEXT_CHARS
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import produce
+from conveyor.streams.kafka.io import InputProducer, document_record, read_texts_csv, text_record
+from conveyor.streams.kafka.serde import AvroSerde, key_bytes
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.faults import injected_failure
 from conveyor.tools.demo.run import CORPUS
-from conveyor.streams.faults import injected_failure
-from conveyor.streams.io import InputProducer, document_record, read_texts_csv, text_record
-from conveyor.streams.kafka import produce
-from conveyor.streams.serde import AvroSerde, key_bytes
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import topic
 from tests.hostile import UNKNOWN_SCHEMA_ID, blank_pdf, encrypted_pdf, framed, not_avro, png_header
 from tests.integration.test_pipeline_e2e import DAMAGED
 
@@ -181,7 +182,7 @@ def hostile_items(settings: Settings, seed: int = 0) -> list[Item]:
 
 def old_input_id(rate: float = 0.1) -> str:
     """An id whose record the transient-failure injection at ``rate`` picks in both ``embed``
-    and ``classify`` (:func:`conveyor.streams.faults.injected_failure`), so in that scenario the old
+    and ``classify`` (:func:`conveyor.streams.runtime.faults.injected_failure`), so in that scenario the old
     input travels two retry topics."""
     n = 0
     while not all(injected_failure(p, key_bytes(f"old-{n:04d}"), 0, rate) for p in ("embed", "classify")):
@@ -229,7 +230,7 @@ def produce_paced(settings: Settings, inputs: InputSet, *, duration: float, seed
     """Produce every item, in a seeded random order, evenly over ``duration`` seconds; wait
     for every acknowledgement. Errors are stored in ``log.error`` (for use in a thread).
 
-    Documents go through :class:`conveyor.streams.io.InputProducer` (as ``conveyor produce`` does),
+    Documents go through :class:`conveyor.streams.kafka.io.InputProducer` (as ``conveyor produce`` does),
     texts too; raw items through the same underlying ``confluent_kafka.Producer``, keyed by
     their input id.
     """

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_consumer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import dlq_role, dlq_topics, topic
 from conveyor.tools.accounting import MAIN_PATH, Ledger
-from conveyor.streams.kafka import make_consumer
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import dlq_role, dlq_topics, topic
 
 log = logging.getLogger(__name__)
 

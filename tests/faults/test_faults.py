@@ -19,9 +19,9 @@ import os
 
 import pytest
 
-from conveyor.streams import env
-from conveyor.streams.faults import injected_failure
-from conveyor.streams.serde import key_bytes
+from conveyor.streams.config import env
+from conveyor.streams.kafka.serde import key_bytes
+from conveyor.streams.runtime.faults import injected_failure
 from tests.faults.faults import KillProcessors, MilvusOutage, RestartBroker, no_fault
 from tests.faults.harness import Outcome, Scenario, problems, record, run_scenario
 from tests.faults.inputs import build_inputs

@@ -13,7 +13,7 @@ from uuid import uuid4
 
 import pytest
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from tests.integration.helpers import running_stack
 
 

@@ -6,17 +6,16 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from confluent_kafka import KafkaError
 
-from conveyor.streams import env
-from conveyor.streams.kafka import make_admin, make_consumer
-from conveyor.streams.settings import Settings
-from conveyor.streams.supervisor import run_stages
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_admin, make_consumer
+from conveyor.streams.runtime.supervisor import run_stages
 from tests.ports import server_port
 
 
@@ -59,7 +58,7 @@ def keep_forever(settings: Settings, *roles: str) -> None:
     """
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-    from conveyor.streams.topics import topic
+    from conveyor.streams.kafka.topics import topic
 
     admin = make_admin(settings)  # held until the futures resolve
     changes = [ConfigResource(ResourceType.TOPIC, topic(settings, role), incremental_configs=[
@@ -105,7 +104,7 @@ class Broker:
     Args:
         shared: settings of the main stack (its ``home`` has the jars; its registry is used).
         home: a fresh directory for this broker's config, data and logs.
-        overrides: other :class:`~conveyor.streams.settings.Settings` fields of this broker, e.g.
+        overrides: other :class:`~conveyor.streams.config.settings.Settings` fields of this broker, e.g.
             ``kafka_retention_check_ms``.
     """
 

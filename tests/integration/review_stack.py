@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 from uuid import uuid4
 
 from pydantic import SecretStr
 
 from conveyor.review.app import serving
 from conveyor.review.settings import ReviewSettings
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer, read_to_end
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
-from conveyor.streams.supervisor import Supervisor, process_groups
-from conveyor.streams.topics import topic
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer, read_to_end
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.supervisor import Supervisor, process_groups
 from conveyor.tools.accounting import collect
 from conveyor.tools.demo.run import CORPUS
 

@@ -21,13 +21,14 @@ from uuid import uuid4
 import pytest
 from pydantic import SecretStr
 
-from conveyor.streams import acls, env
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_admin
-from conveyor.streams.settings import Settings
-from conveyor.streams.supervisor import run_stages
-from conveyor.streams.topics import topic_name
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.clients import make_admin
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic_name
+from conveyor.streams.ops import acls
+from conveyor.streams.runtime.supervisor import run_stages
 from conveyor.tools.stack import SaslBroker, StackError, start_sasl_broker, stop_sasl_broker
 from conveyor.tools.stack._common import check_java
 from tests.integration import test_drift_app as drift_scenario
@@ -75,7 +76,7 @@ def test_a_processor_denied_a_write_aborts_loses_nothing_and_names_the_acl(acl_b
 
     stop, errors = threading.Event(), []
     worker = threading.Thread(target=lambda: _run(embed, stop, errors), daemon=True)
-    caplog.set_level(logging.ERROR, logger="conveyor.streams.runner")
+    caplog.set_level(logging.ERROR, logger="conveyor.streams.runtime.runner")
     worker.start()
     try:
         deadline = time.monotonic() + 120

@@ -4,10 +4,10 @@ Against the real broker and registry (no mocks), the test produces into the real
 ``documents`` and ``texts`` topics of a fresh namespace: raw random bytes (plain
 producer), valid Avro under an unknown schema id, a record of the other input
 topic's schema, oversize and empty texts, and damaged, encrypted, bomb-sized,
-page-bombed, empty and unidentifiable files (through :class:`conveyor.streams.io.InputProducer`),
+page-bombed, empty and unidentifiable files (through :class:`conveyor.streams.kafka.io.InputProducer`),
 mixed with good texts and documents (two of them with a wrong file extension). Then
-the real ``extract``, ``embed`` and ``classify`` stages (``conveyor.streams.stages.build_stage``,
-Milvus Lite in the test's tmp dir) run with the real :class:`~conveyor.streams.runner.Runner`
+the real ``extract``, ``embed`` and ``classify`` stages (``conveyor.streams.runtime.stages.build_stage``,
+Milvus Lite in the test's tmp dir) run with the real :class:`~conveyor.streams.runtime.runner.Runner`
 until idle, one after the other.
 
 Checked: each bad record is in its stage's dead-letter topic exactly once, with the
@@ -25,12 +25,12 @@ from confluent_kafka import Producer
 
 from conveyor.dlq import envelope
 from conveyor.processors.limits import MAX_TEXT_CHARS
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer, document_record, text_record
-from conveyor.streams.runner import Runner
-from conveyor.streams.serde import AvroSerde, key_bytes
-from conveyor.streams.stages import build_stage, close_sinks
-from conveyor.streams.topics import topic
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer, document_record, text_record
+from conveyor.streams.kafka.serde import AvroSerde, key_bytes
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.runner import Runner
+from conveyor.streams.runtime.stages import build_stage, close_sinks
 from tests.hostile import UNKNOWN_SCHEMA_ID, blank_pdf, encrypted_pdf, framed, not_avro, png_header, text_image
 from tests.integration.helpers import read_all
 
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "extract"
 SHARED_BAD = REPO.parent / "shared" / "corpus" / "bad_and_edge_files"
-SERDE, ERRORS = "conveyor.streams.serde.", "conveyor.processors.errors."
+SERDE, ERRORS = "conveyor.streams.kafka.serde.", "conveyor.processors.errors."
 
 # Damaged files read from ../shared (not shippable): path -> (exception class, words in the message).
 SHARED_CASES = {

@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from conveyor.streams.cli import main
+from conveyor.streams.cli.main import main
 from conveyor.tools.demo.run import CORPUS
 from tests.integration.helpers import cli_env
 

@@ -8,11 +8,11 @@ from click.testing import CliRunner
 
 from conveyor.dlq import replay as replay_mod
 from conveyor.processors.base import Processor
-from conveyor.streams.admin import create_topics
-from conveyor.streams.cli import main
-from conveyor.streams.io import InputProducer
-from conveyor.streams.runner import Runner, Stage
-from conveyor.streams.topics import topic
+from conveyor.streams.cli.main import main
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.runner import Runner, Stage
 from tests.integration.helpers import cli_env, read_all
 
 

@@ -21,13 +21,13 @@ import pytest
 from confluent_kafka import KafkaError
 
 from conveyor.dlq import envelope
-from conveyor.processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
-from conveyor.streams import env
-from conveyor.streams.admin import create_topics, delete_topics
+from conveyor.streams.config import env
 from conveyor.streams.drift import run_drift
-from conveyor.streams.kafka import make_admin, make_consumer, make_producer
-from conveyor.streams.serde import AvroSerde, key_bytes
-from conveyor.streams.topics import catalogue
+from conveyor.streams.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
+from conveyor.streams.kafka.admin import create_topics, delete_topics
+from conveyor.streams.kafka.clients import make_admin, make_consumer, make_producer
+from conveyor.streams.kafka.serde import AvroSerde, key_bytes
+from conveyor.streams.kafka.topics import catalogue
 from tests.integration.helpers import read_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,5 +200,5 @@ def check_label_shift_alarm(s, tmp_path: Path) -> None:
     assert [(m.key(), m.value()) for m in dead] == [(b"junk", b"not avro at all")]
     headers = envelope.decode_headers(dead[0].headers())
     assert headers[envelope.PROCESSOR] == "drift" and headers[envelope.ORIGIN_TOPIC] == specs["predictions"].name
-    assert headers[envelope.EXCEPTION_CLASS] == "conveyor.streams.serde.DecodeError"
+    assert headers[envelope.EXCEPTION_CLASS] == "conveyor.streams.kafka.serde.DecodeError"
     assert rc == 0, log_text[-4000:]

@@ -27,17 +27,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conveyor.tools.drift_validation.corpus import DEFAULT_CORPUS, corpus_available
-from conveyor.processors.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
-from conveyor.streams import env
-from conveyor.streams.admin import create_topics
+from conveyor.streams.config import env
 from conveyor.streams.drift.cli import drift
-from conveyor.streams.kafka import make_producer
-from conveyor.streams.serde import AvroSerde, key_bytes
-from conveyor.streams.topics import catalogue
+from conveyor.streams.drift.monitor import EMBEDDING, TEXT_LENGTH, label_signal
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.clients import make_producer
+from conveyor.streams.kafka.serde import AvroSerde, key_bytes
+from conveyor.streams.kafka.topics import catalogue
+from conveyor.tools.drift_validation.corpus import DEFAULT_CORPUS, corpus_available
 from tests.integration.test_drift_app import (  # noqa: F401 - drift_settings is a fixture
-    W,
     WINDOW_S,
+    W,
     _embedded,
     _prediction,
     _read_reports,
@@ -84,7 +84,7 @@ def _produce(s, sets, t0: int) -> None:
     assert producer.flush(30) == 0
 
 
-def test_domain_shift_alarms_against_a_pinned_reference(drift_settings, tmp_path):  # noqa: F811
+def test_domain_shift_alarms_against_a_pinned_reference(drift_settings, tmp_path):  # noqa: F811 - pytest injects the imported fixture
     from conveyor.tools.drift_validation.corpus import load_texts
 
     s = drift_settings

@@ -11,11 +11,11 @@ import urllib.request
 
 from conveyor.processors.base import Processor
 from conveyor.sinks.milvus import MilvusSink
-from conveyor.streams.admin import create_topics
-from conveyor.streams.health import Health, serve
-from conveyor.streams.io import InputProducer
-from conveyor.streams.runner import Runner, Stage
-from conveyor.streams.stages import SinkRows
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.runtime.health import Health, serve
+from conveyor.streams.runtime.runner import Runner, Stage
+from conveyor.streams.runtime.stages import SinkRows
 from tests.integration.test_milvus_sink import milvus_server  # noqa: F401 - the fixture
 from tests.ports import server_port
 
@@ -45,7 +45,7 @@ def _start(runner: Runner) -> threading.Thread:
     return thread
 
 
-def test_readiness_follows_the_milvus_server(settings, milvus_server):  # noqa: F811
+def test_readiness_follows_the_milvus_server(settings, milvus_server):  # noqa: F811 - pytest injects the imported fixture
     settings = dataclasses.replace(settings, milvus_uri=milvus_server.uri)
     create_topics(settings)
     sink = MilvusSink.from_settings(settings)

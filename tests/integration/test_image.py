@@ -12,12 +12,12 @@ import uuid
 
 import pytest
 
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.topics import topic
-from tests.integration.helpers import cli_env, read_all
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import topic
 from conveyor.tools.image import RUN_FLAGS
+from tests.integration.helpers import cli_env, read_all
 from tests.ports import server_port
 
 pytestmark = pytest.mark.slow

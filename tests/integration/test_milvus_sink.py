@@ -38,8 +38,8 @@ from pymilvus.exceptions import MilvusException, ParamError
 from conveyor.sinks.base import SinkBackpressureError
 from conveyor.sinks.milvus import MilvusSink, MilvusUnavailableError
 from conveyor.sinks.milvus_errors import is_unavailable, redact_uri
-from conveyor.streams.stages import SinkRows
 from conveyor.sinks.milvus_rows import VECTOR_DIM, chunk_rows, row_nbytes
+from conveyor.streams.runtime.stages import SinkRows
 from tests.ports import server_port
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def milvus_server(tmp_path_factory) -> MilvusServerHandle:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip(f"the milvus==2.3.5 wheel ships a Linux x86-64 binary only, not {platform.machine()}")
     try:
-        import milvus  # noqa: F401
+        import milvus  # noqa: F401 - only whether it imports
     except ImportError:
         pytest.skip("PyPI package milvus==2.3.5 is not installed (pip install -e .[test])")
     try:
@@ -538,11 +538,11 @@ def test_index_runner_pauses_while_milvus_is_down_and_loses_nothing(milvus_serve
     partitions pause, the worker survives, and every chunk lands once Milvus is back."""
     import threading
 
-    from conveyor.streams.admin import create_topics
-    from conveyor.streams.kafka import make_producer
-    from conveyor.streams.runner import Runner, Stage
-    from conveyor.streams.serde import AvroSerde, key_bytes
-    from conveyor.streams.topics import topic
+    from conveyor.streams.kafka.admin import create_topics
+    from conveyor.streams.kafka.clients import make_producer
+    from conveyor.streams.kafka.serde import AvroSerde, key_bytes
+    from conveyor.streams.kafka.topics import topic
+    from conveyor.streams.runtime.runner import Runner, Stage
 
     create_topics(settings)
     serde = AvroSerde(settings)

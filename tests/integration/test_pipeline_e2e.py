@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer, iter_files, read_texts_csv
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.supervisor import Supervisor, process_groups
 from conveyor.tools.accounting import collect
-from conveyor.streams.admin import create_topics
 from conveyor.tools.demo.run import CORPUS, count_milvus_rows
-from conveyor.streams.io import InputProducer, iter_files, read_texts_csv
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.supervisor import Supervisor, process_groups
-from conveyor.streams.topics import topic
 from tests.integration.helpers import read_all
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_pipeline_accounts_for_every_input_once(settings, tmp_path):
     assert len(auto) >= 2, [(p["filename"], p["routing"], p["reasons"]) for p in decided]
     for p in auto:
         assert p["label"] == "receipt" and p["fields"]["dates"] and p["fields"]["total_amount"] and not p["reasons"]
-    for doc_id, preds in ledger.predictions.items():
+    for preds in ledger.predictions.values():
         assert preds[0]["routing"] == "review" or not preds[0]["reasons"]
 
     # Milvus holds exactly one row per chunk of every embedded input.

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from conveyor.dlq import envelope
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.pipeline import pipeline
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.topics import catalogue, topic
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import catalogue, topic
+from conveyor.streams.topology.pipeline import pipeline
 from conveyor.tools.demo.run import CORPUS
 from tests.integration.helpers import cli_env, read_all
 

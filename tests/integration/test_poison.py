@@ -8,12 +8,12 @@ import sys
 
 from conveyor.dlq import envelope
 from conveyor.processors.base import Processor
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.poison import MAX_CRASHES
-from conveyor.streams.runner import Runner, Stage
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import topic
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.poison import MAX_CRASHES
+from conveyor.streams.runtime.runner import Runner, Stage
 from tests.integration.helpers import cli_env, read_all
 
 
@@ -57,7 +57,7 @@ def test_a_record_that_crashes_the_process_is_dead_lettered_after_repeated_crash
         (codes, run.stderr.decode()[-2000:])
     [dead] = read_all(settings, topic(settings, "dlq.classify"), expect=1)
     h = envelope.decode_headers(dead.headers())
-    assert dead.key() == b"t-poison" and h[envelope.EXCEPTION_CLASS] == "conveyor.streams.poison.PoisonPillError"
+    assert dead.key() == b"t-poison" and h[envelope.EXCEPTION_CLASS] == "conveyor.streams.runtime.poison.PoisonPillError"
     preds = read_all(settings, topic(settings, "predictions"), expect=4)
     assert sorted(m.key().decode() for m in preds) == sorted(i for i in ids if i != "t-poison")
     assert not any((tmp_path / "run" / "inflight").glob("*.json"))  # nothing left in flight

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer, read_texts_csv
-from conveyor.streams.supervisor import Supervisor, process_groups
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer, read_texts_csv
+from conveyor.streams.runtime.supervisor import Supervisor, process_groups
 from conveyor.tools.accounting import collect
 from conveyor.tools.demo.run import CORPUS
 from conveyor.tools.k8s import K8S_DIR

@@ -23,12 +23,12 @@ from conveyor.dlq.inspect import DeadLetterFilter, iter_dead_letters
 from conveyor.dlq.replay import replay
 from conveyor.processors.base import Processor
 from conveyor.processors.errors import TransientError
-from conveyor.streams.admin import create_topics
-from conveyor.streams.deadletters import KafkaDeadLetterStore
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_admin
-from conveyor.streams.runner import Runner, Stage
-from conveyor.streams.topics import topic
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.clients import make_admin
+from conveyor.streams.kafka.deadletters import KafkaDeadLetterStore
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.runner import Runner, Stage
 from tests.integration.helpers import Broker, keep_forever, read_all
 
 OLD = 1_700_000_000_000
@@ -114,7 +114,8 @@ def test_dead_letters_retry_records_and_results_of_old_inputs_survive_retention(
     assert replay(KafkaDeadLetterStore(settings), DeadLetterFilter(processor="classify")).replayed == 1
     _run(settings, 1)
     time.sleep(2 * CHECK_MS / 1000)
-    dead_letters = sorted(iter_dead_letters(KafkaDeadLetterStore(settings), DeadLetterFilter(processor="classify")), key=lambda x: x.offset)
+    dead_letters = sorted(iter_dead_letters(KafkaDeadLetterStore(settings), DeadLetterFilter(processor="classify")),
+                          key=lambda x: x.offset)
     assert [x.doc_id for x in dead_letters] == ["perm-1", "perm-1"]
     assert [x.timestamp for x in dead_letters] == [OLD, OLD]
     replayed = [m for m in read_all(settings, topic(settings, "texts"), expect=4, timeout=10)

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from conveyor.streams.cli import main
-from conveyor.streams.model_registry import SHIPPED, ModelRegistry
+from conveyor.streams.cli.main import main
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.ops.model_registry import SHIPPED, ModelRegistry
 from conveyor.tools.training.retrain import feedback_examples, retrain
-from conveyor.streams.topics import topic
 from tests.integration.helpers import cli_env, read_all
 from tests.integration.review_stack import review_app, run_pipeline
 

@@ -12,12 +12,12 @@ from prometheus_client import REGISTRY
 from conveyor.dlq import envelope
 from conveyor.processors.base import Processor
 from conveyor.processors.errors import TransientError
-from conveyor.streams.admin import create_topics
-from conveyor.streams.delivery import TransactionalDelivery
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_admin, make_consumer
-from conveyor.streams.runner import Runner, Stage
-from conveyor.streams.topics import topic
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.clients import make_admin, make_consumer
+from conveyor.streams.kafka.delivery import TransactionalDelivery
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.runner import Runner, Stage
 from tests.integration.helpers import read_all
 
 

@@ -10,13 +10,13 @@ from prometheus_client import REGISTRY
 from conveyor.dlq import envelope
 from conveyor.processors.base import Processor
 from conveyor.sinks.base import Sink, SinkBackpressureError
-from conveyor.streams.admin import create_topics
-from conveyor.streams.cli import main
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_producer
-from conveyor.streams.runner import Runner, Stage
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.topics import topic
+from conveyor.streams.cli.main import main
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.clients import make_producer
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import topic
+from conveyor.streams.runtime.runner import Runner, Stage
 from tests.integration.helpers import cli_env, keep_forever, read_all
 
 
@@ -77,7 +77,7 @@ def test_outputs_dead_letters_and_commits(settings):
     headers = envelope.decode_headers(junk.headers())
     assert headers["origin"] == "fuzz"  # original headers kept
     assert headers[envelope.ORIGIN_TOPIC] == texts
-    assert headers[envelope.EXCEPTION_CLASS] == "conveyor.streams.serde.DecodeError"
+    assert headers[envelope.EXCEPTION_CLASS] == "conveyor.streams.kafka.serde.DecodeError"
     assert headers[envelope.ERROR_CLASS] == "permanent"
     assert headers[envelope.ORIGIN_TIMESTAMP] == "1700000000000"
     assert junk.timestamp()[1] > 1_700_000_000_000  # stamped when written: retention counts from then
@@ -92,7 +92,7 @@ def test_outputs_dead_letters_and_commits(settings):
     listed = [json.loads(line) for line in CliRunner().invoke(
         main, ["dlq", "list", "--processor", "classify"], env=cli_env(settings)).output.splitlines()]
     assert {r["key"]: r["error"]["exception.class"] for r in listed} == {
-        ids[2]: "builtins.ValueError", "junk-1": "conveyor.streams.serde.DecodeError"}
+        ids[2]: "builtins.ValueError", "junk-1": "conveyor.streams.kafka.serde.DecodeError"}
     assert all(r["dlq_topic"] == topic(settings, "dlq.classify") and r["value_bytes"] > 0 for r in listed)
     assert {r["key"]: r["timestamp"] for r in listed}["junk-1"] == 1_700_000_000_000  # the input's own time
 

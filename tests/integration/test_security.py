@@ -26,17 +26,17 @@ from uuid import uuid4
 import pytest
 
 from conveyor.dlq import envelope
-from conveyor.streams import env
-from conveyor.streams.admin import create_topics, list_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_admin, make_consumer, make_producer
-from conveyor.streams.security import KafkaAuthenticationError, QuietLogger, error_callback
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
+from conveyor.streams.config import env
+from conveyor.streams.config.security import KafkaAuthenticationError, QuietLogger, error_callback
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics, list_topics
+from conveyor.streams.kafka.clients import make_admin, make_consumer, make_producer
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import topic
 from conveyor.tools.stack import SaslBroker, StackError, start_sasl_broker, stop_sasl_broker
 from conveyor.tools.stack._common import check_java, port_open
 from conveyor.tools.stack._sasl import DEFAULT_CONTROLLER_PORT, DEFAULT_PORT
-from conveyor.streams.topics import topic
 from tests.integration.helpers import read_all, run_stages_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def sasl_environ(sasl_broker, stack_settings: Settings, tmp_path: Path) -> dict[
 
 
 def _cli(args: list[str], environ: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conveyor.streams.cli", *args], env=environ, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "conveyor.streams.cli.main", *args], env=environ, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -189,7 +189,7 @@ def test_secrets_never_leak(sasl_environ, caplog, capfd):
         producer.flush(10)
         if key == b"junk-1":  # the first dead-letters in this process, the second in a CLI run
             run_stages_until(settings, ["classify"], dlq_topic, expect=1)
-    run = subprocess.Popen([sys.executable, "-m", "conveyor.streams.cli", "run", "classify"], env=environ, cwd=REPO,
+    run = subprocess.Popen([sys.executable, "-m", "conveyor.streams.cli.main", "run", "classify"], env=environ, cwd=REPO,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         dead = read_all(settings, dlq_topic, expect=2, timeout=120)
@@ -201,7 +201,7 @@ def test_secrets_never_leak(sasl_environ, caplog, capfd):
     assert sorted(m.key() for m in dead) == [b"junk-1", b"junk-2"]
     for m in dead:
         headers = envelope.decode_headers(m.headers())
-        assert headers[envelope.EXCEPTION_CLASS].startswith("conveyor.streams.serde."), headers
+        assert headers[envelope.EXCEPTION_CLASS].startswith("conveyor.streams.kafka.serde."), headers
         assert not _leaks(repr(headers)) and not _leaks(repr(m.value()))
 
     # librdkafka's own debug output too (it prints its configuration, passwords redacted).

@@ -9,10 +9,10 @@ from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from conveyor.streams.io import text_record
-from conveyor.streams.serde import AvroSerde, DecodeError, EncodeError
-from conveyor.streams.pipeline import schema_file
-from conveyor.streams.topics import topic
+from conveyor.schemas import schema_text
+from conveyor.streams.kafka.io import text_record
+from conveyor.streams.kafka.serde import AvroSerde, DecodeError, EncodeError
+from conveyor.streams.kafka.topics import topic
 
 
 def test_round_trip_in_confluent_wire_format(settings):
@@ -31,7 +31,7 @@ def test_record_written_with_older_schema_stays_readable_after_optional_field_ad
     serde = AvroSerde(settings)
     name = topic(settings, "texts")
     subject = f"{name}-value"
-    v1 = schema_file("text.avsc").read_text()
+    v1 = schema_text("text.avsc")
     old = AvroSerializer(serde.client, v1)(text_record("old record"), SerializationContext(name, MessageField.VALUE))
     serde.set_compatibility(name, "BACKWARD")
     v2 = json.loads(v1)

@@ -11,11 +11,13 @@ value look transient.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from conveyor.streams.io import document_record, text_record
-from conveyor.streams.serde import AvroSerde, DecodeError, SchemaMismatchError, UnknownSchemaError
-from conveyor.streams.topics import topic
+from conveyor.streams.kafka.io import document_record, text_record
+from conveyor.streams.kafka.serde import AvroSerde, DecodeError, SchemaMismatchError, UnknownSchemaError
+from conveyor.streams.kafka.topics import topic
 from tests.hostile import UNKNOWN_SCHEMA_ID, framed, mutated
 
 

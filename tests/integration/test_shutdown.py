@@ -10,10 +10,10 @@ import time
 
 from confluent_kafka import ConsumerGroupState
 
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_admin
-from conveyor.streams.topics import topic
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.clients import make_admin
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic
 from tests.integration.helpers import cli_env, read_all
 
 STOP_BOUND_S = 30.0
@@ -22,7 +22,7 @@ STOP_BOUND_S = 30.0
 def _start(settings, tmp_path, name: str) -> subprocess.Popen:
     environ = {**os.environ, **cli_env(settings), "CONVEYOR_BATCH_SIZE": "16"}
     log = open(tmp_path / f"{name}.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "conveyor.streams.cli", "run", "embed"], env=environ,
+    return subprocess.Popen([sys.executable, "-m", "conveyor.streams.cli.main", "run", "embed"], env=environ,
                             stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -14,8 +14,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from conveyor.streams import env
-from conveyor.streams.settings import Settings
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.stack import StackError, down, status, up
 
 MIB = 1024 * 1024

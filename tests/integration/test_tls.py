@@ -18,21 +18,21 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from conveyor.streams import env
-from conveyor.streams.admin import create_topics, list_topics
-from conveyor.streams.io import InputProducer
-from conveyor.streams.security import KafkaAuthenticationError, KafkaConnectionError, RegistryTlsError
-from conveyor.streams.serde import AvroSerde
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import topic
+from conveyor.streams.config import env
+from conveyor.streams.config.security import KafkaAuthenticationError, KafkaConnectionError, RegistryTlsError
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics, list_topics
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.kafka.topics import topic
 from conveyor.tools import stack
 from conveyor.tools.stack import _tls
 from conveyor.tools.stack._common import check_java, port_open, spawn, tail
@@ -99,7 +99,7 @@ def _cli(args: list[str], settings: Settings) -> subprocess.CompletedProcess:
     environ = {**_tls.client_environ(settings), env.NAMESPACE: settings.namespace,
                env.KAFKA_SSL_CA_LOCATION: settings.kafka_ssl_ca_location,
                env.SCHEMA_REGISTRY_SSL_CA_LOCATION: settings.schema_registry_ssl_ca_location}
-    return subprocess.run([sys.executable, "-m", "conveyor.streams.cli", *args], cwd=REPO, text=True,
+    return subprocess.run([sys.executable, "-m", "conveyor.streams.cli.main", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=90, env={**os.environ, **environ})
 
 
@@ -165,10 +165,10 @@ def test_a_client_that_trusts_another_ca_fails_fast(tls_stack: Settings, tmp_pat
 
 def test_an_expired_certificate_fails_fast(tls_stack: Settings):
     """The certificate expires while the servers run (Kafka refuses to start with an expired one)."""
-    expires = datetime.now(timezone.utc) + timedelta(seconds=EXPIRES_IN_S)
+    expires = datetime.now(UTC) + timedelta(seconds=EXPIRES_IN_S)
     _restart_with(tls_stack, expires=expires)
     assert list_topics(tls_stack, timeout=30)  # still valid: Kafka and the registry serve it
-    time.sleep(max(0.0, (expires - datetime.now(timezone.utc)).total_seconds()) + 2)
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 2)
     try:
         _fails_fast_with_one_line(tls_stack, "certificate has expired")
     finally:

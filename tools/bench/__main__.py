@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conveyor.streams import env
+from conveyor.streams.config import env
 from conveyor.tools.bench import keyfields, memory, openloop, raw, scaleout
 from conveyor.tools.bench.cpu import CpuMeter, commit_cost, commit_totals
 from conveyor.tools.bench.peers import bench_peers
@@ -36,7 +36,7 @@ METRICS_PORT = 19460
 def _texts(n: int) -> list[str]:
     """``n`` BANKING77 texts: train.csv from ``../shared/corpus`` when present, else the demo's 200
     (cycled)."""
-    from conveyor.streams.io import read_texts_csv
+    from conveyor.streams.kafka.io import read_texts_csv
     from conveyor.tools.demo.run import CORPUS
     from conveyor.tools.training.common import DEFAULT_CORPUS
 
@@ -49,9 +49,9 @@ def _texts(n: int) -> list[str]:
 def _text_path(texts: list[str], seconds: float, emit) -> dict:
     """Capacity and open-loop latency of embed → index + classify on the real stack, then the
     commit cadence (:data:`LINGERS`) at half the capacity."""
-    from conveyor.streams.admin import create_topics
-    from conveyor.streams.settings import Settings
-    from conveyor.streams.supervisor import process_groups
+    from conveyor.streams.config.settings import Settings
+    from conveyor.streams.kafka.admin import create_topics
+    from conveyor.streams.runtime.supervisor import process_groups
     from conveyor.tools.stack import up
 
     base = Settings.from_env()
@@ -96,7 +96,7 @@ LINGERS = (20, 100)
 def _supervised(settings, groups, log_dir: Path, texts: list[str]):
     """The text path's processes, started and warmed up (models loaded, groups joined);
     yields the supervisor and each group's /metrics port."""
-    from conveyor.streams.supervisor import Supervisor
+    from conveyor.streams.runtime.supervisor import Supervisor
 
     sup = Supervisor(settings, groups, log_dir=log_dir)
     sup.start()
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-scale-out", action="store_true", help="skip 1/2/4 instances of embed and extract")
     ap.add_argument("--no-largest", action="store_true", help="skip extract on the largest allowed documents")
     args = ap.parse_args(argv)
-    from conveyor.streams.logs import configure
+    from conveyor.streams.telemetry.logs import configure
 
     configure("WARNING")  # the report on stdout; libraries (gRPC's GOAWAY lines among them) quiet
     # Milvus Lite's in-process gRPC server logs an ERROR traceback for each AllocTimestamp call

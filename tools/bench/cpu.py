@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -60,7 +61,7 @@ class CpuMeter:
         self._wall0 = time.monotonic()
         self._t0 = {n: cpu_seconds(p) or 0.0 for n, p in self.pids.items()}
 
-    def stop(self, items: int) -> dict:
+    def stop(self, items: int) -> dict[str, float | None]:
         """CPU milliseconds per item of each process since :meth:`start`.
 
         Raises:
@@ -72,7 +73,7 @@ class CpuMeter:
             raise ValueError("items must be positive")
         wall = time.monotonic() - self._wall0
         used = {n: max(0.0, (cpu_seconds(p) or self._t0[n]) - self._t0[n]) for n, p in self.pids.items()}
-        out = {n: round(s * 1000 / items, 2) for n, s in used.items()}
+        out: dict[str, float | None] = {n: round(s * 1000 / items, 2) for n, s in used.items()}
         out["total"] = round(sum(used.values()) * 1000 / items, 2)
         out["cores_busy"] = round(sum(used.values()) / wall, 2) if wall > 0 else None
         return out

@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conveyor.processors.extract import extract_pages
-from conveyor.processors.extract import ocr
+from conveyor.processors.extract import extract_pages, ocr
 from conveyor.processors.extract.ocr import OcrOptions
 
 BEFORE = "full-resolution detection (before)"

@@ -14,16 +14,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from confluent_kafka import OFFSET_END, TopicPartition
 
-from conveyor.streams.io import InputProducer
-from conveyor.streams.kafka import make_consumer
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import topic
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.clients import make_consumer
+from conveyor.streams.kafka.io import InputProducer
+from conveyor.streams.kafka.topics import topic
 
 
 @dataclass
@@ -50,8 +51,9 @@ class _Watch:
                 # poll returns on the first record; consume(n, t) would wait for n records or t.
                 first = consumer.poll(0.05)
                 for msg in ([first] + consumer.consume(500, 0)) if first is not None else []:
-                    if msg.error() is None and msg.key() is not None:
-                        self.seen.setdefault(msg.key().decode(), time.time())
+                    key = msg.key()
+                    if msg.error() is None and key is not None:
+                        self.seen.setdefault(key.decode(), time.time())
         finally:
             consumer.close()
 

@@ -30,7 +30,7 @@ def _docs() -> list[Path]:
 
 
 def _texts(n: int) -> list[str]:
-    from conveyor.streams.io import read_texts_csv
+    from conveyor.streams.kafka.io import read_texts_csv
 
     return [t for _, t in read_texts_csv(CORPUS / "texts" / "banking77_sample.csv", "text", None, n)]
 
@@ -41,10 +41,10 @@ def bench_stages(n_texts: int) -> list[dict]:
     from conveyor.processors.classify import ClassifyProcessor
     from conveyor.processors.embed import EmbedProcessor
     from conveyor.processors.extract import ExtractProcessor
-    from conveyor.streams.stages import SinkRows, duplicate_finder
     from conveyor.sinks.milvus import MilvusSink
-    from conveyor.streams.io import document_record, text_record
-    from conveyor.streams.settings import Settings
+    from conveyor.streams.config.settings import Settings
+    from conveyor.streams.kafka.io import document_record, text_record
+    from conveyor.streams.runtime.stages import SinkRows, duplicate_finder
 
     results = []
     settings = Settings.from_env()
@@ -97,12 +97,12 @@ def bench_stages(n_texts: int) -> list[dict]:
 
 def bench_end_to_end(n_texts: int, repeat_docs: int) -> dict:
     """Latency distribution (ms) from produce to result over the real stack and all processors."""
+    from conveyor.streams.config.settings import Settings
+    from conveyor.streams.kafka.admin import create_topics
+    from conveyor.streams.kafka.io import InputProducer
+    from conveyor.streams.runtime.supervisor import Supervisor, process_groups
     from conveyor.tools.accounting import collect
-    from conveyor.streams.admin import create_topics
-    from conveyor.streams.io import InputProducer
-    from conveyor.streams.settings import Settings
     from conveyor.tools.stack import up
-    from conveyor.streams.supervisor import Supervisor, process_groups
 
     base = Settings.from_env()
     up(base, log=lambda m: None)
@@ -129,7 +129,7 @@ def bench_end_to_end(n_texts: int, repeat_docs: int) -> dict:
             peak_rss = {"-".join(c.group): _peak_rss_mib(c.proc.pid) for c in sup.children if c.proc}
         finally:
             sup.stop()
-    lat = {"document": [], "text": []}
+    lat: dict[str, list[float]] = {"document": [], "text": []}
     for i, recs in ledger.predictions.items():
         lat[kinds[i]].append(recs[0]["event_time"] - sent[i] * 1000)
     wall = max((r[0]["event_time"] for r in ledger.predictions.values()), default=t0 * 1000) / 1000 - t0

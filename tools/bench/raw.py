@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def embed_stage(texts: Sequence[str], batch: int = 32) -> dict:
     """Texts per second of the embed stage's processor in process (decoded records in, Embedded
     records out: tokenising, chunking, embedding, pooling) over the same ``texts``."""
     from conveyor.processors.embed import EmbedProcessor
-    from conveyor.streams.io import text_record
+    from conveyor.streams.kafka.io import text_record
 
     records = [text_record(t) for t in texts]
     proc = EmbedProcessor()

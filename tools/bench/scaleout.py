@@ -1,7 +1,7 @@
 """Scale-out: throughput of 1, 2 and 4 instances of one stage on this machine.
 
 Each count gets a fresh namespace whose source topics have :data:`PARTITIONS` partitions (so four
-instances all get work), ``n`` supervised processes of the stage (``python -m conveyor.streams.cli
+instances all get work), ``n`` supervised processes of the stage (``python -m conveyor.streams.cli.main
 run <stage>``, one consumer group, stable transactional id each), a warm-up, then a burst:
 ``embed`` — texts, measured up to the last ``<ns>.embedded`` record; ``extract`` — the demo
 corpus' documents (``copies`` times), up to the last ``<ns>.extracted`` record.
@@ -12,10 +12,10 @@ import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.bench import openloop
 
 PARTITIONS = 4
@@ -27,8 +27,9 @@ OUTPUT_ROLE = {"embed": "embedded", "extract": "extracted"}
 def _namespace(base: Settings, stage: str, n: int, tmp: Path) -> Settings:
     from confluent_kafka.admin import NewTopic
 
-    from conveyor.streams.admin import connect_admin, create_topics
-    from conveyor.streams.topics import topic
+    from conveyor.streams.config.security import connect_admin
+    from conveyor.streams.kafka.admin import create_topics
+    from conveyor.streams.kafka.topics import topic
 
     settings = dataclasses.replace(base, namespace=f"benchscale{stage}{n}x{time.strftime('%H%M%S')}",
                                    milvus_uri=str(tmp / "milvus.db"), blob_dir=tmp / "blobs")
@@ -51,7 +52,7 @@ def scale_out(stage: str, produce: Callable[[Settings], list[str]], warm: Callab
     Raises:
         KeyError: ``stage`` is not ``embed`` or ``extract``.
     """
-    from conveyor.streams.supervisor import Supervisor
+    from conveyor.streams.runtime.supervisor import Supervisor
 
     base = base or Settings.from_env()
     if stage not in OUTPUT_ROLE:
@@ -78,7 +79,7 @@ def scale_out(stage: str, produce: Callable[[Settings], list[str]], warm: Callab
 
 def document_inputs(paths: Sequence[Path], copies: int = 1) -> Callable[[Settings], list[str]]:
     """A ``produce`` callable sending each file of ``paths`` ``copies`` times to ``<ns>.documents``."""
-    from conveyor.streams.io import InputProducer
+    from conveyor.streams.kafka.io import InputProducer
 
     def produce(settings: Settings) -> list[str]:
         with InputProducer(settings) as p:

@@ -54,10 +54,10 @@ def soak(minutes: float, rate: float, document_every: float, sample_every: float
 
     ``milvus_uri``: a Milvus server to index into; ``None``: a fresh Milvus Lite file, which keeps
     the collection inside the index + classify process, so that process grows with the rows."""
-    from conveyor.streams.admin import create_topics
-    from conveyor.streams.io import InputProducer
-    from conveyor.streams.settings import Settings
-    from conveyor.streams.supervisor import Supervisor, process_groups
+    from conveyor.streams.config.settings import Settings
+    from conveyor.streams.kafka.admin import create_topics
+    from conveyor.streams.kafka.io import InputProducer
+    from conveyor.streams.runtime.supervisor import Supervisor, process_groups
     from conveyor.tools.bench.__main__ import _texts
     from conveyor.tools.bench.cpu import rss_mib
     from conveyor.tools.bench.openloop import percentiles, start_watch, wait_for
@@ -85,11 +85,12 @@ def soak(minutes: float, rate: float, document_every: float, sample_every: float
         def sample(t0: float) -> None:
             while not stop.wait(sample_every):
                 sup.check()
-                row = {"soak": "sample", "t_s": round(time.monotonic() - t0, 1)}
+                t_s = round(time.monotonic() - t0, 1)
+                row: dict[str, object] = {"soak": "sample", "t_s": t_s}
                 for c in sup.children:
                     value = rss_mib(c.proc.pid) if c.proc else None
                     if value is not None:
-                        rss.setdefault("-".join(c.group), []).append((row["t_s"], value))
+                        rss.setdefault("-".join(c.group), []).append((t_s, value))
                         row["-".join(c.group)] = value
                 emit(row)
 
@@ -141,7 +142,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--milvus-uri", default=None,
                     help="a Milvus server (default: a Milvus Lite file inside index + classify)")
     args = ap.parse_args(argv)
-    from conveyor.streams.logs import configure
+    from conveyor.streams.telemetry.logs import configure
 
     configure("WARNING")
     args.out.parent.mkdir(parents=True, exist_ok=True)

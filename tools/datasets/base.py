@@ -1,8 +1,9 @@
 """What every dataset source gives the builder: labelled documents (:class:`Item`)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from conveyor.tools.datasets.clones import Clone
 

@@ -9,9 +9,9 @@ fatal.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["Clone", "CloneError", "find_clone", "labelled_files"]
 
@@ -28,7 +28,7 @@ def _git_dir(folder: Path) -> Path | None:
     return None
 
 
-def find_clone(roots: list[Path], repo: str) -> "Clone | None":
+def find_clone(roots: list[Path], repo: str) -> Clone | None:
     """The clone of ``repo`` (``"owner/name"``) under one of ``roots``, else None.
 
     Looked for, in each root: ``<name>``, ``<owner>+<name>``, ``<owner>/<name>``, ``<owner>__<name>``.

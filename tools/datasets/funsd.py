@@ -8,7 +8,7 @@ field is derived from them. Research use only: read, never committed or shipped.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from conveyor.tools.datasets.base import DatasetSource, Item
 from conveyor.tools.datasets.clones import Clone, labelled_files

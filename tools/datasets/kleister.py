@@ -9,7 +9,7 @@ state one. ``dev-0/`` and ``test-A/`` are kept for an evaluation outside the pro
 from __future__ import annotations
 
 import lzma
-from typing import Iterator
+from collections.abc import Iterator
 
 from conveyor.tools.datasets.base import DatasetSource, Item
 from conveyor.tools.datasets.clones import Clone
@@ -25,7 +25,8 @@ def kleister_truth(expected_line: str) -> tuple[dict, dict]:
         key, _, value = token.partition("=")
         if value:
             raw.setdefault(key, []).append(value.replace("_", " "))
-    truth = {"parties": raw.get("party", []), "effective_date": (raw.get("effective_date") or [None])[0]}
+    dates = raw.get("effective_date")
+    truth = {"parties": raw.get("party", []), "effective_date": dates[0] if dates else None}
     return truth, raw
 
 

@@ -7,7 +7,7 @@ builder (sha256). The repository's ``testing_data/`` is kept for an evaluation o
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from conveyor.processors.extract.fields.normalise import normalise_amount, normalise_company, normalise_date
 from conveyor.tools.datasets.base import DatasetSource, Item

@@ -21,8 +21,8 @@ every other invoice code (380, 326, 384, 387 rental, 575 insurer's, 751 accounti
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Iterator
 
 from conveyor.tools.datasets.base import DatasetSource, Item
 from conveyor.tools.datasets.clones import Clone
@@ -102,8 +102,8 @@ def parse_truth(xml: bytes) -> tuple[str, dict, dict]:
     address = _child(seller, "PostalTradeAddress")
     address_parts = [_text(_child(address, n)) for n in ("LineOne", "LineTwo", "LineThree", "PostcodeCode", "CityName")]
     vat = next((_text(_child(reg, "ID")) for reg in (seller.iter() if seller is not None else [])
-                if _local(reg) == "SpecifiedTaxRegistration" and (_child(reg, "ID") is not None)
-                and _child(reg, "ID").get("schemeID") == "VA"), None)  # type: ignore[union-attr]
+                if _local(reg) == "SpecifiedTaxRegistration" and (reg_id := _child(reg, "ID")) is not None
+                and reg_id.get("schemeID") == "VA"), None)
     truth = {
         "document_number": _text(_child(header, "ID")),
         "dates": [d] if (d := _date(_child(header, "IssueDateTime"))) else None,
@@ -115,7 +115,8 @@ def parse_truth(xml: bytes) -> tuple[str, dict, dict]:
         "vendor": seller_name,
         "vendor_address": " ".join(" ".join(p.split()) for p in address_parts if p) or None,
         "supplier_tax_id": vat.replace(" ", "") if vat else None,
-        "iban": (_text(_first(_first(settlement, "PayeePartyCreditorFinancialAccount"), "IBANID")) or "").replace(" ", "") or None,
+        "iban": (_text(_first(_first(settlement, "PayeePartyCreditorFinancialAccount"), "IBANID")) or "")
+                .replace(" ", "") or None,
         "customer": buyer_name,
     }
     truth = {k: v for k, v in truth.items() if v is not None}
@@ -127,7 +128,8 @@ def doc_type_of(code: str, truth: dict) -> tuple[str, str]:
     if code in ORDER_CODES:
         return "purchase_order", f"Order-X document code {code} (order, order change or order response)"
     if code in CREDIT_CODES or str(truth.get("total_amount", "")).startswith("-"):
-        return "credit_note", f"document code {code}: credits the recipient (credit note, self-billed Gutschrift, or a negative total)"
+        return "credit_note", (f"document code {code}: credits the recipient (credit note, self-billed Gutschrift, "
+                               "or a negative total)")
     return "invoice", f"invoice document code {code}"
 
 
@@ -183,7 +185,7 @@ def items(clone: Clone) -> Iterator[Item]:
         rank = (_rank(path), path)
         if key not in chosen or rank < chosen[key][:2]:
             chosen[key] = (*rank, data, code, truth, raw)
-    for _rank_, path, data, code, truth, raw in sorted(chosen.values(), key=lambda v: v[1]):
+    for _, path, data, code, truth, raw in sorted(chosen.values(), key=lambda v: v[1]):
         doc_type, why = doc_type_of(code, truth)
         yield Item(path=path, data=data, doc_type=doc_type, type_rule=why, truth=truth,
                    label_source=f"{path} (embedded XML)", group=f"zugferd:{truth.get('vendor') or path}", raw=raw)

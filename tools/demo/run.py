@@ -16,12 +16,12 @@ from typing import Optional
 import click
 from tqdm import tqdm
 
-from conveyor.streams import env
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.admin import create_topics
+from conveyor.streams.kafka.io import InputProducer, iter_files, read_texts_csv
+from conveyor.streams.runtime.supervisor import Supervisor, process_groups
 from conveyor.tools.accounting import Ledger, collect
-from conveyor.streams.admin import create_topics
-from conveyor.streams.io import InputProducer, iter_files, read_texts_csv
-from conveyor.streams.settings import Settings
-from conveyor.streams.supervisor import Supervisor, process_groups
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 """The shipped demo corpus: receipts, invoices, tax/other forms, damaged files, banking77 texts."""

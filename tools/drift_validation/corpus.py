@@ -33,15 +33,19 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from conveyor.processors.models import model_dir
+from conveyor.streams.config import env
 from conveyor.tools.training.common import DEFAULT_CORPUS as _DEFAULT_CORPUS
 from conveyor.tools.training.common import cached_array as _cached
 from conveyor.tools.training.common import text_digest as _digest
-from conveyor.streams import env
+
+if TYPE_CHECKING:
+    from conveyor.processors.classify.models import OnnxClassifier
+    from conveyor.processors.embed.model import MiniLMEmbedder
 
 DEFAULT_CORPUS = _DEFAULT_CORPUS
 """The shared corpus (:data:`conveyor.tools.training.common.DEFAULT_CORPUS`)."""
@@ -80,8 +84,8 @@ class _Embedder:
     """Lazily loaded MiniLM embedder + intent model, shared by the loaders."""
 
     def __init__(self) -> None:
-        self._embedder = None
-        self._classifier = None
+        self._embedder: Optional[MiniLMEmbedder] = None
+        self._classifier: Optional[OnnxClassifier] = None
 
     @property
     def sha(self) -> str:
@@ -247,8 +251,8 @@ def degrade(data: bytes, scale: float = DEGRADE_SCALE, quality: int = DEGRADE_QU
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        small = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.BILINEAR)
+        rgb = ImageOps.exif_transpose(im).convert("RGB")
+        small = rgb.resize((max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale))), Image.Resampling.BILINEAR)
         out = io.BytesIO()
         small.save(out, "JPEG", quality=quality)
         return out.getvalue()

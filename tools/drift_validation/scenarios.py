@@ -1,6 +1,6 @@
 """Offline validation of the drift monitor on real streams (``../shared/corpus``).
 
-Each scenario replays real inputs through :class:`conveyor.processors.drift.DriftMonitor` as a
+Each scenario replays real inputs through :class:`conveyor.streams.drift.DriftMonitor` as a
 stream of tumbling windows of ``window`` records (event times one window apart) and
 reads its reports:
 
@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
-from conveyor.processors.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH, WindowAggregate, label_signal
+from conveyor.streams.drift.aggregate import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH, WindowAggregate, label_signal
+from conveyor.streams.drift.monitor import DriftMonitor
 from conveyor.tools.drift_validation.corpus import DEFAULT_CORPUS, Document, TextSet, load_documents, load_texts
-from conveyor.processors.drift.monitor import DriftMonitor
 
 INTENT_MODEL = "intent-banking77"
 """Model name of the shipped intent classifier (``processors/models/intent-banking77``)."""
@@ -124,6 +125,12 @@ class Outcome:
         return None
 
 
+def _all_detected(delays: Sequence[Optional[int]]) -> Optional[list[int]]:
+    """The delays when there are some and every repeat detected the change, else None."""
+    detected = [d for d in delays if d is not None]
+    return detected if delays and len(detected) == len(delays) else None
+
+
 @dataclass
 class ScenarioResult:
     """Pooled figures of a scenario (see the module docstring)."""
@@ -146,20 +153,19 @@ class ScenarioResult:
     @property
     def delay(self) -> Optional[float]:
         """Median detection delay over the repeats (None if any repeat never detected)."""
-        if not self.delays or any(d is None for d in self.delays):
-            return None
-        return float(np.median(self.delays))
+        delays = _all_detected(self.delays)
+        return None if delays is None else float(np.median(delays))
 
     @property
     def max_delay(self) -> Optional[int]:
-        if not self.delays or any(d is None for d in self.delays):
-            return None
-        return int(max(self.delays))  # type: ignore[type-var]
+        delays = _all_detected(self.delays)
+        return None if delays is None else int(max(delays))
 
     def row(self) -> dict[str, Any]:
         """Flat JSON-able row for reports."""
         def med(ds: list[Optional[int]]) -> Any:
-            return None if not ds or any(d is None for d in ds) else float(np.median(ds))
+            detected = _all_detected(ds)
+            return None if detected is None else float(np.median(detected))
         return {"scenario": self.name, "aim": self.aim, "window_records": self.window,
                 "windows_before_change": self.windows_before, "false_alarm_windows": self.false_alarm_windows,
                 "false_alarm_rate": round(self.false_alarm_rate, 4), "windows_after_change": self.windows_after,
@@ -241,7 +247,8 @@ def no_shift(sets: dict[str, TextSet], *, window: int = 100, reference: str = "t
         rnd.shuffle(test_idx)
         windows = _chunks(text_items(sets["b77_test"], test_idx), window)
         outs.append(Outcome(replay(windows, ref, **kw), None, 0 if ref else 1))
-    return pool(_name("no_shift", reference), "false alarms <= 5% of windows", window, outs, TEXT_SIGNALS, time.perf_counter() - t)
+    return pool(_name("no_shift", reference), "false alarms <= 5% of windows", window, outs, TEXT_SIGNALS,
+                time.perf_counter() - t)
 
 
 def domain_shift(sets: dict[str, TextSet], *, window: int = 100, reference: str = "train", before: int = 10,
@@ -265,7 +272,8 @@ def domain_shift(sets: dict[str, TextSet], *, window: int = 100, reference: str 
             other.extend(chunk)
         windows = _chunks(calm, window) + _chunks(other, window)
         outs.append(Outcome(replay(windows, ref, **kw), before, 0 if ref else 1))
-    return pool(_name("domain_shift", reference) + ("" if mix == 1.0 else f"_{int(mix * 100)}pct"), "alarm within 2 windows", window, outs, TEXT_SIGNALS, time.perf_counter() - t)
+    name = _name("domain_shift", reference) + ("" if mix == 1.0 else f"_{int(mix * 100)}pct")
+    return pool(name, "alarm within 2 windows", window, outs, TEXT_SIGNALS, time.perf_counter() - t)
 
 
 def label_shift(sets: dict[str, TextSet], *, window: int = 100, reference: str = "train", before: int = 10, intents: int = 10,

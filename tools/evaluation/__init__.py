@@ -13,8 +13,8 @@ Run::
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from conveyor.tools.evaluation.decisions import decisions_section
 from conveyor.tools.evaluation.doctype import doctype_section

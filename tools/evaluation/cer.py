@@ -12,7 +12,7 @@ boxes were joined into lines.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["cer", "corpus_cer", "collapse_whitespace"]
 

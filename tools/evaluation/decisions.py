@@ -113,7 +113,8 @@ def decisions_section(ctx: EvalContext) -> SectionResult:
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_source[r["source"]].append(r)
-    out, details = [], {"per_source": {}, "per_type": {}}
+    out: list[Row] = []
+    details: dict[str, Any] = {"per_source": {}, "per_type": {}}
     for source, mine in sorted(by_source.items()):
         s = summarise(mine)
         details["per_source"][source] = s

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from conveyor.processors.drift import stats, twosample
-from conveyor.processors.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
+from conveyor.streams.drift import stats, twosample
+from conveyor.streams.drift.aggregate import REFERENCE_SAMPLE, WINDOW_SAMPLE
 
 SECTION = "Drift monitoring"
 

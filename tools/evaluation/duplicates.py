@@ -26,15 +26,15 @@ import hashlib
 import json
 import re
 import sys
-from collections import Counter
 import time
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from conveyor.tools.training.common import DEFAULT_CORPUS
-
 import numpy as np
+
+from conveyor.tools.training.common import DEFAULT_CORPUS
 
 __all__ = ["run", "duplicates_section", "corpus_documents", "true_duplicate_pairs", "pair_similarities"]
 
@@ -49,8 +49,14 @@ def corpus_documents(corpus: Path) -> list[Path]:
     docs = sorted((corpus / "softmatic_receipts_de").glob("*/*.jpg")) + sorted((corpus / "sroie" / "img").glob("*.jpg"))
     docs += sorted(p for p in (corpus / "invoice2data" / "compare").iterdir() if p.suffix.lower() in _DOC_SUFFIXES)
     docs += sorted((corpus / "invoice2data" / "files").glob("*.pdf"))
-    docs += sorted(p for p in (corpus / "azure_form_recognizer_samples").rglob("*") if p.suffix.lower() in _DOC_SUFFIXES - {".txt"})
+    docs += sorted(p for p in (corpus / "azure_form_recognizer_samples").rglob("*")
+                   if p.suffix.lower() in _DOC_SUFFIXES - {".txt"})
     return docs
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    """``(a, b)`` sorted."""
+    return (a, b) if a <= b else (b, a)
 
 
 def true_duplicate_pairs(corpus: Path, docs: list[Path]) -> set[tuple[str, str]]:
@@ -61,18 +67,18 @@ def true_duplicate_pairs(corpus: Path, docs: list[Path]) -> set[tuple[str, str]]
     for path, name in zip(docs, rel):
         digests.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(name)
     for names in digests.values():
-        pairs.update(tuple(sorted(pair)) for pair in combinations(names, 2))
-    pairs.update(tuple(sorted(pair)) for pair in MANIFEST_PAIRS if set(pair) <= set(rel))
+        pairs.update(_pair(a, b) for a, b in combinations(names, 2))
+    pairs.update(_pair(a, b) for a, b in MANIFEST_PAIRS if {a, b} <= set(rel))
     compare = [name for name in rel if name.startswith("invoice2data/compare/")]
     for a, b in combinations(compare, 2):
         if Path(a).stem == Path(b).stem:
-            pairs.add(tuple(sorted((a, b))))
+            pairs.add(_pair(a, b))
     return pairs
 
 
 def _document_text(path: Path) -> str:
-    from conveyor.tools.evaluation.corpus_cache import cached_pages
     from conveyor.processors.extract.pdf import normalise_text
+    from conveyor.tools.evaluation.corpus_cache import cached_pages
 
     if path.suffix.lower() == ".txt":
         return normalise_text(path.read_text(encoding="utf-8", errors="replace"))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 LABELS_PATH = Path(__file__).with_name("labels") / "extra_fields.json"
 #: Labelled folder prefix -> evaluation dataset name (as :mod:`.extraction` names them).

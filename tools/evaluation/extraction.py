@@ -28,12 +28,10 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from conveyor.tools.training.common import DEFAULT_CORPUS
-from conveyor.tools.evaluation.corpus_cache import cached_pages
-from conveyor.tools.evaluation.ocr_quality import ocr_rows
 from conveyor.processors.extract.fields import extract_extra_fields, extract_key_fields
 from conveyor.processors.extract.fields.evidence import locate
 from conveyor.processors.extract.fields.issuers import load_issuer_templates, match_issuer
@@ -46,9 +44,12 @@ from conveyor.processors.extract.fields.normalise import (
 )
 from conveyor.processors.extract.layout import page_layout
 from conveyor.processors.extract.pdf import normalise_text
+from conveyor.tools.evaluation.corpus_cache import cached_pages
+from conveyor.tools.evaluation.ocr_quality import ocr_rows
+from conveyor.tools.training.common import DEFAULT_CORPUS
 
-__all__ = ["run", "extraction_section", "AIMS", "document_fields", "pages_fields", "sroie_rows", "softmatic_rows", "invoice2data_rows",
-           "azure_rows", "layout_ablation_rows", "ocr_rows"]
+__all__ = ["run", "extraction_section", "AIMS", "document_fields", "pages_fields", "sroie_rows", "softmatic_rows",
+           "invoice2data_rows", "azure_rows", "layout_ablation_rows", "ocr_rows"]
 
 #: Accuracy aims of issue 4 (fraction of documents), by (dataset, field).
 AIMS: dict[tuple[str, str], float] = {

@@ -133,7 +133,7 @@ def intent_figures(model_dir: Path, X_test: np.ndarray, y_test: np.ndarray,
         m["oos_test_count"] = int(len(X_oos))
         m["oos_test_review_rate"] = float(np.mean([p["routing"] == "review" for p in oos_preds]))
         m["oos_test_out_of_scope_rate"] = float(np.mean([_is_oos(p) for p in oos_preds]))
-        if ood is not None:
+        if ood is not None and oos_ood is not None:  # one model: both or neither
             m["oos_test_auroc"] = _auroc(ood, oos_ood)
         m["oos_test_auroc_msp"] = _auroc(-proba.max(axis=1), -oos_proba.max(axis=1))
         details["oos_examples_auto_routed"] = sum(p["routing"] == "auto" for p in oos_preds)
@@ -161,7 +161,12 @@ def intent_section(ctx: EvalContext) -> SectionResult:
     """
     from conveyor.processors.classify.models import read_manifest
     from conveyor.tools.training.data import (
-        LazyEmbedder, banking77_present, clinc150_present, embed_cached, load_banking77, load_clinc_oos,
+        LazyEmbedder,
+        banking77_present,
+        clinc150_present,
+        embed_cached,
+        load_banking77,
+        load_clinc_oos,
     )
 
     model_dir = ctx.models_dir / MODEL_FOLDER

@@ -11,8 +11,9 @@ CER: :mod:`.cer` (RapidFuzz Levenshtein). OCR results come from the cache of
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from conveyor.tools.evaluation.cer import corpus_cer
 from conveyor.tools.evaluation.corpus_cache import cached_pages, cached_raw_ocr
@@ -93,7 +94,7 @@ def ocr_rows(corpus: Path) -> list[dict[str, Any]]:
             variants["raw RapidOCR (defaults) on RGB"] = [(plain_rows(cached_raw_ocr(p, rgb=True)), ref) for p, ref in pairs]
         if dataset == "sroie":
             def per_line(source: Callable[[Path], list], repair: bool) -> list[tuple[str, str]]:
-                return [pair for p, _ in pairs for pair in line_pairs(
+                return [pair for p, _ in pairs for pair in line_pairs(  # noqa: B023 - called within this iteration
                     source(p), _sroie_boxes(corpus / "sroie" / "box" / f"{p.stem}.csv"), repair=repair)]
 
             variants["raw RapidOCR (defaults), per line"] = per_line(cached_raw_ocr, False)

@@ -16,9 +16,10 @@ import math
 import platform
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 #: Default output folder, relative to the working directory.
 DEFAULT_OUT_DIR = Path("build") / "eval"

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.streams.acls import stage_grants, stage_user
-from conveyor.streams.pipeline import StageSpec, builtin_pipeline
-from conveyor.streams.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
-from conveyor.streams.topics import catalogue
+from conveyor.streams.config.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
+from conveyor.streams.kafka.topics import catalogue
+from conveyor.streams.ops.acls import stage_grants, stage_user
+from conveyor.streams.topology.engines import engine_of
+from conveyor.streams.topology.pipeline import StageSpec, builtin_pipeline
 
 APP = "conveyor"
 IMAGE = "localhost/conveyor:0.1.0"
@@ -71,7 +72,7 @@ def _user(spec: StageSpec) -> str:
 
 def kafka_user(spec: StageSpec) -> dict[str, Any]:
     """The stage's Strimzi ``KafkaUser`` (SCRAM-SHA-512): exactly the ACLs
-    :func:`conveyor.streams.acls.stage_grants` derives from the pipeline definition."""
+    :func:`conveyor.streams.ops.acls.stage_grants` derives from the pipeline definition."""
     grants = stage_grants(Settings(namespace=TOPIC_PREFIX), spec)
     return {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaUser",
             "metadata": {"name": _user(spec), "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, **_labels(spec.name)}},
@@ -117,7 +118,7 @@ def deployment(spec: StageSpec) -> dict[str, Any]:
         "spec": {
             "replicas": spec.instances,
             "selector": {"matchLabels": {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/part-of": APP}},
-            "strategy": {"type": "Recreate"} if spec.engine == "faust" else {"type": "RollingUpdate"},
+            "strategy": {"type": "Recreate"} if engine_of(spec).singleton else {"type": "RollingUpdate"},
             "template": {
                 "metadata": {"labels": _labels(spec.name)},
                 "spec": {
@@ -196,11 +197,11 @@ def input_partitions(spec: StageSpec) -> tuple[int, int]:
 def generated() -> dict[str, list[dict[str, Any]]]:
     """``{file name in k8s/base: objects}`` of everything derived from the pipeline definition."""
     stages = builtin_pipeline().stages
-    runner = [s for s in stages if s.engine == "runner"]
+    scaled = [s for s in stages if not engine_of(s).singleton]
     return {
         "deployments.yaml": [deployment(s) for s in stages],
         "pdbs.yaml": [pod_disruption_budget(s) for s in stages],
-        "scaledobjects.yaml": [scaled_object(s, *input_partitions(s)) for s in runner],
+        "scaledobjects.yaml": [scaled_object(s, *input_partitions(s)) for s in scaled],
         "kafkatopics.yaml": kafka_topics(),
         "processor-kafkausers.yaml": [kafka_user(s) for s in stages],
     }

@@ -15,9 +15,10 @@ import copy
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import yaml
 from jsonschema import Draft7Validator

@@ -25,17 +25,25 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 from pydantic import SecretStr
 
 from conveyor.sinks.milvus_errors import redact_uri
-from conveyor.streams.settings import Settings, local_bootstrap
+from conveyor.streams.config.settings import Settings, local_bootstrap
 from conveyor.tools.stack import _kafka, _registry, _tls
 from conveyor.tools.stack._common import (
-    StackError, check_java, exited, failure, home_lock, live_pid, spawn, stop,
+    StackError,
+    check_java,
+    exited,
+    failure,
+    home_lock,
+    live_pid,
+    spawn,
+    stop,
 )
 
 __all__ = ["StackError", "up", "down", "status", "with_brokers", "recorded_brokers", "with_tls", "recorded_tls",

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from typing import Any, Optional
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.stack._kafka import admin_config, nodes
 
 QUORUM_STATE = ("data", "__cluster_metadata-0", "quorum-state")
@@ -43,9 +43,9 @@ def partition_leaders(settings: Settings, timeout: float = 5.0) -> dict[str, dic
 
     admin = AdminClient(admin_config(settings, ",".join(n.address for n in nodes(settings))))
     md = admin.list_topics(timeout=timeout)
-    return {t.topic: {p.id: {"leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs)}
-                      for p in t.partitions.values()}
-            for t in md.topics.values()}
+    return {name: {p.id: {"leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs)}
+                   for p in t.partitions.values()}
+            for name, t in md.topics.items()}
 
 
 def describe(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:

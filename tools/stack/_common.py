@@ -19,11 +19,12 @@ import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
-from conveyor.streams import env
+from conveyor.streams.config import env
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 POM = PACKAGE_DIR / "pom.xml"
@@ -82,7 +83,7 @@ def java_major(java: str) -> Optional[int]:
     return _java_major(os.path.realpath(java))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _java_major(java: str) -> Optional[int]:
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)

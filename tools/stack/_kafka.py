@@ -14,10 +14,19 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.streams.settings import NODE_PORT_STEP, Settings, local_bootstrap
+from conveyor.streams.config.settings import NODE_PORT_STEP, Settings, local_bootstrap
 from conveyor.tools.stack._common import (
-    Layout, StackError, marker_args, port_open, pom_versions, read_marker, run_mvn, template,
-    write_if_changed, write_marker, write_private,
+    Layout,
+    StackError,
+    marker_args,
+    pom_versions,
+    port_open,
+    read_marker,
+    run_mvn,
+    template,
+    write_if_changed,
+    write_marker,
+    write_private,
 )
 
 MIB = 1024 * 1024
@@ -129,10 +138,10 @@ def tls_overrides(settings: Settings, port: int, controller_port: int) -> dict[s
     }
 
 
-def admin_config(settings: Settings, address: str) -> dict[str, str]:
+def admin_config(settings: Settings, address: str) -> dict[str, str | int | float | bool]:
     """librdkafka settings with which the stack's own checks reach a node at ``address``
     (as ``admin`` over SASL_SSL on the TLS stack)."""
-    conf = {"bootstrap.servers": address, "log_level": "2"}
+    conf: dict[str, str | int | float | bool] = {"bootstrap.servers": address, "log_level": "2"}
     if settings.stack_tls:
         from conveyor.tools.stack import _tls
 

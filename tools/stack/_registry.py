@@ -15,10 +15,18 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.stack._common import (
-    Layout, StackError, marker_args, port_open, pom_versions, read_marker, run_mvn, template,
-    write_if_changed, write_marker,
+    Layout,
+    StackError,
+    marker_args,
+    pom_versions,
+    port_open,
+    read_marker,
+    run_mvn,
+    template,
+    write_if_changed,
+    write_marker,
 )
 
 JVM_OPTS = [

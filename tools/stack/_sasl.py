@@ -22,21 +22,34 @@ its command line carries this broker's marker; the main stack's ``up``/``down`` 
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.stack import _kafka
 from conveyor.tools.stack._common import (
-    Layout, StackError, check_java, exited, failure, live_pid, marker_args, port_open, spawn, stop as _stop,
-    template, write_if_changed, write_private,
+    Layout,
+    StackError,
+    check_java,
+    exited,
+    failure,
+    live_pid,
+    marker_args,
+    port_open,
+    spawn,
+    template,
+    write_if_changed,
+    write_private,
+)
+from conveyor.tools.stack._common import (
+    stop as _stop,
 )
 
 DEFAULT_PORT = 29092
@@ -251,19 +264,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     import os as _os
     import sys
 
-    from conveyor.streams import env
+    from conveyor.streams.config import env
 
-    parser = argparse.ArgumentParser(prog="python -m conveyor.tools.stack._sasl", description=main.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m conveyor.tools.stack._sasl", description=(main.__doc__ or "").split("\n")[0])
     parser.add_argument("action", choices=("up", "down", "status"))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--controller-port", type=int, default=DEFAULT_CONTROLLER_PORT)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     user, password = _os.environ.get(env.KAFKA_SASL_USERNAME), _os.environ.get(env.KAFKA_SASL_PASSWORD)
-    if args.action == "up" and not (user and password):
-        print(f"error: set {env.KAFKA_SASL_USERNAME} and {env.KAFKA_SASL_PASSWORD}", file=sys.stderr)
-        return 1
-    broker = SaslBroker(settings.home, users=((user, password),) if args.action == "up" else (),
+    users: tuple[tuple[str, str], ...] = ()
+    if args.action == "up":
+        if not (user and password):
+            print(f"error: set {env.KAFKA_SASL_USERNAME} and {env.KAFKA_SASL_PASSWORD}", file=sys.stderr)
+            return 1
+        users = ((user, password),)
+    broker = SaslBroker(settings.home, users=users,
                         port=args.port, controller_port=args.controller_port)
     try:
         if args.action == "up":

@@ -26,9 +26,10 @@ import secrets
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from conveyor.tools.stack._common import StackError, write_private
 
@@ -171,10 +172,10 @@ def _sign_until(tmp: Path, csr: Path, ext: Path, ca_cert: Path, ca_key: Path, ce
     (tmp / "ca.cnf").write_text(
         "[ca]\ndefault_ca = local\n[local]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
         "default_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n", encoding="utf-8")
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     openssl(["ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", str(ca_cert), "-keyfile", str(ca_key),
              "-in", str(csr), "-out", str(cert), "-extfile", str(ext),
-             "-startdate", f"{start:%Y%m%d%H%M%SZ}", "-enddate", f"{expires.astimezone(dt.timezone.utc):%Y%m%d%H%M%SZ}"],
+             "-startdate", f"{start:%Y%m%d%H%M%SZ}", "-enddate", f"{expires.astimezone(dt.UTC):%Y%m%d%H%M%SZ}"],
             cwd=tmp)
 
 
@@ -185,7 +186,7 @@ def not_after(cert: Path) -> dt.datetime:
         StackError: openssl cannot read it.
     """
     text = openssl(["x509", "-in", str(cert), "-noout", "-enddate"]).strip()  # notAfter=Dec  5 21:00:05 2026 GMT
-    return dt.datetime.strptime(text.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(text.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
 
 
 def _names(cert: Path) -> str:
@@ -213,7 +214,7 @@ def _needs_new(files: TlsFiles) -> bool:
         openssl(["verify", "-CAfile", str(files.ca_cert), str(files.server_cert)])
         if subject_alt_names(files.server_cert) != set(HOSTS):
             return True
-        return not_after(files.server_cert) - dt.datetime.now(dt.timezone.utc) < RENEW_BEFORE
+        return not_after(files.server_cert) - dt.datetime.now(dt.UTC) < RENEW_BEFORE
     except StackError:  # unreadable, expired, or signed by another CA
         return True
 
@@ -260,7 +261,7 @@ def ensure(home: Path, log=print) -> TlsFiles:
 def client_environ(settings) -> dict[str, str]:
     """``CONVEYOR_*`` settings of a client of the TLS stack ``settings`` describes: its home and
     ports, SASL_SSL with PLAIN as ``conveyor``, the CA for Kafka and the HTTPS registry."""
-    from conveyor.streams import env
+    from conveyor.streams.config import env
     from conveyor.tools.stack import _kafka, _registry
 
     files = tls_dir(settings.home)

@@ -1,17 +1,19 @@
 """Helpers shared by the training scripts: caches, ONNX export, manifests."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import platform
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from conveyor.processors.models import MODELS_DIR
-from conveyor.streams import env
+from conveyor.streams.config import env
 
 __all__ = ["DEFAULT_CACHE_DIR", "DEFAULT_CORPUS", "MODELS_DIR", "REPO_ROOT", "TARGET_OPSET"]
 
@@ -26,11 +28,9 @@ DEFAULT_CACHE_DIR = Path(os.environ.get(env.TRAIN_CACHE, Path.home() / ".cache" 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 
-def model_arguments(description: str, out: Path) -> "argparse.ArgumentParser":
+def model_arguments(description: str, out: Path) -> argparse.ArgumentParser:
     """The arguments every document-model trainer takes: ``--corpus``, ``--datasets``, ``--out``
     (default ``out``), ``--cache-dir``, ``--seed``."""
-    import argparse
-
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--datasets", type=Path, default=None, help="built datasets (default $CONVEYOR_DATASETS_DIR)")

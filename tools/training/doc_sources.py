@@ -194,7 +194,9 @@ def list_documents(corpus: Path, sources: tuple[Source, ...] = SOURCES) -> list[
     Raises:
         SystemExit: a document file of a source matches no label rule.
     """
-    docs, seen, unmatched = [], {}, []
+    docs: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    unmatched: list[str] = []
     for src in sources:
         for path in sorted((corpus / src.folder).rglob("*")):
             if not path.is_file():

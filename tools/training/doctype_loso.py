@@ -11,12 +11,13 @@ enough evidence stays on review.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from conveyor.processors.classify.doc_cues import CUE_NAMES
-from conveyor.processors.classify.routing import WILSON_Z, choose_auto_threshold, wilson_lower_bound
+from conveyor.processors.classify.routing import WILSON_Z, choose_auto_threshold
 from conveyor.tools.training.doc_sources import LABELS
 
 #: Inverse regularisation strengths of the LogisticRegression compared by :func:`select_C`.
@@ -81,7 +82,7 @@ def out_of_source_distances(X: np.ndarray, docs: Sequence[dict[str, Any]]) -> np
 
 
 def per_source(proba: np.ndarray, docs: Sequence[dict[str, Any]], threshold: float | dict[str, float | None] | None,
-               ood_flags: Sequence[bool] | None = None) -> list[dict]:
+               ood_flags: Sequence[bool] | np.ndarray | None = None) -> list[dict]:
     """One row per source: documents, accuracy (aim met?), the auto-routed share at ``threshold``
     (one for every type, or ``{type: threshold or None}``; None: auto disabled) with its precision,
     documents flagged out of scope (``ood_flags``, one per document, or None); plus the errors.
@@ -205,14 +206,15 @@ def auto_routing_per_type(proba: np.ndarray, docs: Sequence[dict[str, Any]], tar
         if mine.sum():
             threshold, table = choose_auto_threshold(conf[mine], right, target)
             row = next(r for r in table if r["threshold"] == threshold)
-            enabled = row["precision_lower_bound"] >= target
+            lower_bound = row["precision_lower_bound"]
+            enabled = lower_bound >= target
         else:
-            enabled, threshold, row = False, None, {"precision_lower_bound": 0.0}
+            enabled, threshold, lower_bound = False, None, 0.0
         if enabled:
             sel = conf[mine] >= threshold
             entry.update(enabled=True, threshold=threshold, auto=int(sel.sum()), auto_right=int(right[sel].sum()),
                          precision=round(float(right[sel].mean()), 4),
-                         precision_lower_bound=row["precision_lower_bound"], reason=None)
+                         precision_lower_bound=lower_bound, reason=None)
         else:
             if len(sources_with_type) < 2:
                 why = (f"only {len(sources_with_type)} source holds {label} documents "
@@ -223,7 +225,7 @@ def auto_routing_per_type(proba: np.ndarray, docs: Sequence[dict[str, Any]], tar
                        f"{int(mine.sum())} out-of-source predictions of {label} ({int(right.sum())} right); "
                        f"even all right it takes >= {needed}")
             entry.update(enabled=False, threshold=None, auto=0, auto_right=0, precision=None,
-                         precision_lower_bound=row["precision_lower_bound"], reason=why)
+                         precision_lower_bound=lower_bound, reason=why)
         out[label] = entry
     return out
 
@@ -246,9 +248,9 @@ def select_C(X: np.ndarray, docs: Sequence[dict[str, Any]], make: Callable[[floa
     y = np.array([LABELS.index(d["label"]) for d in ship])
     table = []
     for C in grid:
-        rows = per_source(out_of_source(Xs, ship, lambda: make(C)), ship, None)
+        rows = per_source(out_of_source(Xs, ship, lambda: make(C)), ship, None)  # noqa: B023 - called now
         accs = [r["taught_accuracy"] for r in rows if r["taught"]]
-        cv = float((grouped_cv(Xs, ship, lambda: make(C)).argmax(1) == y).mean())
+        cv = float((grouped_cv(Xs, ship, lambda: make(C)).argmax(1) == y).mean())  # noqa: B023 - called now
         table.append({"C": C, "loso_shippable_mean": round(float(np.mean(accs)), 4),
                       "loso_shippable_min": round(float(np.min(accs)), 4), "cv_accuracy": round(cv, 4)})
     best = max(table, key=lambda r: (r["loso_shippable_mean"], r["cv_accuracy"], -r["C"]))

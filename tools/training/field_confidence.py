@@ -23,8 +23,9 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from conveyor.processors.extract.fields.confidence import MIN_DOCUMENTS, TABLE_PATH, THRESHOLD, rule_confidence
 from conveyor.tools.training.common import DEFAULT_CORPUS

@@ -62,10 +62,10 @@ def _shared_documents(corpus: Path) -> list[dict[str, Any]]:
         with open(base / "ground_truth_from_filenames.csv", newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 amount, _ = normalise_amount(row["total_eur"])
-                truth = {"dates": [normalise_date(row["date"], day_first=True)], "total_amount": f"{amount:.2f}"}
+                row_truth = {"dates": [normalise_date(row["date"], day_first=True)], "total_amount": f"{amount:.2f}"}
                 group = row["file"].replace("B/", "A/").replace("_B.jpg", ".jpg")
                 docs.append(_doc("softmatic", base / row["file"], f"softmatic_receipts_de/{row['file']}", "receipt",
-                                 truth, f"softmatic:{group}"))
+                                 row_truth, f"softmatic:{group}"))
     for expected in sorted((corpus / "invoice2data" / "compare").glob("*.json")):
         pdf = expected.with_suffix(".pdf")
         if not pdf.exists():

@@ -21,7 +21,7 @@ it meets the live manifest's floors (grouped CV over its training set; the leave
 mean over each source's documents of types another source teaches, documents also in the feedback
 left out), and it can name every type the live model names (a recipe without the datasets cannot
 name contracts, credit notes or purchase orders). Otherwise it is **rejected**. Either way it is kept in the
-model registry (:class:`conveyor.streams.model_registry.ModelRegistry`) with its report; the
+model registry (:class:`conveyor.streams.ops.model_registry.ModelRegistry`) with its report; the
 promotion or rejection is recorded with who and when. The out-of-scope threshold and the
 auto-routing decision are the live model's (chosen on the corpus; feedback does not move them).
 """
@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import click
 import numpy as np
 
-from conveyor.streams.feedback import input_texts, labelled_decisions
-from conveyor.streams.model_registry import ModelRegistry
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.ops.feedback.reader import input_texts, labelled_decisions
+from conveyor.streams.ops.model_registry import ModelRegistry
 from conveyor.tools.training.common import DEFAULT_CACHE_DIR, DEFAULT_CORPUS, check_limits, library_versions
 from conveyor.tools.training.doc_sources import LABELS, all_documents
 from conveyor.tools.training.doctype_loso import label_proba
@@ -323,8 +324,9 @@ def retrain(settings: Settings, *, corpus: Path = DEFAULT_CORPUS, cache_dir: Pat
 @click.option("--no-promote", is_flag=True, help="Gate and keep the candidate, but leave the live model as it is.")
 def retrain_command(name: str, corpus: Path, no_promote: bool) -> None:
     """Train a NAME candidate from the corpus plus the namespace's feedback; promote it only if
-    it beats the live model on the held-out evaluation (lower mean log loss, no source with fewer right) and meets the floors (report as JSON)."""
-    from conveyor.streams.cli import kafka_settings
+    it beats the live model on the held-out evaluation (lower mean log loss, no source with fewer right)
+    and meets the floors (report as JSON)."""
+    from conveyor.streams.cli.common import kafka_settings
 
     report = retrain(kafka_settings(), corpus=corpus, promote=not no_promote)
     click.echo(json.dumps(report, indent=2))

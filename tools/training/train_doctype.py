@@ -44,6 +44,18 @@ from typing import Any
 import numpy as np
 
 from conveyor.processors.classify.routing import WILSON_Z
+from conveyor.tools.training.common import (
+    MODELS_DIR,
+    cached_array,
+    check_limits,
+    effective_limits,
+    install_model,
+    library_versions,
+    model_arguments,
+    text_digest,
+    to_onnx,
+    write_manifest,
+)
 from conveyor.tools.training.doc_sources import LABELS, SOURCES, all_documents
 from conveyor.tools.training.doctype_loso import (
     AUTO_PRECISION_AIM,
@@ -60,18 +72,6 @@ from conveyor.tools.training.doctype_loso import (
     out_of_source_distances,
     per_source,
     select_C,
-)
-from conveyor.tools.training.common import (
-    MODELS_DIR,
-    cached_array,
-    check_limits,
-    effective_limits,
-    to_onnx,
-    install_model,
-    library_versions,
-    model_arguments,
-    text_digest,
-    write_manifest,
 )
 
 MODEL_NAME = "doctype"

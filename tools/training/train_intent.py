@@ -148,13 +148,21 @@ def main(argv: list[str] | None = None) -> dict:
     from sklearn.metrics import accuracy_score
 
     from conveyor.processors.classify.calibration import (
-        apply_temperature, expected_calibration_error, fit_temperature, negative_log_likelihood,
+        apply_temperature,
+        expected_calibration_error,
+        fit_temperature,
+        negative_log_likelihood,
     )
     from conveyor.processors.classify.ood import MahalanobisScorer, choose_ood_threshold
     from conveyor.processors.classify.routing import WILSON_Z, choose_auto_threshold
     from conveyor.tools.evaluation.intent import intent_figures
     from conveyor.tools.training.data import (
-        CLINC_OOS_VALIDATION, LazyEmbedder, clinc150_present, embed_cached, load_banking77, load_clinc_oos,
+        CLINC_OOS_VALIDATION,
+        LazyEmbedder,
+        clinc150_present,
+        embed_cached,
+        load_banking77,
+        load_clinc_oos,
     )
     from conveyor.tools.training.onnx_graph import append_mahalanobis, append_temperature, drop_unused_initializers
 

@@ -35,9 +35,10 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -467,8 +468,8 @@ def save_left_out(cache_dir: Path, prepared: Sequence[dict[str, Any]], choices_o
                 entry["fields"][field] = {**_rules_result(d, field), "by": "rules"}
                 continue
             if field in MULTI_FIELDS:
-                conf = platt(c["scores"], calibration)
-                values = sorted({v for v, k in zip(c["values"], conf) if k >= threshold})
+                confs = platt(c["scores"], calibration)
+                values = sorted({v for v, k in zip(c["values"], confs) if k >= threshold})
                 entry["fields"][field] = {"emitted": bool(values), "value": values, "by": "model",
                                           "right": same_value(field, values, c["expected"])}
                 continue
@@ -554,7 +555,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from conveyor.processors.extract.kie.features import feature_names
     from conveyor.processors.extract.kie.model import KeyFieldModel
     from conveyor.tools.datasets import require_manifest
-    from conveyor.tools.training.common import check_limits, effective_limits, install_model, library_versions, write_manifest
+    from conveyor.tools.training.common import (
+        check_limits,
+        effective_limits,
+        install_model,
+        library_versions,
+        write_manifest,
+    )
     from conveyor.tools.training.keyfield_data import labelled_documents
 
     t_start = time.perf_counter()

@@ -9,8 +9,8 @@ ACL 2012), shipped inside that package.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.resources import files
-from typing import Sequence
 
 from conveyor.processors.base import Outcome, Processor, Record
 from conveyor.processors.errors import ModelInputError
@@ -31,7 +31,8 @@ class LanguageIdentifier(Processor):
     output_schema = files(__package__) / "language.avsc"
 
     def __init__(self) -> None:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier as Model
+        from py3langid.langid import MODEL_FILE
+        from py3langid.langid import LanguageIdentifier as Model
 
         self.model = Model.from_model_file(MODEL_FILE, norm_probs=True)
 

@@ -16,8 +16,9 @@ import math
 import os
 import threading
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 from qdrant_client import QdrantClient, models
 
@@ -67,7 +68,7 @@ class QdrantSink(Sink):
                 size=self.dim, distance=models.Distance.COSINE))
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "QdrantSink":
+    def from_settings(cls, settings: Any) -> QdrantSink:
         """``CONVEYOR_QDRANT_URL`` if set, else ``CONVEYOR_QDRANT_PATH`` (default
         ``$CONVEYOR_HOME/qdrant``); collection ``<namespace>_chunks``."""
         url = os.environ.get(URL_ENV)

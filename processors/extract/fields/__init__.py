@@ -3,7 +3,7 @@
 Input is the extracted text (text layer or OCR rows; OCR rows already join a
 label and its amount on one line, see :func:`conveyor.processors.extract.ocr.lines_to_text`).
 Output is a dict shaped like the ``KeyFields`` record of
-``schemas/extracted.avsc``::
+``schemas/key_fields.avsc``::
 
     {"dates": ["2020-03-02", ...],    # ISO 8601, most likely document date first
      "total_amount": "7.16" | None,   # decimal string, "." separator, >= 2 decimals
@@ -31,21 +31,37 @@ re-exported here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from conveyor.processors.extract.fields.amounts import (
     amounts_in_line,
-    find_currency,
     format_amount,
     parse_amount,
 )
+from conveyor.processors.extract.fields.currency import find_currency
 from conveyor.processors.extract.fields.dates import MAX_YEAR, MIN_YEAR, find_dates
-from conveyor.processors.extract.fields.evidence import EXTRA_FIELDS, FieldEvidence, Finding
-from conveyor.processors.extract.fields.identifiers import find_document_number, find_vendor
-from conveyor.processors.extract.fields.parties import find_address, find_company, find_customer
+from conveyor.processors.extract.fields.evidence import (
+    EXTRA_FIELDS,
+    FieldEvidence,
+    Finding,
+)
+from conveyor.processors.extract.fields.identifiers import (
+    find_document_number,
+    find_vendor,
+)
+from conveyor.processors.extract.fields.parties import (
+    find_address,
+    find_company,
+    find_customer,
+)
 from conveyor.processors.extract.fields.payments import find_iban, find_payment_method
 from conveyor.processors.extract.fields.taxes import find_net_and_tax, find_tax_id
 from conveyor.processors.extract.fields.terms import find_due_date, find_time
 from conveyor.processors.extract.fields.totals import find_total
+
+if TYPE_CHECKING:
+    from conveyor.processors.extract.layout import LayoutRow
 
 __all__ = [
     "EXTRA_FIELDS",
@@ -96,7 +112,8 @@ def month_first_dates(lines: list[str], currency: str | None) -> bool:
     return currency in _MONTH_FIRST_CURRENCIES
 
 
-def extract_key_fields(text: str, *, first_page_text: str | None = None, layout=None) -> dict:
+def extract_key_fields(text: str, *, first_page_text: str | None = None,
+                       layout: Sequence[LayoutRow] | None = None) -> dict[str, Any]:
     """Key fields plus the issuer's address.
 
     Args:
@@ -127,7 +144,8 @@ def extract_key_fields(text: str, *, first_page_text: str | None = None, layout=
     }
 
 
-def extract_fields(text: str, *, first_page_text: str | None = None, layout=None) -> dict:
+def extract_fields(text: str, *, first_page_text: str | None = None,
+                   layout: Sequence[LayoutRow] | None = None) -> dict[str, Any]:
     """Extract key fields from a document's text (and the first page's OCR layout).
 
     Args:
@@ -145,7 +163,8 @@ def extract_fields(text: str, *, first_page_text: str | None = None, layout=None
     return fields
 
 
-def extract_extra_fields(pages: list[dict], fields: dict, layout=None) -> tuple[dict, dict[str, FieldEvidence]]:
+def extract_extra_fields(pages: list[dict[str, Any]], fields: dict[str, Any], layout: Sequence[LayoutRow] | None = None,
+                         ) -> tuple[dict[str, str | None], dict[str, FieldEvidence]]:
     """The fields beyond the first five (:data:`EXTRA_FIELDS`), with their evidence.
 
     Args:
@@ -168,7 +187,7 @@ def extract_extra_fields(pages: list[dict], fields: dict, layout=None) -> tuple[
         "due_date": find_due_date(lines, month_first), "time": find_time(lines, month_first),
         "net_amount": net, "tax_amount": tax, "supplier_tax_id": find_tax_id(lines), "iban": find_iban(lines),
         "customer": find_customer(lines), "payment_method": find_payment_method(lines)}
-    values = {name: (found[name].value if found.get(name) else None) for name in EXTRA_FIELDS}
+    values = {name: (hit.value if (hit := found.get(name)) else None) for name in EXTRA_FIELDS}
     evidence = {}
     for name, finding in found.items():
         if finding is None:

@@ -14,9 +14,10 @@ sends it to review with ``low-confidence field <name>``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from conveyor.processors.extract.fields.evidence import (
     ALL_FIELDS,
@@ -41,9 +42,10 @@ def load_table(path: Path = TABLE_PATH) -> dict[str, Any]:
     """The calibration table ``{"fields": {field: {rule: {"n", "correct", "precision"}}}, ...}``;
     an absent file gives an empty table (every field withheld as uncalibrated)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {"fields": {}}
+    return table
 
 
 def rule_confidence(table: Mapping[str, Any], field: str, rule: str) -> float | None:
@@ -85,12 +87,12 @@ def gate(fields: dict[str, Any], evidence: Mapping[str, FieldEvidence], table: M
         if ev is None:
             continue
         if field in learned and ev.rule == MODEL_RULE:
-            conf, emit_at = learned[field]
+            model_conf, emit_at = learned[field]
             out["evidence"].append(ev.as_record())
-            out["confidence"][field] = round(conf, 4)
-            if conf >= emit_at:
+            out["confidence"][field] = round(model_conf, 4)
+            if model_conf >= emit_at:
                 continue
-            reason = f"model confidence {conf:.2f} < {emit_at:.2f}"
+            reason = f"model confidence {model_conf:.2f} < {emit_at:.2f}"
             out["withheld"][field] = f"{reason}; candidate '{shown_value(field, fields[field])}'"
             out[field] = empty_value(field)
             continue

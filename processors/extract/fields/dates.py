@@ -9,9 +9,9 @@ Dutch, Spanish and Italian (``3. März 2020``, ``March 3, 2020``,
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
+from functools import lru_cache
 
 from conveyor.processors.extract.fields.normalise import normalise_date
 
@@ -37,7 +37,9 @@ _ISO_DATE = re.compile(r"(?<![\d.,/-])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|
 _DATE_END = r"(?:(?![\d]|[.,/-]\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
 _NUMERIC_DATE = re.compile(r"(?<![\d.,])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})" + _DATE_END)
 #: OCR drops the space between a 2-digit year and the time: "01/03/1819:14", "28Mar 1818:32".
-_GLUED_TIME = re.compile(rf"(?<!\d)((?:\d{{1,2}}[./-]\d{{1,2}}[./-]|\d{{1,2}}\s*(?:{_MONTH_RE})\.?[\s/-]*)\d{{2}})(?=\d{{2}}:\d{{2}})", re.IGNORECASE)
+_GLUED_TIME = re.compile(
+    rf"(?<!\d)((?:\d{{1,2}}[./-]\d{{1,2}}[./-]|\d{{1,2}}\s*(?:{_MONTH_RE})\.?[\s/-]*)\d{{2}})(?=\d{{2}}:\d{{2}})",
+    re.IGNORECASE)
 _GLUED_4Y_TIME = re.compile(r"(?<![\d.,])(\d{1,2}[./-]\d{1,2}[./-]\d{4})(?=(?:[01]?\d|2[0-3]):[0-5]\d)")
 _TIME_THEN_DIGITS = re.compile(r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4} (?:[01]?\d|2[0-3]):[0-5]\d)(?=\d{4})")
 _TIME_NEAR = re.compile(r"^.{6,14}?\s(?:[01]?\d|2[0-3]):[0-5]\d(?!\d)")
@@ -125,7 +127,8 @@ def _followed_by_time(line: str, start: int) -> bool:
 
 
 def _date_rank(context: str) -> int:
-    if _OTHER_DATE_LABEL.search(context) and not re.search(r"invoice\s+date|rechnungsdatum|factuurdatum|date\s+de\s+facture", context, re.IGNORECASE):
+    if _OTHER_DATE_LABEL.search(context) and not re.search(
+            r"invoice\s+date|rechnungsdatum|factuurdatum|date\s+de\s+facture", context, re.IGNORECASE):
         return 3
     if _ISSUE_DATE_LABEL.search(context):
         return 0

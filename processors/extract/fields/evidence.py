@@ -23,14 +23,18 @@ right is measured on the labelled corpus (:mod:`.confidence`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from conveyor.processors.extract.fields.amounts import amounts_in_line
 from conveyor.processors.extract.fields.dates import dates_in_line
 from conveyor.processors.extract.fields.normalise import has_legal_form
 from conveyor.processors.extract.fields.totals import is_total_label
+
+if TYPE_CHECKING:
+    from conveyor.processors.extract.layout import LayoutRow
 
 #: Key fields that carry evidence, in KeyFields order.
 KEY_FIELDS = ("dates", "total_amount", "currency", "document_number", "vendor")
@@ -121,7 +125,7 @@ class FieldEvidence:
 
     @classmethod
     def at(cls, field: str, rule: str, pages: Sequence[dict[str, Any]], page: int, line: int, text: str,
-           layout: Sequence | None = None) -> "FieldEvidence":
+           layout: Sequence[LayoutRow] | None = None) -> FieldEvidence:
         """Evidence for a value read on line ``line`` (0-based) of page ``page`` (0-based) of ``pages``;
         the box comes from ``layout`` (rows of the first page) when there is one for that line."""
         method = str(pages[page].get("method", ""))
@@ -146,7 +150,9 @@ def _matches(field: str, value: Any, line: str) -> bool:
         return Decimal(value) in amounts_in_line(line)
     if field == "dates":
         return any(iso == value for mf in (False, True) for _, iso, _ in dates_in_line(line, month_first=mf))
-    squeeze = lambda s: re.sub(r"\s+", "", s).casefold()  # noqa: E731 - OCR drops spaces
+    def squeeze(s: str) -> str:  # OCR drops spaces
+        return re.sub(r"\s+", "", s).casefold()
+
     return squeeze(str(value)) in squeeze(line)
 
 
@@ -162,7 +168,8 @@ def _rule(field: str, value: Any, line: str) -> str:
     return _vendor_rule(str(value))
 
 
-def locate(fields: dict[str, Any], pages: Sequence[dict[str, Any]], layout: Sequence | None = None) -> dict[str, FieldEvidence]:
+def locate(fields: dict[str, Any], pages: Sequence[dict[str, Any]],
+           layout: Sequence[LayoutRow] | None = None) -> dict[str, FieldEvidence]:
     """Evidence of each present key field of ``fields``.
 
     Args:
@@ -205,10 +212,12 @@ def locate(fields: dict[str, Any], pages: Sequence[dict[str, Any]], layout: Sequ
 
 
 def locate_rows(field: str, value: str, rule: str, pages: Sequence[dict[str, Any]],
-                layout: Sequence | None = None) -> FieldEvidence:
+                layout: Sequence[LayoutRow] | None = None) -> FieldEvidence:
     """Evidence of a value printed over several rows (an address): the first line of the first page
     whose letters and digits begin ``value``'s; rule ``not printed`` (line -1) when none does."""
-    squeeze = lambda s: re.sub(r"[\W_]+", "", s).casefold()  # noqa: E731 - OCR drops spaces and commas
+    def squeeze(s: str) -> str:  # OCR drops spaces and commas
+        return re.sub(r"[\W_]+", "", s).casefold()
+
     target = squeeze(value)
     if pages:
         for i, line in enumerate(str(pages[0].get("text", "")).splitlines()):

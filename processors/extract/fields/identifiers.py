@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from conveyor.processors.extract.fields.dates import dates_in_line
 
@@ -20,7 +20,8 @@ _DOC_NUMBER_LABEL = re.compile(
 _DOC_NUMBER_VALUE = re.compile(
     r"\s*[:.#]?\s*#?\s*(?:(?:no|nr|number|num)\b\.?\s*[:.#]?\s*)?([A-Za-z0-9][A-Za-z0-9/_\-.]*)", re.IGNORECASE
 )
-_LEADING_INVOICE = re.compile(r"^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur)\s+([A-Za-z0-9][A-Za-z0-9/_\-.]*)", re.IGNORECASE)
+_LEADING_INVOICE = re.compile(
+    r"^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur)\s+([A-Za-z0-9][A-Za-z0-9/_\-.]*)", re.IGNORECASE)
 
 _DOCUMENT_TITLE = re.compile(r"^\s*(?:tax\s+)?(?:invoice|rechnung|facture|factuur|receipt|quittung|bill)\s*$", re.IGNORECASE)
 

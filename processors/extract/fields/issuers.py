@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["IssuerTemplate", "load_issuer_templates", "match_issuer"]
 
@@ -32,7 +32,7 @@ class IssuerTemplate:
     source: str
 
 
-def _as_list(value) -> list[str]:
+def _as_list(value: object) -> list[str]:
     if value is None:
         return []
     return [str(v) for v in (value if isinstance(value, list) else [value])]

@@ -18,6 +18,10 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dateparser.date import DateDataParser
 
 __all__ = [
     "DATE_LANGUAGES",
@@ -36,10 +40,10 @@ __all__ = [
 #: parsing fast (~2 ms) and avoids exotic readings of short tokens.
 DATE_LANGUAGES = ("en", "de", "fr", "nl", "es", "it", "pl", "ms")
 
-_DATEPARSER_CACHE: dict[bool, object] = {}
+_DATEPARSER_CACHE: dict[bool, DateDataParser] = {}
 
 
-def _date_parser(day_first: bool):
+def _date_parser(day_first: bool) -> DateDataParser:
     parser = _DATEPARSER_CACHE.get(day_first)
     if parser is None:
         from dateparser.date import DateDataParser
@@ -79,7 +83,7 @@ def normalise_date(text: str, *, day_first: bool = True) -> str | None:
         parsed = _date_parser(day_first).get_date_data(text)
     except Exception:  # noqa: BLE001 - dateparser raises assorted errors on junk
         return None
-    value = getattr(parsed, "date_obj", None)
+    value = parsed.date_obj
     if value is None or not 1970 <= value.year <= 2100:
         return None
     return value.date().isoformat()
@@ -166,7 +170,8 @@ _NOT_LEGAL_FORMS = {"vat", "teo", "private"}
 
 
 @lru_cache(maxsize=1)
-def _legal_terms() -> list:
+def _legal_terms() -> list[tuple[int, list[str]]]:
+    """cleanco's default terms as ``(token count, tokens)``, short ambiguous ones left out."""
     from cleanco import prepare_default_terms
 
     return [
@@ -181,7 +186,8 @@ def strip_legal_form(name: str) -> str:
     (``"Amazon Web Services, Inc."`` -> ``"Amazon Web Services"``)."""
     from cleanco.clean import custom_basename
 
-    return custom_basename(name, _legal_terms(), prefix=False, middle=False, suffix=True)
+    basename: str = custom_basename(name, _legal_terms(), prefix=False, middle=False, suffix=True)
+    return basename
 
 
 @lru_cache(maxsize=1)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from conveyor.processors.extract.fields.dates import dates_in_line
 from conveyor.processors.extract.fields.evidence import Finding

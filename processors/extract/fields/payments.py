@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from stdnum import iban as stdnum_iban
 

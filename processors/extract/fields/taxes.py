@@ -16,8 +16,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Sequence
 
 from stdnum.eu import vat as eu_vat
 from stdnum.in_ import gstin
@@ -65,7 +65,7 @@ def _sum_rows(lines: Sequence[str], total: Decimal) -> tuple[Finding, Finding] |
         if gross == total:
             return Finding(format_amount(net), i, "sums to total"), Finding(format_amount(tax), i, "sums to total")
     if len(rows) >= 2 and sum(r[3] for r in rows) == total:
-        net, tax = sum(r[1] for r in rows), sum(r[2] for r in rows)
+        net, tax = sum((r[1] for r in rows), Decimal(0)), sum((r[2] for r in rows), Decimal(0))
         return (Finding(format_amount(net), rows[0][0], "rate rows sum to total"),
                 Finding(format_amount(tax), rows[0][0], "rate rows sum to total"))
     for i, line in enumerate(lines):  # "19,00 %  50,38  9,58" under a "Netto MwSt." header

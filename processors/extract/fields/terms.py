@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from conveyor.processors.extract.fields.dates import dates_in_line, split_glued_time
 from conveyor.processors.extract.fields.evidence import Finding

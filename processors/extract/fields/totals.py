@@ -26,11 +26,15 @@ digits on a candidate row lost its decimal point to OCR and is divided by 100.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from conveyor.processors.extract.fields.amounts import amounts_in_line, format_amount
+
+if TYPE_CHECKING:
+    from conveyor.processors.extract.layout import LayoutRow
 
 __all__ = ["TotalCandidate", "total_candidates", "find_total", "is_total_label"]
 
@@ -146,7 +150,7 @@ def _cents_page(lines: Sequence[str]) -> bool:
     """Does the page write money with cents: at least 3 amounts with decimals, 80 % of
     them with exactly two?"""
     exponents = [value.as_tuple().exponent for line in lines for value in amounts_in_line(line)]
-    decimal = [e for e in exponents if e < 0]  # type: ignore[operator]
+    decimal = [e for e in exponents if e < 0]  # type: ignore[operator]  # typeshed: exponent may be 'n'/'N'/'F' (non-finite); these amounts are finite
     return len(decimal) >= 3 and sum(1 for e in decimal if e == -2) >= 0.8 * len(decimal)
 
 
@@ -155,7 +159,7 @@ def _row_value(line: str, cents: bool) -> Decimal | None:
     On a page of cent amounts a plain number of 3+ digits lost its decimal point to
     OCR (``"4150"`` next to ``"41.50"``) and is divided by 100."""
     values = amounts_in_line(line)
-    with_decimals = [value for value in values if value.as_tuple().exponent < 0]  # type: ignore[operator]
+    with_decimals = [value for value in values if value.as_tuple().exponent < 0]  # type: ignore[operator]  # typeshed: exponent may be 'n'/'N'/'F' (non-finite); these amounts are finite
     if with_decimals:
         return with_decimals[-1]
     plain = [value for value in values if abs(value) < 10_000_000]
@@ -173,7 +177,7 @@ def _paid_amounts(kinds: Sequence[str | None], values: Sequence[Decimal | None])
     return paid | {tendered - back for tendered in paid for back in change if tendered > back}
 
 
-def total_candidates(lines: Sequence[str], layout: Sequence | None = None) -> list[TotalCandidate]:
+def total_candidates(lines: Sequence[str], layout: Sequence[LayoutRow] | None = None) -> list[TotalCandidate]:
     """Every possible total of the page, scored (see the module docstring).
 
     Args:
@@ -209,7 +213,8 @@ def total_candidates(lines: Sequence[str], layout: Sequence | None = None) -> li
             score -= _OVERPAID_PENALTY  # more than was tendered: misread (OCR "5.417" for "5,47")
         if not score or (kind == "excluded" and value not in paid):
             continue
-        if any(k == "excluded" and _ROUNDING.search(repaired[j]) for j, k in enumerate(kinds[max(0, index - 3):index], max(0, index - 3))):
+        window = max(0, index - 3)
+        if any(k == "excluded" and _ROUNDING.search(repaired[j]) for j, k in enumerate(kinds[window:index], window)):
             score += _AFTER_ROUNDING_BONUS
         if layout is not None:
             row = layout[row_index]
@@ -221,13 +226,13 @@ def total_candidates(lines: Sequence[str], layout: Sequence | None = None) -> li
     return out
 
 
-def _amount_column(layout: Sequence, lines: Sequence[str]) -> float | None:
+def _amount_column(layout: Sequence[LayoutRow], lines: Sequence[str]) -> float | None:
     """Median right edge of rows ending in an amount (the page's amount column)."""
     edges = sorted(row.right for row, line in zip(layout, lines) if re.search(r"\d[.,]\d{2}\s*\W{0,2}$", line))
     return edges[len(edges) // 2] if edges else None
 
 
-def find_total(lines: Sequence[str], layout: Sequence | None = None) -> str | None:
+def find_total(lines: Sequence[str], layout: Sequence[LayoutRow] | None = None) -> str | None:
     """The document total as a decimal string (``"27.55"``), or ``None``.
 
     Args:

@@ -11,18 +11,22 @@ with its candidate, as for the rules.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from conveyor.processors.extract.fields.evidence import FieldEvidence
 from conveyor.processors.extract.kie.candidates import MULTI_VALUED
 from conveyor.processors.extract.kie.model import MODEL_RULE, KeyFieldModel, default_model
 from conveyor.processors.extract.kie.rows import document_rows
 
+if TYPE_CHECKING:
+    from conveyor.processors.extract.layout import LayoutRow
+
 __all__ = ["apply", "KeyFieldModel", "MODEL_RULE", "default_model"]
 
 
 def apply(values: dict[str, Any], evidence: dict[str, FieldEvidence], pages: Sequence[dict[str, Any]],
-          layout: Sequence | None = None, model: KeyFieldModel | None = None) -> dict[str, tuple[float, float]]:
+          layout: Sequence[LayoutRow] | None = None, model: KeyFieldModel | None = None) -> dict[str, tuple[float, float]]:
     """Let the key-field model choose the fields it decides; ``values`` and ``evidence`` are updated.
 
     Args:

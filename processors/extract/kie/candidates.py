@@ -25,19 +25,29 @@ Per field:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from statistics import median
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
-from conveyor.processors.extract.fields import month_first_dates
-from conveyor.processors.extract.fields.amounts import amounts_in_line, find_currency, format_amount
-from conveyor.processors.extract.fields.dates import _date_rank, _followed_by_time, dates_in_line
-from conveyor.processors.extract.fields.normalise import has_legal_form, normalise_company, repair_legal_form
-from conveyor.processors.extract.fields import parties, totals
+from conveyor.processors.extract.fields import month_first_dates, parties, totals
+from conveyor.processors.extract.fields.amounts import amounts_in_line, format_amount
+from conveyor.processors.extract.fields.currency import find_currency
+from conveyor.processors.extract.fields.dates import (
+    _date_rank,
+    _followed_by_time,
+    dates_in_line,
+)
+from conveyor.processors.extract.fields.normalise import (
+    has_legal_form,
+    normalise_company,
+    repair_legal_form,
+)
 from conveyor.processors.extract.kie.rows import DocRow
 
 __all__ = ["Candidate", "GENERATORS", "HEADER_ROWS", "MAX_ADDRESS_ROWS", "MULTI_VALUED", "SIGNALS", "candidates"]
@@ -67,7 +77,7 @@ class Candidate:
     value: str
     rows: tuple[int, ...]
     context: str
-    signals: dict[str, float] = field(default_factory=dict)
+    signals: dict[str, float] = dataclasses.field(default_factory=dict)  # the attribute `field` shadows the function
 
 
 @dataclass
@@ -308,7 +318,7 @@ def _effective_date_candidates(doc: _Doc) -> list[Candidate]:
                 found.append((i, iso, line, rest[:len(line) + 40]))
     isos = [f[1] for f in found]
     out = []
-    for i, iso, line, rest in found:
+    for i, iso, _line, rest in found:
         context = " ".join(doc.lines[j] for j in range(max(0, i - 1), min(len(doc.lines), i + 2)))
         out.append(Candidate("effective_date", iso, (i,), rest, {
             "effective": float(bool(_EFFECTIVE.search(context))), "as_of": float(bool(_AS_OF.search(context))),

@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from conveyor.processors.extract.kie.candidates import SIGNALS, Candidate
 from conveyor.processors.extract.kie.rows import DocRow
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["CONTEXT_BUCKETS", "VALUE_BUCKETS", "feature_matrix", "feature_names"]
 
@@ -69,7 +73,7 @@ def _hash_words(text: str, out: np.ndarray, offset: int, size: int) -> None:
 
 
 @lru_cache(maxsize=1)
-def _tokenizer():
+def _tokenizer() -> Tokenizer:
     from conveyor.processors.embed.model import load_tokenizer
 
     return load_tokenizer()

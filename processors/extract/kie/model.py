@@ -19,10 +19,11 @@ sha256 (checked before onnxruntime sees it), the feature names, and per field:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class KeyFieldModel:
         self.fields: tuple[str, ...] = tuple(sessions)
 
     @classmethod
-    def load(cls, directory: str | Path, *, intra_op_threads: int = 1) -> "KeyFieldModel":
+    def load(cls, directory: str | Path, *, intra_op_threads: int = 1) -> KeyFieldModel:
         """Load every ``<field>.onnx`` of ``directory`` after checking it against the manifest.
 
         Raises:
@@ -111,7 +112,8 @@ class KeyFieldModel:
 
     def spec(self, field: str) -> dict[str, Any]:
         """The manifest entry of ``field``."""
-        return self.manifest["fields"][field]
+        entry: dict[str, Any] = self.manifest["fields"][field]
+        return entry
 
     def scores(self, field: str, X: np.ndarray) -> np.ndarray:
         """``(n,)`` raw scores (log-odds) that each candidate (row of ``X``) is ``field``'s value."""

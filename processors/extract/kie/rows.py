@@ -7,10 +7,11 @@ reads both the same way, with ``geometry`` telling them apart.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from conveyor.processors.extract.layout import page_layout
+from conveyor.processors.extract.layout import LayoutRow, page_layout
 
 __all__ = ["DocRow", "document_rows", "page_rows"]
 
@@ -46,7 +47,7 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def page_rows(page: dict[str, Any], index: int, layout: Sequence | None = None) -> list[DocRow]:
+def page_rows(page: dict[str, Any], index: int, layout: Sequence[LayoutRow] | None = None) -> list[DocRow]:
     """Rows of one page dict of :func:`conveyor.processors.extract.extract_pages` (0-based ``index``).
 
     The OCR layout (``layout``, when the caller has already computed it, else from the page's boxes)
@@ -63,7 +64,7 @@ def page_rows(page: dict[str, Any], index: int, layout: Sequence | None = None) 
     return [DocRow(_squash(text), index, i, 0.0, i / n, 1.0, (i + 1) / n, 1.0, False) for i, text in enumerate(lines)]
 
 
-def document_rows(pages: Sequence[dict[str, Any]], first_layout: Sequence | None = None) -> list[DocRow]:
+def document_rows(pages: Sequence[dict[str, Any]], first_layout: Sequence[LayoutRow] | None = None) -> list[DocRow]:
     """Rows of every page, in page order (empty lines kept, so ``line`` matches the page text);
     ``first_layout``: the first page's layout rows when already computed."""
     return [row for index, page in enumerate(pages)

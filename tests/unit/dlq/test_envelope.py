@@ -7,7 +7,7 @@ from conveyor.processors.errors import CorruptDocumentError, TransientError
 def _raise(exc):
     try:
         raise exc
-    except Exception as caught:  # noqa: BLE001
+    except Exception as caught:  # noqa: BLE001 - returns whatever was raised, with its traceback
         return caught
 
 

@@ -7,8 +7,8 @@ in code by :mod:`tests.hostile` so no generated binary is checked in.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from pathlib import Path
-
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from conveyor.processors.embed import EmbedProcessor
 from conveyor.processors.embed.model import MODEL_SHA256, MiniLMEmbedder
 from conveyor.processors.errors import ModelInputError, ModelIntegrityError
 from conveyor.processors.models import MODELS_DIR
+from conveyor.schemas import schema_json
 
 REPO = Path(__file__).resolve().parents[3]
 INTENT_DIR = MODELS_DIR / "intent-banking77"
@@ -203,7 +203,7 @@ def test_texts_are_classified_and_routed(embed, stub_models_dir):
     proc = ClassifyProcessor(stub_models_dir)
     records = _text_records(embed, [q for q, _ in QUERIES])
     outcomes = proc.process_batch(records)
-    for (query, label), outcome in zip(QUERIES, outcomes):
+    for (_query, label), outcome in zip(QUERIES, outcomes):
         pred = outcome[0]
         assert pred["label"] == label
         assert pred["kind"] == "text" and pred["producer"] == "classify"
@@ -294,7 +294,7 @@ def test_duplicate_finder_error_fails_only_its_record(stub_models_dir):
 
 def test_predictions_validate_against_schema(embed, stub_models_dir):
     fastavro = pytest.importorskip("fastavro")
-    schema = fastavro.parse_schema(json.loads((REPO / "schemas" / "prediction.avsc").read_text()))
+    schema = fastavro.parse_schema(schema_json("prediction.avsc"))
     proc = ClassifyProcessor(stub_models_dir, find_duplicates=lambda d, v: [("x", 0.99)])
     records = _text_records(embed, ["card declined"]) + [_doc_record("d", "receipt", FIELDS)]
     for outcome in proc.process_batch(records):

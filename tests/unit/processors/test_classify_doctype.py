@@ -1,7 +1,6 @@
 """The shipped document-type model: manifest, loading, and a text-layer smoke run."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from conveyor.processors.classify import ClassifyProcessor
 from conveyor.processors.classify.models import OnnxClassifier
 from conveyor.processors.embed.model import MODEL_SHA256
 from conveyor.processors.models import MODELS_DIR
+from conveyor.schemas import schema_json
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -74,5 +74,5 @@ def test_text_layer_documents_end_to_end(rel, label):
     assert pred["label"] == label
     assert pred["kind"] == "document" and pred["model_name"] == "doctype"
     fastavro = pytest.importorskip("fastavro")
-    schema = fastavro.parse_schema(json.loads((REPO / "schemas" / "prediction.avsc").read_text()))
+    schema = fastavro.parse_schema(schema_json("prediction.avsc"))
     assert fastavro.validation.validate(pred, schema, raise_errors=True)

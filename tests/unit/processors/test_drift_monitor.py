@@ -1,4 +1,4 @@
-"""Unit tests of conveyor.processors.drift.monitor (windows, references, report shape, tests per signal)."""
+"""Unit tests of conveyor.streams.drift.monitor (windows, references, report shape, tests per signal)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conveyor.processors.drift.monitor import (
+from conveyor.streams.drift.monitor import (
     EMBEDDING,
     OCR_CONFIDENCE,
     TEXT_LENGTH,

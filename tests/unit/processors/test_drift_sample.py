@@ -1,4 +1,4 @@
-"""Unit tests of conveyor.processors.drift.sample (bottom-k samples) and the stored-reference
+"""Unit tests of conveyor.streams.drift.sample (bottom-k samples) and the stored-reference
 summary (conveyor.streams.drift.reference.summary)."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from conveyor.processors.drift.aggregate import EMBEDDING, TEXT_LENGTH, WindowAggregate, state_from_dict, state_to_dict
-from conveyor.processors.drift.sample import Sample, priority
+from conveyor.streams.drift.aggregate import EMBEDDING, TEXT_LENGTH, WindowAggregate, state_from_dict, state_to_dict
+from conveyor.streams.drift.sample import Sample, priority
 
 
 def test_priority_is_deterministic_and_uniform():
@@ -81,7 +81,7 @@ def test_window_aggregate_merge_rejects_mixed_kinds():
 
 def test_reference_summary():
     pytest.importorskip("confluent_kafka")
-    from conveyor.processors.drift.monitor import DriftMonitor
+    from conveyor.streams.drift.monitor import DriftMonitor
     from conveyor.streams.drift.reference import summary
 
     m = DriftMonitor(1)

@@ -1,5 +1,5 @@
-"""Unit tests of the drift statistics: conveyor.processors.drift.stats (labels) and
-conveyor.processors.drift.twosample (KS, MMD), including their calibration under "no drift"."""
+"""Unit tests of the drift statistics: conveyor.streams.drift.stats (labels) and
+conveyor.streams.drift.twosample (KS, MMD), including their calibration under "no drift"."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from conveyor.processors.drift import stats, twosample
+from conveyor.streams.drift import stats, twosample
 
 
 def _counts(values) -> dict[str, int]:
@@ -148,7 +148,7 @@ def test_mmd_statistic_matches_direct_computation():
     r = twosample.MMDTest(x).test(y, alpha=0.05, n_permutations=99)
     d_xx = ((x[:, None] - x[None]) ** 2).sum(-1)
     s2 = np.median(d_xx[~np.eye(30, dtype=bool)])
-    k = lambda a, b: np.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / s2)  # noqa: E731
+    k = lambda a, b: np.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / s2)  # noqa: E731 - the Gaussian kernel as one line beside the statistic it checks
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
     expected = ((kxx.sum() - 30) / (30 * 29) + (kyy.sum() - 20) / (20 * 19) - 2 * kxy.mean())
     assert r.value == pytest.approx(expected)

@@ -1,7 +1,6 @@
 """Unit tests of the embed stage with the real int8 all-MiniLM-L6-v2 model."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from conveyor.processors.embed import EmbedProcessor, doc_vector, embed_texts_as
 from conveyor.processors.embed.chunking import chunk_text
 from conveyor.processors.embed.model import MODEL_SHA256, MiniLMEmbedder, default_model_path
 from conveyor.processors.errors import ModelInputError, ModelIntegrityError
+from conveyor.schemas import schema_json
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -180,7 +180,7 @@ def test_bad_record_fails_alone(processor):
 
 def test_outputs_validate_against_embedded_schema(processor):
     fastavro = pytest.importorskip("fastavro")
-    schema = fastavro.parse_schema(json.loads((REPO / "schemas" / "embedded.avsc").read_text()))
+    schema = fastavro.parse_schema(schema_json("embedded.avsc"))
     outcomes = processor.process_batch([_text_record("a", "card declined"), _extracted_record("b")])
     for outcome in outcomes:
         assert fastavro.validation.validate(outcome[0], schema, raise_errors=True)

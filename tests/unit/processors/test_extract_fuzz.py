@@ -15,7 +15,6 @@ small pages to 736 px on the short side, ~0.4 s each on 2 cores), at most
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import fastavro
@@ -24,10 +23,11 @@ from hypothesis import HealthCheck, given, settings
 
 from conveyor.processors.errors import ConveyorError
 from conveyor.processors.extract import ExtractProcessor
+from conveyor.schemas import schema_json
 from tests.hostile import mutated, text_image, text_pdf
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "extract"
-SCHEMA = fastavro.parse_schema(json.loads((Path(__file__).resolve().parents[3] / "schemas" / "extracted.avsc").read_text()))
+SCHEMA = fastavro.parse_schema(schema_json("extracted.avsc"))
 MAX_PIXELS = 300_000
 MAX_PAGES = 3
 SEEDS = {

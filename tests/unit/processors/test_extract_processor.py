@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 
 import fastavro
 import pytest
 
 from conveyor.processors.errors import CorruptDocumentError, EmptyDocumentError, TransientError
 from conveyor.processors.extract import ExtractProcessor
-
-SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+from conveyor.schemas import schema_json
 
 
 @pytest.fixture(scope="module")
 def extracted_schema():
-    return fastavro.parse_schema(json.loads((SCHEMAS / "extracted.avsc").read_text()))
+    return fastavro.parse_schema(schema_json("extracted.avsc"))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +42,7 @@ def test_inline_document_becomes_a_valid_extracted_record(invoice, extracted_sch
     (out,) = ExtractProcessor().process_one(_document(invoice))
 
     assert fastavro.validation.validate(out, extracted_schema, raise_errors=True)
-    assert set(out) == {field["name"] for field in json.loads((SCHEMAS / "extracted.avsc").read_text())["fields"]}
+    assert set(out) == {field["name"] for field in schema_json("extracted.avsc")["fields"]}
     assert (out["doc_id"], out["trace_id"], out["producer"], out["producer_version"]) == (
         "doc-1", "trace-doc-1", "extract", "0.1.0")
     assert out["filename"] == "NetpresseInvoice.jpg"

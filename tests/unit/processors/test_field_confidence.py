@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
-from pathlib import Path
 
 import fastavro
 
@@ -14,8 +12,8 @@ from conveyor.processors.classify.routing import decide
 from conveyor.processors.extract.fields import extract_fields
 from conveyor.processors.extract.fields.confidence import gate
 from conveyor.processors.extract.fields.evidence import EXTRA_FIELDS, locate
+from conveyor.schemas import schema_json
 
-REPO = Path(__file__).resolve().parents[3]
 TABLE = {"fields": {"total_amount": {"total label": {"n": 30, "correct": 30, "precision": 1.0}},
                     "dates": {"date label": {"n": 20, "correct": 20, "precision": 1.0},
                               "date": {"n": 20, "correct": 18, "precision": 0.9}},
@@ -81,7 +79,7 @@ def _value(schema):
 
 def test_records_written_with_the_old_schemas_read_with_the_new_ones():
     for name in ("extracted", "embedded", "prediction"):
-        new = json.loads((REPO / "schemas" / f"{name}.avsc").read_text())
+        new = schema_json(f"{name}.avsc")
         old = _without_new_fields(new)
         record = _value(old)
         record["fields"] = {"dates": ["2020-03-02"], "total_amount": "7.16", "currency": "EUR",

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from conveyor.review.app import create_app
 from conveyor.review.queue import ReviewState
 from conveyor.review.settings import ReviewSettings
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from tests.unit.review.test_queue import apply, prediction
 
 

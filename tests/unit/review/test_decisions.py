@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conveyor.review.app import decision_from_form
-from conveyor.review.feedback import (ConflictError, Decision, DecisionError, feedback_record, same_decision,
-                                      validate)
+from conveyor.review.feedback import ConflictError, Decision, DecisionError, feedback_record, same_decision, validate
 from conveyor.review.queue import ReviewItem
 from tests.unit.review.test_queue import prediction
 
@@ -34,7 +33,7 @@ def test_a_form_keeps_only_what_the_reviewer_changed():
 
 @pytest.mark.parametrize("decision, error, message", [
     (Decision("accept", version="1:3"), ConflictError, "stale version '1:3'"),
-    (Decision("approve", version="1:4"), DecisionError, "unknown action 'approve'"),  # type: ignore[arg-type]
+    (Decision("approve", version="1:4"), DecisionError, "unknown action 'approve'"),  # type: ignore[arg-type]  # the bad input under test
     (Decision("correct", version="1:4", fields=(("swift_code", "DE00"),)), DecisionError, "unknown field 'swift_code'"),
     (Decision("correct", version="1:4", fields=(("vendor", "x" * 201),)), DecisionError, "201 characters"),
     (Decision("correct", version="1:4", label="passport"), DecisionError, "unknown label 'passport'"),

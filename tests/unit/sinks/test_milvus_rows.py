@@ -12,11 +12,11 @@ import pytest
 
 from conveyor.sinks.base import RowError
 from conveyor.sinks.milvus_rows import (
-    chunk_rows,
     FILENAME_MAX_BYTES,
     ROW_FIELDS,
     TEXT_MAX_BYTES,
     VECTOR_DIM,
+    chunk_rows,
     row_nbytes,
     truncate_utf8,
 )
@@ -57,7 +57,7 @@ def _embedded(doc_id: str = "doc-1", n_chunks: int = 3, **over) -> dict:
 
 def test_the_index_stage_is_named_after_the_stage_and_versioned_by_its_sink():
     from conveyor.sinks.milvus import MilvusSink
-    from conveyor.streams.stages import SinkRows
+    from conveyor.streams.runtime.stages import SinkRows
 
     p = SinkRows("index", MilvusSink.__new__(MilvusSink))
     assert (p.name, p.version) == ("index", MilvusSink.version)
@@ -102,7 +102,7 @@ def test_missing_trace_id_falls_back_to_doc_id():
 
 
 def test_datetime_event_time_becomes_epoch_ms():
-    when = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
     rows = chunk_rows(_embedded(event_time=when, n_chunks=1))
     assert rows[0]["event_time"] == int(when.timestamp() * 1000)
 
@@ -196,7 +196,7 @@ def test_invalid_envelope_is_model_input_error(over):
 
 def test_the_index_stage_isolates_bad_records():
     from conveyor.sinks.milvus import MilvusSink
-    from conveyor.streams.stages import SinkRows
+    from conveyor.streams.runtime.stages import SinkRows
 
     sink = MilvusSink.__new__(MilvusSink)  # rows() needs only the dimension: no connection
     sink.dim = VECTOR_DIM

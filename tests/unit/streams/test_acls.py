@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.streams.acls import Grant, denial, pipeline_grants, stage_grants
-from conveyor.streams.pipeline import builtin_pipeline
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.ops.acls import Grant, denial, pipeline_grants, stage_grants
+from conveyor.streams.topology.pipeline import builtin_pipeline
 
 S = Settings(namespace="ns")
 
@@ -62,7 +62,7 @@ def test_the_cli_prints_one_line_per_grant():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "conveyor.streams.cli", "acls", "--stage", "embed"],
+    out = subprocess.run([sys.executable, "-m", "conveyor.streams.cli.main", "acls", "--stage", "embed"],
                          env={**os.environ, "CONVEYOR_NAMESPACE": "ns"}, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]

@@ -3,10 +3,18 @@
 The consumer is a call-recording stand-in holding a local queue (what librdkafka has fetched)."""
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
-from conveyor.streams.runner import Runner
-from conveyor.streams.settings import Settings
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from conveyor.processors.base import Processor
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.serde import AvroSerde
+from conveyor.streams.runtime.health import Health
+from conveyor.streams.runtime.runner import Runner, Stage
+from tests.unit.streams.memory_kafka import MemoryBroker
 
 
 class Queue:
@@ -27,10 +35,21 @@ class Queue:
         return taken
 
 
+class Echo(Processor):
+    name = "echo"
+
+    def process_one(self, record):
+        return [record]
+
+
 def _runner(queue, batch_size=32, linger_ms=0, poll_timeout=0.5) -> Runner:
-    r = Runner.__new__(Runner)
-    r.consumer, r.batch_size, r.poll_timeout = queue, batch_size, poll_timeout
-    r.settings = Settings(batch_linger_ms=linger_ms)
+    """A runner on the in-memory broker whose consumer is ``queue``."""
+    settings = Settings(namespace="b", batch_linger_ms=linger_ms, home=Path(tempfile.mkdtemp()))
+    broker = MemoryBroker({"b.texts": 1, "b.retry.echo": 1, "b.dlq.echo": 1})
+    r = Runner(settings, Stage(Echo(), ("texts",)), batch_size=batch_size, poll_timeout=poll_timeout,
+               serde=AvroSerde(settings, client=SchemaRegistryClient.new_client({"url": "mock://"})),
+               health=Health(), clients=broker.clients())
+    r.consumer = queue
     return r
 
 
@@ -38,7 +57,7 @@ def test_records_that_wait_are_taken_at_once():
     q = Queue(now=["a", "b", "c"])
     t = time.monotonic()
     assert _runner(q).next_batch() == ["a", "b", "c"]
-    assert time.monotonic() - t < 0.05 and q.calls[0] == (32, 0)
+    assert time.monotonic() - t < 0.4 and q.calls[0] == (32, 0)  # well under the 0.5 s poll timeout
 
 
 def test_an_empty_queue_waits_for_the_first_record_only():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from conveyor.processors.models import MODELS_DIR
+from conveyor.streams.config.settings import Settings
 from conveyor.streams.drift.cli import reference_from_texts
-from conveyor.streams.settings import Settings
 
 
 def test_reference_from_texts_with_the_document_type_model(tmp_path, monkeypatch):

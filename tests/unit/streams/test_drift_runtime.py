@@ -9,17 +9,16 @@ import pytest
 
 pytest.importorskip("faust")
 
-from prometheus_client import REGISTRY  # noqa: E402
+import numpy as np
+from prometheus_client import REGISTRY
 
-import numpy as np  # noqa: E402
-
-from conveyor.processors.drift.monitor import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH, label_signal  # noqa: E402
-from conveyor.processors.drift.sample import priority  # noqa: E402
-from conveyor.streams.drift import tables  # noqa: E402
-from conveyor.streams.drift.config import DriftConfig  # noqa: E402
-from conveyor.streams.drift.runtime import DriftRuntime  # noqa: E402
-from conveyor.streams.serde import AvroSerde  # noqa: E402
-from conveyor.streams.settings import Settings  # noqa: E402
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.drift import tables
+from conveyor.streams.drift.config import DriftConfig
+from conveyor.streams.drift.monitor import EMBEDDING, OCR_CONFIDENCE, TEXT_LENGTH, label_signal
+from conveyor.streams.drift.runtime import DriftRuntime
+from conveyor.streams.drift.sample import priority
+from conveyor.streams.kafka.serde import AvroSerde
 
 W = 2000
 BASE = 1_700_000_000_000

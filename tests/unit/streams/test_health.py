@@ -9,8 +9,8 @@ import time
 
 from prometheus_client import REGISTRY
 
-from conveyor.streams.health import Health
-from conveyor.streams.logs import bind_processor, configure, record_context
+from conveyor.streams.runtime.health import Health
+from conveyor.streams.telemetry.logs import bind_processor, configure, record_context
 
 
 def _call(app, path: str) -> tuple[str, dict]:

@@ -3,11 +3,11 @@ import hashlib
 import pytest
 
 from conveyor.processors.errors import CorruptDocumentError
-from conveyor.streams import env
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.blobstore import BlobStore
+from conveyor.streams.kafka.io import abbreviate, document_record, iter_files, read_texts_csv
 from conveyor.tools.accounting import Ledger
-from conveyor.streams.blobstore import BlobStore
-from conveyor.streams.io import abbreviate, document_record, iter_files, read_texts_csv
-from conveyor.streams.settings import Settings
 
 
 def test_small_documents_travel_inline_large_ones_by_blob_reference(tmp_path):

@@ -1,5 +1,5 @@
 """Consumer lag from librdkafka statistics, with and without a committed offset the consumer knows."""
-from conveyor.streams.metrics import partition_lag
+from conveyor.streams.telemetry.metrics import partition_lag
 
 
 def test_lag_prefers_the_committed_offset_then_the_position():

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conveyor.processors.models import MODELS_DIR
-from conveyor.streams.model_registry import SHIPPED, ModelRegistry, RegistryError
+from conveyor.streams.ops.model_registry import SHIPPED, ModelRegistry, RegistryError
 
 
 def _candidate(tmp_path, payload: bytes, decision: str):

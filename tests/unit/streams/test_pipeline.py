@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 
 from conveyor.processors.base import Processor
-from conveyor.streams.pipeline import (
-    BUILTIN_STAGES, Output, Pipeline, SOURCES, StageSpec, UnknownStageError, builtin_pipeline, process_groups,
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.topics import WRITE_TIME, catalogue
+from conveyor.streams.topology.pipeline import (
+    BUILTIN_STAGES,
+    SOURCES,
+    Output,
+    Pipeline,
+    StageSpec,
+    UnknownStageError,
+    builtin_pipeline,
+    process_groups,
 )
-from conveyor.streams.plugins import PluginError, stage_of
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import WRITE_TIME, catalogue
+from conveyor.streams.topology.plugins import PluginError, stage_of
 
 
 def test_the_catalogue_is_derived_from_the_stages():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from confluent_kafka import Message
 
-from conveyor.streams.poison import MAX_CRASHES, CrashGuard
+from conveyor.streams.runtime.poison import MAX_CRASHES, CrashGuard
 
 
 def _msg(partition: int, offset: int) -> Message:

@@ -5,8 +5,8 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from conveyor.dlq.envelope import RETRY_DUE
-from conveyor.streams.faults import INJECTED_ATTEMPTS, injected_failure
-from conveyor.streams.retry_gate import RetryGate
+from conveyor.streams.runtime.faults import INJECTED_ATTEMPTS, injected_failure
+from conveyor.streams.runtime.retry_gate import RetryGate
 
 
 class Msg:

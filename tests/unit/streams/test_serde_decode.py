@@ -19,10 +19,13 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.utils import generate_one
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conveyor.streams.io import text_record
-from conveyor.streams.serde import (
+from conveyor.schemas import schema_json, schema_text
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.io import text_record
+from conveyor.streams.kafka.serde import (
     AvroSerde,
     DecodeError,
     RegistryUnavailableError,
@@ -32,15 +35,13 @@ from conveyor.streams.serde import (
     record_full_name,
     registry_unavailable,
 )
-from conveyor.streams.settings import Settings
-from conveyor.streams.pipeline import schema_file
 from tests.hostile import framed, mutated, not_avro
 
 FILES = {"texts": "text.avsc", "documents": "document.avsc", "extracted": "extracted.avsc",
          "embedded": "embedded.avsc", "predictions": "prediction.avsc"}
 IDS = {role: 100 + i for i, role in enumerate(FILES)}
-RAW = {role: json.loads(schema_file(name).read_text()) for role, name in FILES.items()}
-WRITERS = {role: WriterSchema.from_str(IDS[role], schema_file(name).read_text()) for role, name in FILES.items()}
+RAW = {role: schema_json(name) for role, name in FILES.items()}
+WRITERS = {role: WriterSchema.from_str(IDS[role], schema_text(name)) for role, name in FILES.items()}
 EXPECTED = {role: record_full_name(RAW[role]) for role in FILES}
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -1,9 +1,11 @@
 
+import dataclasses
+
 import pytest
 
-from conveyor.streams import env
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import catalogue, dlq_topics, role_of, topic
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.topics import catalogue, dlq_topics, role_of, topic
 
 
 def test_defaults_point_at_the_local_stack(tmp_path):
@@ -34,7 +36,7 @@ def test_bad_numbers_are_reported_by_variable_name():
 
 
 def test_settings_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().namespace = "x"
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from conveyor.streams import env
-from conveyor.streams.settings import Settings
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.bench import cpu
 from conveyor.tools.bench.__main__ import _targets
 from conveyor.tools.bench.soak import _summary
@@ -69,7 +69,7 @@ def test_targets_compare_the_embed_step_with_quix_at_least_once():
 
 
 def test_supervisor_gives_each_copy_of_a_group_its_own_instance_id_and_log(monkeypatch, tmp_path):
-    from conveyor.streams import supervisor
+    from conveyor.streams.runtime import supervisor
 
     started = []
 

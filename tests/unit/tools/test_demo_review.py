@@ -1,7 +1,7 @@
 """`make demo` ends with the review queue's URL and how many of its results wait there."""
 from __future__ import annotations
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.accounting import Ledger
 from conveyor.tools.demo.run import review_line
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
+from conveyor.streams.drift.aggregate import EMBEDDING
 from conveyor.tools.drift_validation import scenarios
-from conveyor.processors.drift.aggregate import EMBEDDING
 from conveyor.tools.drift_validation.corpus import DEFAULT_CORPUS, corpus_available
 
 pytestmark = [

@@ -1,8 +1,8 @@
 """Duplicate-evaluation helpers and the known-issuer templates (no model, no corpus)."""
 from __future__ import annotations
 
-from conveyor.tools.evaluation.duplicates import document_numbers, fields_conflict, numbers_agree
 from conveyor.processors.extract.fields.issuers import load_issuer_templates, match_issuer
+from conveyor.tools.evaluation.duplicates import document_numbers, fields_conflict, numbers_agree
 
 
 def test_numbers_of_a_rescan_agree_and_those_of_two_fills_of_a_form_do_not():

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conveyor.streams.pipeline import builtin_pipeline
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import catalogue
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.topics import catalogue
+from conveyor.streams.topology.pipeline import builtin_pipeline
 from conveyor.tools.k8s import K8S_DIR, rendered_files
 from conveyor.tools.k8s.manifests import TOPIC_PREFIX
 
@@ -94,7 +94,8 @@ def test_a_misspelled_field_and_a_wrong_type_are_rejected(validator):
     deployment, scaled = objects[("Deployment", "conveyor-embed")], objects[("ScaledObject", "conveyor-embed")]
     topic = objects[("KafkaTopic", "conveyor.embedded")]
     for obj, path, value, why in [
-        (deployment, ["spec", "template", "spec", "containers", "0", "imagePullPolcy"], "Always", "'imagePullPolcy' was unexpected"),
+        (deployment, ["spec", "template", "spec", "containers", "0", "imagePullPolcy"], "Always",
+         "'imagePullPolcy' was unexpected"),
         (deployment, ["spec", "replicas"], "two", "'two' is not of type 'integer'"),
         (scaled, ["spec", "maxReplicaCont"], 3, "'maxReplicaCont' was unexpected"),
         (scaled, ["spec", "maxReplicaCount"], "3", "'3' is not of type 'integer'"),

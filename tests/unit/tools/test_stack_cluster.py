@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.stack import recorded_brokers, with_brokers
 from conveyor.tools.stack._cluster import active_controller
 from conveyor.tools.stack._kafka import nodes

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from conveyor.streams import env
-from conveyor.streams.settings import Settings
+from conveyor.streams.config import env
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.stack import _kafka, _registry, _tls, with_tls
 
 
@@ -19,7 +19,7 @@ def test_ensure_makes_a_ca_and_a_server_certificate_for_the_stack(tmp_path):
     assert "IP Address:127.0.0.1" in sans and "DNS:localhost" in sans
     chain = _tls.openssl(["verify", "-CAfile", str(files.ca_cert), str(files.server_cert)])
     assert chain.strip().endswith("OK")
-    left = _tls.not_after(files.server_cert) - dt.datetime.now(dt.timezone.utc)
+    left = _tls.not_after(files.server_cert) - dt.datetime.now(dt.UTC)
     assert dt.timedelta(days=_tls.SERVER_DAYS - 1) < left <= dt.timedelta(days=_tls.SERVER_DAYS)
     pem = files.keystore.read_text()
     assert pem.startswith("-----BEGIN PRIVATE KEY-----") and "BEGIN CERTIFICATE" in pem  # PKCS#8 + chain
@@ -31,7 +31,7 @@ def test_ensure_keeps_a_good_certificate_and_renews_a_bad_one(tmp_path):
     _tls.ensure(tmp_path, log=lambda _l: None)
     assert files.server_cert.read_bytes() == first and files.credentials.read_text() == creds
 
-    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)  # inside RENEW_BEFORE
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)  # inside RENEW_BEFORE
     _tls.issue(files.ca_cert, files.ca_key, files.directory, expires=soon)
     assert abs((_tls.not_after(files.server_cert) - soon).total_seconds()) < 2
     _tls.ensure(tmp_path, log=lambda _l: None)

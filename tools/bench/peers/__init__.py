@@ -19,10 +19,11 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
-from conveyor.streams.settings import Settings
+from conveyor.streams.config.settings import Settings
 from conveyor.tools.bench import openloop
 
 QUIX_VERSION = "3.28.1"
@@ -57,7 +58,7 @@ def quix_python(root: Path = Path("build") / "bench" / "quix-venv") -> Path:
 
 def _command(framework: str, settings: Settings, group: str) -> list[str]:
     if framework == "conveyor":
-        return [sys.executable, "-m", "conveyor.streams.cli", "run", "embed"]
+        return [sys.executable, "-m", "conveyor.streams.cli.main", "run", "embed"]
     if framework.startswith("quix-"):
         return [str(quix_python()), "-m", "conveyor.tools.bench.peers.quix_app", settings.namespace, group,
                 framework.removeprefix("quix-")]
@@ -83,7 +84,7 @@ def run_one(framework: str, base: Settings, texts: Sequence[str], seconds: float
     Raises:
         RuntimeError: the framework's process died (its log's tail in the message).
     """
-    from conveyor.streams.admin import create_topics
+    from conveyor.streams.kafka.admin import create_topics
 
     stamp = time.strftime("%H%M%S")
     settings = dataclasses.replace(base, namespace=f"benchpeer{framework.replace('-', '')}{stamp}")
@@ -117,7 +118,7 @@ def bench_peers(texts: Sequence[str], seconds: float, emit: Callable[[dict], Non
             for fw in frameworks:
                 try:
                     res = {"run": run + 1, **run_one(fw, base, texts, seconds, Path(tmp))}
-                except Exception as exc:  # reported, the other frameworks still run
+                except Exception as exc:  # noqa: BLE001 - reported, the other frameworks still run
                     res = {"run": run + 1, "framework": fw, "error": f"{type(exc).__name__}: {exc}"[:2000]}
                 out.append(res)
                 emit({"benchmark": "peer_embed_step", **res})
@@ -135,7 +136,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args(argv)
-    from conveyor.streams.logs import configure
+    from conveyor.streams.telemetry.logs import configure
     from conveyor.tools.bench.__main__ import _texts
     from conveyor.tools.stack import up
 

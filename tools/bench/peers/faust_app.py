@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the worker until it is stopped (SIGTERM/SIGINT)."""
     import faust
 
-    from conveyor.streams.settings import Settings
+    from conveyor.streams.config.settings import Settings
     from conveyor.tools.bench.peers.step import EmbedStep
 
     namespace, group = (argv if argv is not None else sys.argv[1:])[:2]

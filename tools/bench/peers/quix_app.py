@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the app until it is stopped (SIGTERM/SIGINT)."""
     from quixstreams import Application
 
-    from conveyor.streams.settings import Settings
+    from conveyor.streams.config.settings import Settings
     from conveyor.tools.bench.peers.step import EmbedStep
 
     namespace, group, guarantee = (argv if argv is not None else sys.argv[1:])[:3]

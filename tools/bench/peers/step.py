@@ -8,11 +8,11 @@ threads and chunking as the stage) and encoded as an ``<ns>.embedded`` record ke
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from conveyor.streams.serde import AvroSerde, key_bytes
-from conveyor.streams.settings import Settings
-from conveyor.streams.topics import topic
+from conveyor.streams.config.settings import Settings
+from conveyor.streams.kafka.serde import AvroSerde, key_bytes
+from conveyor.streams.kafka.topics import topic
 
 
 class EmbedStep:
@@ -36,7 +36,7 @@ class EmbedStep:
         ``<ns>.embedded``, one per text, in order.
 
         Raises:
-            conveyor.streams.serde.DecodeError: a value is not a text record (benchmarks feed
+            conveyor.streams.kafka.serde.DecodeError: a value is not a text record (benchmarks feed
                 only valid ones).
             BaseException: the processor's error for a text, re-raised.
         """

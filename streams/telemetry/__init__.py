@@ -1,0 +1,2 @@
+"""Telemetry every stage shares: structured logs (:mod:`.logs`) and the Prometheus metrics (:mod:`.metrics`).
+"""
