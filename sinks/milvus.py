@@ -20,6 +20,11 @@ Behaviour the runner relies on (see :mod:`conveyor.sinks.base`):
 
 The token is passed to the client only when non-empty and is never logged or
 shown in ``repr``; credentials embedded in a URI are masked in logs.
+
+Why one module of ~480 lines: buffering, the lazily made client, the collection it creates and
+the similarity search share one client, its connection lock and one backoff state (a search after Milvus
+came back must see the reconnected client); the row mapping and its limits are already apart
+(:mod:`conveyor.sinks.milvus_rows`).
 """
 from __future__ import annotations
 
