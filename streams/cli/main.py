@@ -125,7 +125,7 @@ def run(names: tuple[str, ...]) -> None:
     Several runner stages given together share this process (one thread each).
     ``all`` supervises every stage as a child process and restarts crashes.
     """
-    from conveyor.streams.topology.engines import engine_of
+    from conveyor.streams.topology.engines import engine_for
     from conveyor.streams.topology.pipeline import UnknownStageError, pipeline
 
     p = pipeline()
@@ -136,11 +136,10 @@ def run(names: tuple[str, ...]) -> None:
             specs = [p.stage(n) for n in names]
         except UnknownStageError as exc:
             raise click.ClickException(str(exc)) from None
-        engines = {engine_of(s).name for s in specs}
-        alone = [s.name for s in specs if not engine_of(s).shares_process]
-        if len(specs) > 1 and (alone or len(engines) > 1):
-            raise click.ClickException(f"{', '.join(alone or [s.name for s in specs])} "
-                                       "runs on its own; start it with its own `conveyor run`")
+        try:
+            engine = engine_for(specs)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     settings = kafka_settings()
     setup_logging(settings)
     from conveyor.streams.runtime import health
@@ -155,7 +154,7 @@ def run(names: tuple[str, ...]) -> None:
     for spec in specs:  # counters at 0 before the first record, so the first increase is seen
         metrics.initialise(spec.name)
     health.serve(settings.metrics_port, settings.metrics_addr)
-    engine_of(specs[0]).run([s.name for s in specs], settings)
+    engine.run([s.name for s in specs], settings)
 
 
 # -- produce -------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class KafkaDeadLetterStore:
         Raises:
             TimeoutError: the end was not reached within ``timeout`` seconds.
         """
-        return [ConsumedRecord(m) for m in read_to_end(self.settings, topic, timeout=timeout, missing_ok=True)]
+        return (ConsumedRecord(m) for m in read_to_end(self.settings, topic, timeout=timeout, missing_ok=True))
 
     def existing_topics(self, timeout: float) -> set[str]:
         """Names of the topics on the cluster."""

@@ -16,7 +16,7 @@ A new engine is one more :class:`Engine` in :data:`ENGINES` and the function its
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -60,13 +60,8 @@ class Engine:
         return cast("Callable[[list[str], Settings], None]", getattr(importlib.import_module(module), func))
 
     def run(self, names: list[str], settings: Settings) -> None:
-        """Run the stages ``names`` (all on this engine) in this process until stopped.
-
-        Raises:
-            ValueError: several stages on an engine that runs each stage alone.
-        """
-        if len(names) > 1 and not self.shares_process:
-            raise ValueError(f"{', '.join(names)} run on {self.name!r}, which runs one stage per process")
+        """Run the stages ``names`` (all on this engine, as :func:`engine_for` chose) in this
+        process until stopped."""
         self.runner()(names, settings)
 
 
@@ -89,3 +84,17 @@ def engine_of(spec: StageSpec) -> Engine:
         return ENGINES[spec.engine]
     except KeyError:
         raise ValueError(f"stage {spec.name!r}: unknown engine {spec.engine!r}; known: {', '.join(ENGINES)}") from None
+
+
+def engine_for(specs: Sequence[StageSpec]) -> Engine:
+    """The one engine that runs ``specs`` (at least one) together in one process.
+
+    Raises:
+        ValueError: they cannot share a process: one runs on an engine that runs each stage
+            alone, or they run on different engines (the message names the stages to start alone).
+    """
+    alone = [s.name for s in specs if not engine_of(s).shares_process]
+    if len(specs) > 1 and (alone or len({engine_of(s).name for s in specs}) > 1):
+        raise ValueError(f"{', '.join(alone or [s.name for s in specs])} runs on its own; "
+                         "start it with its own `conveyor run`")
+    return engine_of(specs[0])
